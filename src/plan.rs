@@ -1,0 +1,107 @@
+//! The validated, defaults-resolved form of a scenario: what a run executes.
+//!
+//! `scenario.rs` turns a TOML file into a `Plan`; everything downstream reads only this.
+
+use std::time::Duration;
+
+use crate::profile::HeaderProfile;
+
+/// A scenario after validation: every field is present and within range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Short name, used for the results folder (`results/<name>/<stamp>/`).
+    pub name: String,
+    pub description: String,
+    /// Simulated clients per transport run.
+    pub clients: u32,
+    /// Channels the clients are spread over (client `i` subscribes to channel `i % channels`).
+    pub channels: u32,
+    /// Connections opened per second while ramping up.
+    pub connect_rate_per_s: f64,
+    /// Messages published before the measured window, so that every client is in steady state.
+    pub warmup: Duration,
+    /// Length of the measured window.
+    pub duration: Duration,
+    /// How long to wait after the last publish for the last deliveries.
+    pub drain: Duration,
+    /// Messages published per second on each channel.
+    pub message_rate_per_s: f64,
+    /// Size of every published payload (at least `payload::HEADER_BYTES`).
+    pub payload_bytes: usize,
+    pub target: TargetPlan,
+    pub transports: Vec<TransportPlan>,
+}
+
+/// Where the clients connect and the publisher publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetPlan {
+    /// pushbench starts its own hub for each transport run.
+    Embedded,
+    /// A server that is already running: base URLs such as `http://127.0.0.1:8080`.
+    External { urls: Vec<String> },
+}
+
+/// One transport to measure, with its options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportPlan {
+    /// Interval polling: one request every `interval`, at a fixed rate with a random phase.
+    HttpPoll {
+        interval: Duration,
+        headers: HeaderProfile,
+    },
+    /// Long polling: the server holds each request until a message is newer than the client's.
+    HttpLongpoll {
+        headers: HeaderProfile,
+        /// How long the (embedded) server holds a request before answering 304.
+        timeout: Duration,
+    },
+    /// WebSocket: the server pushes every message as one binary frame.
+    Websocket {
+        /// Client read buffer; tungstenite's 128 KiB default costs ~134 KB per connection.
+        read_buffer_bytes: usize,
+    },
+}
+
+impl TransportPlan {
+    /// The transport's kind as written in scenario files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportPlan::HttpPoll { .. } => "http-poll",
+            TransportPlan::HttpLongpoll { .. } => "http-longpoll",
+            TransportPlan::Websocket { .. } => "websocket",
+        }
+    }
+
+    /// A label that tells runs of the same kind apart, e.g. `http-poll(websocket-org-2010)`.
+    pub fn label(&self) -> String {
+        match self {
+            TransportPlan::HttpPoll { headers, .. } | TransportPlan::HttpLongpoll { headers, .. } => {
+                format!("{}({})", self.kind(), headers.name())
+            }
+            TransportPlan::Websocket { .. } => self.kind().to_string(),
+        }
+    }
+
+    /// The header profile the embedded hub answers with for this transport.
+    pub fn response_profile(&self) -> HeaderProfile {
+        match self {
+            TransportPlan::HttpPoll { headers, .. } | TransportPlan::HttpLongpoll { headers, .. } => {
+                headers.clone()
+            }
+            TransportPlan::Websocket { .. } => HeaderProfile::Minimal,
+        }
+    }
+}
+
+impl Plan {
+    /// Messages each channel publishes during warm-up (at least one: its delivery opens the
+    /// byte window of every client).
+    pub fn warmup_messages(&self) -> u64 {
+        ((self.warmup.as_secs_f64() * self.message_rate_per_s).round() as u64).max(1)
+    }
+
+    /// Messages each channel publishes inside the measured window (at least one).
+    pub fn window_messages(&self) -> u64 {
+        ((self.duration.as_secs_f64() * self.message_rate_per_s).round() as u64).max(1)
+    }
+}

@@ -1,0 +1,3 @@
+//! Targets: the servers under test.
+
+pub mod hub;
