@@ -1,8 +1,29 @@
-//! pushbench: measures what it costs to push server updates to many clients by HTTP polling,
-//! long polling, WebSocket and MQTT: bytes on the wire and end-to-end latency per message.
+//! pushbench measures what it costs to push server updates to many clients by HTTP polling,
+//! long polling and WebSocket: bytes on the wire and end-to-end latency per delivered message.
+//!
+//! `run` executes a parsed command line; tests drive the same library in-process
+//! (`runner::run_transport` with `target::Launch::InProcess`).
 
+mod app;
+pub mod cli;
+pub mod fleet;
 pub mod payload;
 pub mod plan;
 pub mod profile;
+pub mod publisher;
+pub mod report;
+pub mod result;
+pub mod runner;
 pub mod scenario;
+pub mod stats;
+pub mod sys;
 pub mod target;
+pub mod transport;
+pub mod wire;
+
+pub use app::EXIT_INTERRUPTED;
+
+/// Runs the command line's subcommand; the exit code says how it went.
+pub fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
+    app::execute(cli.command)
+}

@@ -1,0 +1,175 @@
+//! The subcommands: glue between the command line, the library and the reporters.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Command, RunArgs, ServeArgs, ServeHeaders, ValidateArgs};
+use crate::plan::{Plan, TransportPlan};
+use crate::profile::HeaderProfile;
+use crate::report::{self, console, progress::Bars};
+use crate::result::RunResult;
+use crate::runner::{self, RunOptions};
+use crate::target::hub::{Hub, HubConfig};
+use crate::target::{Launch, READY_PREFIX};
+use crate::{scenario, sys};
+
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT), after writing what it measured.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs one subcommand to its end.
+pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match command {
+            Command::Run(args) => run(args).await,
+            Command::Validate(args) => validate(&args),
+            Command::Serve(args) => serve(args).await,
+        }
+    })
+}
+
+fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for path in &args.scenarios {
+        match scenario::load(path) {
+            Ok(plan) => println!("{}: ok\n{}", path.display(), scenario::describe(&plan)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let plan = scenario::load(&args.scenario)?;
+    let transports = selected(&plan, &args.only)?;
+    let fd_limit = sys::raise_fd_limit();
+    let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan));
+    let options = RunOptions {
+        launch: Launch::ChildProcess {
+            exe: std::env::current_exe().context("locating the pushbench binary")?,
+        },
+        interrupt: CancellationToken::new(),
+    };
+    watch_ctrl_c(options.interrupt.clone());
+    eprintln!(
+        "{}: {} clients, {} transport run(s), open-files limit {fd_limit}; results in {}",
+        plan.name,
+        plan.clients,
+        transports.len(),
+        out.display()
+    );
+
+    let bars = Bars::default();
+    let mut results: Vec<RunResult> = Vec::new();
+    let mut failures = 0;
+    for transport in transports {
+        match runner::run_transport(&plan, transport, &options, &bars).await {
+            Ok(result) => {
+                eprintln!("{}", one_line(&result));
+                results.push(result);
+                failures += write(&out, &results);
+            }
+            Err(e) => {
+                eprintln!("error: {} failed: {e:#}", transport.label());
+                failures += 1;
+            }
+        }
+        if options.interrupt.is_cancelled() {
+            break;
+        }
+    }
+    println!("{}", console::table(&results));
+    if !results.is_empty() {
+        println!("results: {}", out.display());
+    }
+    Ok(if options.interrupt.is_cancelled() {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The scenario's transports, filtered by `--only` (label or kind); an unknown name is an error.
+fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p TransportPlan>> {
+    if only.is_empty() {
+        return Ok(plan.transports.iter().collect());
+    }
+    let matches = |t: &TransportPlan, name: &str| t.label() == name || t.kind() == name;
+    if let Some(unknown) = only.iter().find(|name| !plan.transports.iter().any(|t| matches(t, name))) {
+        let known: Vec<String> = plan.transports.iter().map(TransportPlan::label).collect();
+        anyhow::bail!("--only {unknown}: the scenario has no such transport (it has: {})", known.join(", "));
+    }
+    Ok(plan
+        .transports
+        .iter()
+        .filter(|t| only.iter().any(|name| matches(t, name)))
+        .collect())
+}
+
+fn default_out_dir(plan: &Plan) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    Path::new("results").join(&plan.name).join(stamp)
+}
+
+/// Writes the summaries so far; returns how many reporters failed (their errors printed).
+fn write(out: &Path, results: &[RunResult]) -> usize {
+    let (_, errors) = report::write_summaries(out, results);
+    for e in &errors {
+        eprintln!("error: {e:#}");
+    }
+    errors.len()
+}
+
+fn one_line(r: &RunResult) -> String {
+    format!(
+        "{}: {}/{} delivered, {:.2} B/message ({:.2} overhead), p99 {}",
+        r.transport,
+        r.messages_delivered,
+        r.messages_expected,
+        r.bytes_per_message,
+        r.overhead_bytes_per_message,
+        console::micros(r.latency_p99_us)
+    )
+}
+
+fn watch_ctrl_c(interrupt: CancellationToken) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: ending the current run and writing what it measured");
+            interrupt.cancel();
+        }
+    });
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = HubConfig {
+        profile: match args.headers {
+            ServeHeaders::Minimal => HeaderProfile::Minimal,
+            ServeHeaders::Browser => HeaderProfile::Browser,
+            ServeHeaders::WebsocketOrg2010 => HeaderProfile::WebsocketOrg2010,
+        },
+        longpoll_timeout: args.longpoll_timeout,
+        history: args.history,
+        ws_queue: args.ws_queue,
+        ..HubConfig::default()
+    };
+    sys::raise_fd_limit();
+    let hub = Hub::start(args.listen, config)
+        .await
+        .with_context(|| format!("starting the hub on {}", args.listen))?;
+    // The first stdout line is the contract with `Launch::ChildProcess`.
+    println!("{READY_PREFIX}{}", hub.local_addr());
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,95 @@
+//! Command line: what each subcommand does, taught by its help.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Measures what it costs to push server updates to many clients by HTTP polling, long
+/// polling and WebSocket: bytes on the wire and end-to-end latency per delivered message.
+///
+/// A scenario file (TOML) names the clients, the message stream and the transports to compare;
+/// `pushbench run` measures each transport against the embedded hub (or an external server)
+/// and writes summary.csv and summary.json under results/<scenario>/<UTC stamp>/.
+///
+/// Examples:
+///   pushbench run scenarios/use-case-a.toml
+///   pushbench validate scenarios/*.toml
+///   pushbench serve --listen 127.0.0.1:8080 --headers websocket-org-2010
+#[derive(Debug, Parser)]
+#[command(name = "pushbench", version, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(RunArgs),
+    Validate(ValidateArgs),
+    Serve(ServeArgs),
+}
+
+/// Run a scenario: every transport it lists, one after the other, then print a comparison
+/// table and write summary.csv and summary.json.
+///
+/// Each transport run ramps its clients in at the scenario's connect rate, publishes the
+/// warm-up messages, then the measured ones, and waits (drain) for the last deliveries.
+/// Results are written after every transport, so an interrupted run (Ctrl-C) keeps what it
+/// measured.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file, e.g. scenarios/use-case-a.toml.
+    pub scenario: PathBuf,
+    /// Where to write the results [default: results/<scenario name>/<UTC stamp>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run only the transports whose label or kind matches (repeatable), e.g.
+    /// `--only websocket --only http-poll(minimal)`.
+    #[arg(long, value_name = "TRANSPORT")]
+    pub only: Vec<String>,
+}
+
+/// Check scenario files without running them: every error names the file, line, column and
+/// field; a valid file prints a summary of what a run would do.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// One or more scenario files.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+}
+
+/// Start the embedded hub alone, as a target for runs elsewhere (`kind = "external"`).
+///
+/// Endpoints: POST /pub/{channel} publishes; GET /sub/poll/{channel} interval-polls (200 with
+/// the next message, or 304); GET /sub/longpoll/{channel} long-polls; GET /sub/ws/{channel}
+/// upgrades to a WebSocket that receives every message as one binary frame; GET /stats
+/// returns the hub's counters as JSON. It stops on Ctrl-C.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port (printed on the first line).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Response header profile of poll and long-poll answers.
+    #[arg(long, value_enum, default_value_t = ServeHeaders::Minimal)]
+    pub headers: ServeHeaders,
+    /// How long a long-poll request is held before it is answered 304.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub longpoll_timeout: Duration,
+    /// Messages kept per channel for pollers that fall behind.
+    #[arg(long, default_value_t = 1024)]
+    pub history: usize,
+    /// Messages a WebSocket subscriber may fall behind before it is dropped (and counted).
+    #[arg(long, default_value_t = 1024)]
+    pub ws_queue: usize,
+}
+
+/// Response header profiles the hub can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServeHeaders {
+    Minimal,
+    Browser,
+    #[value(name = "websocket-org-2010")]
+    WebsocketOrg2010,
+}

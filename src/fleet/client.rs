@@ -1,0 +1,142 @@
+//! The one client loop every transport runs: connect (with retries), receive, account.
+//!
+//! The byte window of a client opens right after the exchange that delivers the last warm-up
+//! message and closes with the exchange that delivers the last measured one. Bytes and the
+//! messages they carried are thus counted over exactly the same exchanges, which makes
+//! per-message figures exact (a WebSocket frame of a 16-byte payload is 2 bytes more, never
+//! 1.97), while the delivery accounting follows sequence numbers, not windows.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::{ClientOutcome, Shared};
+use crate::payload::{Stamp, unix_us};
+use crate::stats::Delivery;
+use crate::transport::{ClientSpec, Transport};
+use crate::wire::WireCounts;
+
+/// First wait after a failed connect; doubled up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Where a client's byte window stands.
+enum ByteWindow {
+    /// Before the last warm-up message arrived.
+    Waiting,
+    Open { start: WireCounts },
+    Closed { start: WireCounts, end: WireCounts },
+}
+
+/// Runs one client until it has received the last measured message or the run stops.
+pub async fn run_client<T: Transport>(spec: ClientSpec, shared: Arc<Shared>, index: usize) -> ClientOutcome {
+    let window = shared.window;
+    let mut delivery = Delivery::new(window.first, window.last);
+    let mut outcome = ClientOutcome::default();
+    let mut earlier = WireCounts::default(); // connections that have ended
+    let mut bytes = ByteWindow::Waiting;
+    let mut payloads: Vec<Bytes> = Vec::new();
+    let mut conn: Option<T> = None;
+
+    while !shared.stop.is_cancelled() {
+        let transport = match conn.as_mut() {
+            Some(t) => t,
+            None => {
+                let Some(t) = connect::<T>(&spec, &shared).await else {
+                    break;
+                };
+                if outcome.setup.is_none() {
+                    outcome.setup = Some(t.wire());
+                    shared.connected.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                conn.insert(t)
+            }
+        };
+        let step = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break,
+            step = transport.next(&mut payloads) => step,
+        };
+        if step.is_err() {
+            earlier = earlier + transport.wire();
+            conn = None;
+            continue;
+        }
+        let (count, highest) = account(&payloads, &mut delivery, &shared, index);
+        payloads.clear();
+        let total = earlier + transport.wire();
+        bytes = match bytes {
+            ByteWindow::Waiting if highest.is_some_and(|h| h + 1 >= window.first) => {
+                ByteWindow::Open { start: total }
+            }
+            ByteWindow::Open { start } => {
+                outcome.window_messages += count;
+                outcome.window_exchanges += 1;
+                if highest.is_some_and(|h| h >= window.last) {
+                    ByteWindow::Closed { start, end: total }
+                } else {
+                    ByteWindow::Open { start }
+                }
+            }
+            other => other,
+        };
+        if matches!(bytes, ByteWindow::Closed { .. }) {
+            break;
+        }
+    }
+
+    let now = earlier + conn.as_ref().map(T::wire).unwrap_or_default();
+    outcome.window_wire = match bytes {
+        ByteWindow::Waiting => WireCounts::default(),
+        ByteWindow::Open { start } => now - start,
+        ByteWindow::Closed { start, end } => end - start,
+    };
+    outcome.delivery = delivery.counts();
+    outcome
+}
+
+/// Connects, retrying with backoff until it works or the run stops; counts failures.
+async fn connect<T: Transport>(spec: &ClientSpec, shared: &Shared) -> Option<T> {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let attempt = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return None,
+            attempt = T::connect(spec) => attempt,
+        };
+        match attempt {
+            Ok(t) => return Some(t),
+            Err(e) => {
+                shared.connect_failures.fetch_add(1, Ordering::Relaxed);
+                shared.note_error(&e);
+            }
+        }
+        tokio::select! {
+            _ = shared.stop.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Records the delivery and latency of each payload; returns how many there were and the
+/// highest sequence number among them.
+fn account(payloads: &[Bytes], delivery: &mut Delivery, shared: &Shared, index: usize) -> (u64, Option<u64>) {
+    let received_us = unix_us(SystemTime::now());
+    let mut highest = None;
+    let mut count = 0;
+    for stamp in payloads.iter().filter_map(|p| Stamp::decode(p)) {
+        count += 1;
+        highest = highest.max(Some(stamp.seq));
+        delivery.record(stamp.seq);
+        if delivery.tracks(stamp.seq) {
+            shared.record_latency(index, received_us.saturating_sub(stamp.intended_us));
+        }
+    }
+    shared.delivered.fetch_add(count, Ordering::Relaxed);
+    (count, highest)
+}

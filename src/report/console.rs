@@ -1,0 +1,115 @@
+//! The comparison table printed at the end of a run.
+
+use crate::result::RunResult;
+
+const HEADERS: [&str; 13] = [
+    "transport",
+    "clients",
+    "delivered",
+    "lost",
+    "dup",
+    "B/msg",
+    "overhead B",
+    "IP B/msg",
+    "setup B/client",
+    "bandwidth",
+    "p50",
+    "p99",
+    "max",
+];
+
+/// A plain-text table, one row per run, columns aligned; notes follow for incomplete runs
+/// and connect failures.
+pub fn table(results: &[RunResult]) -> String {
+    let rows: Vec<[String; 13]> = results.iter().map(row).collect();
+    let widths: Vec<usize> = (0..HEADERS.len())
+        .map(|c| rows.iter().map(|r| r[c].len()).chain([HEADERS[c].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c == 0 {
+                    format!("{cell:<w$}", w = widths[c])
+                } else {
+                    format!("{cell:>w$}", w = widths[c])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = line(&HEADERS.map(String::from));
+    out.push('\n');
+    for r in &rows {
+        out.push_str(&line(r));
+        out.push('\n');
+    }
+    for r in results {
+        if !r.complete {
+            out.push_str(&format!("note: {} was interrupted; its figures cover only what it saw\n", r.transport));
+        }
+        if r.connect_failures > 0 || r.reconnects > 0 {
+            out.push_str(&format!(
+                "note: {}: {} connect failures, {} reconnects\n",
+                r.transport, r.connect_failures, r.reconnects
+            ));
+        }
+    }
+    out.push_str("B = TCP payload bytes, both directions; IP adds IP/TCP headers; latency = receive time - intended publish time\n");
+    out
+}
+
+fn row(r: &RunResult) -> [String; 13] {
+    [
+        r.transport.clone(),
+        r.clients.to_string(),
+        format!("{}/{}", r.messages_delivered, r.messages_expected),
+        r.lost.to_string(),
+        r.duplicated.to_string(),
+        format!("{:.2}", r.bytes_per_message),
+        format!("{:.2}", r.overhead_bytes_per_message),
+        format!("{:.2}", r.ip_bytes_per_message),
+        format!("{:.1}", r.setup_bytes_per_client),
+        bits_per_second(r.bandwidth_bps),
+        micros(r.latency_p50_us),
+        micros(r.latency_p99_us),
+        micros(r.latency_max_us),
+    ]
+}
+
+/// Bits per second with SI prefixes (10^3, not 2^10).
+pub fn bits_per_second(bps: f64) -> String {
+    if !bps.is_finite() {
+        return "-".to_string();
+    }
+    let (value, unit) = match bps {
+        b if b >= 1e9 => (b / 1e9, "Gbit/s"),
+        b if b >= 1e6 => (b / 1e6, "Mbit/s"),
+        b if b >= 1e3 => (b / 1e3, "kbit/s"),
+        b => (b, "bit/s"),
+    };
+    format!("{value:.2} {unit}")
+}
+
+/// A latency in µs, shown in the unit that keeps it readable.
+pub fn micros(us: u64) -> String {
+    match us {
+        u if u >= 1_000_000 => format!("{:.2} s", u as f64 / 1e6),
+        u if u >= 1_000 => format!("{:.2} ms", u as f64 / 1e3),
+        u => format!("{u} µs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_read_naturally() {
+        assert_eq!(bits_per_second(6_968_000.0), "6.97 Mbit/s");
+        assert_eq!(bits_per_second(16_000.0), "16.00 kbit/s");
+        assert_eq!(micros(1_500), "1.50 ms");
+        assert_eq!(micros(999), "999 µs");
+    }
+}

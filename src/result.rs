@@ -1,0 +1,94 @@
+//! What a run measured: the contract between measuring and reporting.
+//!
+//! Flat on purpose: one `RunResult` is one CSV row and one JSON object. Units are in the names.
+//! `Option` fields are empty in CSV and `null` in JSON when the run could not measure them.
+
+use serde::{Deserialize, Serialize};
+
+/// One transport of one scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub scenario: String,
+    /// Transport label, e.g. `http-poll(websocket-org-2010)`.
+    pub transport: String,
+    /// Transport kind: `http-poll`, `http-longpoll`, `websocket`.
+    pub transport_kind: String,
+    /// `embedded` or the external base URL(s).
+    pub target: String,
+    /// UTC start of the run, RFC 3339.
+    pub started_at: String,
+    /// False when the run was interrupted or failed: its figures cover only what it saw.
+    pub complete: bool,
+    pub clients: u64,
+    pub channels: u64,
+    pub payload_bytes: u64,
+
+    // Delivery, over the measured messages of every client.
+    pub messages_expected: u64,
+    pub messages_delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    pub clients_with_loss: u64,
+    pub delivery_ratio: f64,
+
+    // Wire bytes over each client's byte window (see README: "What is measured").
+    /// Messages delivered inside the byte windows: the divisor of the per-message figures.
+    pub window_messages: u64,
+    /// Client→server TCP payload bytes in the windows, all clients.
+    pub window_bytes_up: u64,
+    /// Server→client TCP payload bytes in the windows, all clients.
+    pub window_bytes_down: u64,
+    /// TCP payload bytes (both directions) per delivered message.
+    pub bytes_per_message: f64,
+    /// `bytes_per_message` − payload: what the transport costs beyond the message itself.
+    pub overhead_bytes_per_message: f64,
+    /// Payload plus IP and TCP headers of every segment (pure ACKs included) per message.
+    pub ip_bytes_per_message: f64,
+    /// The kernel's own TCP payload count per message (`TCP_INFO`): cross-check of `bytes_per_message`.
+    pub kernel_bytes_per_message: f64,
+    /// Bytes to connect and subscribe, per connected client (WebSocket upgrade, first poll).
+    pub setup_bytes_per_client: f64,
+    /// IP-level setup bytes per connected client (adds the TCP handshake).
+    pub setup_ip_bytes_per_client: f64,
+    /// TCP payload bits per second, all clients, over the measured window.
+    pub bandwidth_bps: f64,
+    /// IP-level bits per second, all clients, over the measured window.
+    pub ip_bandwidth_bps: f64,
+    /// Requests (polls) or frames per client per second inside the window, as achieved.
+    pub exchanges_per_client_per_s: f64,
+
+    // End-to-end latency: receive time − intended publish time.
+    pub latency_p50_us: u64,
+    pub latency_p90_us: u64,
+    pub latency_p99_us: u64,
+    pub latency_p999_us: u64,
+    pub latency_max_us: u64,
+    pub latency_mean_us: f64,
+
+    // Publisher.
+    pub publish_rate_requested_per_s: f64,
+    pub publish_rate_achieved_per_s: f64,
+    /// Messages the publisher sent later than one message interval after their intended time.
+    pub publish_late: u64,
+    pub publish_errors: u64,
+    /// Length of the measured window, from the publish of the last warm-up message to the last measured one.
+    pub window_s: f64,
+
+    // Connections.
+    pub clients_connected: u64,
+    pub connect_failures: u64,
+    pub reconnects: u64,
+    pub connect_s: f64,
+    /// WebSocket subscribers the embedded hub dropped for falling behind.
+    pub hub_dropped_slow: Option<u64>,
+
+    // Cost.
+    /// CPU seconds of the measuring process (clients and publisher) during the run.
+    pub fleet_cpu_s: f64,
+    pub fleet_peak_rss_bytes: u64,
+    pub fleet_rss_bytes_per_client: f64,
+    /// CPU seconds of the embedded hub process; empty when the target is external or in-process.
+    pub target_cpu_s: Option<f64>,
+    pub target_peak_rss_bytes: Option<u64>,
+}

@@ -1,0 +1,166 @@
+//! Delivery accounting and latency histograms: pure, mergeable, unit-tested.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Highest latency the histograms track: one hour, in µs. Larger values are clamped.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A latency histogram in µs with 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static histogram bounds are valid")
+}
+
+/// Records one latency, clamped into the histogram's range.
+pub fn record_latency(histogram: &mut Histogram<u64>, latency_us: u64) {
+    histogram.saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
+}
+
+/// Latency percentiles in µs, as reported.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+    pub count: u64,
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Percentiles {
+        if histogram.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            p50: histogram.value_at_quantile(0.50),
+            p90: histogram.value_at_quantile(0.90),
+            p99: histogram.value_at_quantile(0.99),
+            p999: histogram.value_at_quantile(0.999),
+            max: histogram.max(),
+            mean: histogram.mean(),
+            count: histogram.len(),
+        }
+    }
+}
+
+/// Which of the expected sequence numbers one client received, and how.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    first: u64,
+    seen: Vec<u64>,
+    expected: u64,
+    distinct: u64,
+    duplicated: u64,
+    out_of_order: u64,
+    highest: Option<u64>,
+}
+
+/// Delivery counts, summed over clients.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryCounts {
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    /// Clients that missed at least one expected message.
+    pub clients_with_loss: u64,
+}
+
+impl Delivery {
+    /// Tracks sequence numbers `first..=last`; others are ignored.
+    pub fn new(first: u64, last: u64) -> Delivery {
+        let expected = last.saturating_sub(first) + 1;
+        Delivery {
+            first,
+            seen: vec![0; expected.div_ceil(64) as usize],
+            expected,
+            distinct: 0,
+            duplicated: 0,
+            out_of_order: 0,
+            highest: None,
+        }
+    }
+
+    /// Whether `seq` is one of the tracked (measured) messages.
+    pub fn tracks(&self, seq: u64) -> bool {
+        seq >= self.first && seq - self.first < self.expected
+    }
+
+    /// Notes the arrival of `seq`.
+    pub fn record(&mut self, seq: u64) {
+        if !self.tracks(seq) {
+            return;
+        }
+        if self.highest.is_some_and(|h| seq < h) {
+            self.out_of_order += 1;
+        }
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        let bit = seq - self.first;
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        if self.seen[word] & mask != 0 {
+            self.duplicated += 1;
+        } else {
+            self.seen[word] |= mask;
+            self.distinct += 1;
+        }
+    }
+
+    pub fn counts(&self) -> DeliveryCounts {
+        let lost = self.expected - self.distinct;
+        DeliveryCounts {
+            expected: self.expected,
+            delivered: self.distinct,
+            lost,
+            duplicated: self.duplicated,
+            out_of_order: self.out_of_order,
+            clients_with_loss: u64::from(lost > 0),
+        }
+    }
+}
+
+impl std::ops::AddAssign for DeliveryCounts {
+    fn add_assign(&mut self, o: DeliveryCounts) {
+        self.expected += o.expected;
+        self.delivered += o.delivered;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+        self.out_of_order += o.out_of_order;
+        self.clients_with_loss += o.clients_with_loss;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_loss_duplicates_and_reordering() {
+        let mut d = Delivery::new(10, 14);
+        for seq in [9, 10, 12, 11, 12, 14, 15] {
+            d.record(seq);
+        }
+        let c = d.counts();
+        assert_eq!(c.expected, 5);
+        assert_eq!(c.delivered, 4);
+        assert_eq!(c.lost, 1);
+        assert_eq!(c.duplicated, 1);
+        assert_eq!(c.out_of_order, 1); // 11 after 12
+        assert_eq!(c.clients_with_loss, 1);
+    }
+
+    #[test]
+    fn percentiles_of_a_known_histogram() {
+        let mut h = new_histogram();
+        for v in 1..=1000 {
+            record_latency(&mut h, v);
+        }
+        let p = Percentiles::of(&h);
+        assert_eq!(p.count, 1000);
+        assert_eq!(p.p50, 500);
+        assert_eq!(p.max, 1000);
+        assert_eq!(Percentiles::of(&new_histogram()), Percentiles::default());
+    }
+}

@@ -1,0 +1,66 @@
+//! WebSocket: the server pushes every message as one binary frame.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::{ClientSpec, Transport};
+use crate::plan::TransportPlan;
+use crate::wire::{ConnCounter, CountingStream, WireCounts};
+
+pub struct WebSocket {
+    stream: WebSocketStream<CountingStream>,
+    counter: Arc<ConnCounter>,
+}
+
+impl Transport for WebSocket {
+    async fn connect(spec: &ClientSpec) -> anyhow::Result<Self> {
+        let TransportPlan::Websocket { read_buffer_bytes } = spec.plan.as_ref() else {
+            bail!("websocket client given a {} plan", spec.plan.kind());
+        };
+        let tcp = TcpStream::connect(spec.endpoint.addr)
+            .await
+            .with_context(|| format!("connecting to {}", spec.endpoint.addr))?;
+        tcp.set_nodelay(true)?;
+        let stream = CountingStream::new(tcp);
+        let counter = stream.counter();
+        let url = format!("ws://{}/sub/ws/{}", spec.endpoint.authority, spec.channel);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(*read_buffer_bytes)
+            .write_buffer_size(0);
+        let (stream, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+            .await
+            .context("WebSocket handshake")?;
+        Ok(WebSocket { stream, counter })
+    }
+
+    async fn next(&mut self, delivered: &mut Vec<Bytes>) -> anyhow::Result<()> {
+        loop {
+            match self.stream.next().await {
+                Some(Ok(Message::Binary(data))) => {
+                    delivered.push(data);
+                    return Ok(());
+                }
+                Some(Ok(Message::Text(text))) => {
+                    delivered.push(Bytes::from(text.as_str().to_owned()));
+                    return Ok(());
+                }
+                // Pings are answered by tungstenite itself; pongs and raw frames carry no message.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(frame))) => bail!("server closed the WebSocket: {frame:?}"),
+                Some(Err(e)) => return Err(e).context("reading WebSocket"),
+                None => bail!("WebSocket ended"),
+            }
+        }
+    }
+
+    fn wire(&self) -> WireCounts {
+        self.counter.snapshot()
+    }
+}

@@ -1,0 +1,278 @@
+//! Byte accounting at the socket.
+//!
+//! Two independent witnesses per connection: a counting `AsyncRead`/`AsyncWrite` wrapper (the
+//! exact bytes the client wrote and read, TCP payload only) and the kernel's own `TCP_INFO`
+//! counters (bytes acked/received and segments in/out). Segment counts turn TCP payload into
+//! IP-level bytes: payload plus one IP and one TCP header (with the options the connection
+//! negotiated) per segment, pure ACKs included.
+
+use std::io;
+use std::ops::{Add, Sub};
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// What one connection (or a sum of connections) carried.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireCounts {
+    /// Bytes the client wrote to the socket (counted at the stream).
+    pub sent: u64,
+    /// Bytes the client read from the socket (counted at the stream).
+    pub received: u64,
+    /// Bytes the kernel saw acknowledged by the peer (`tcpi_bytes_acked`).
+    pub kernel_sent: u64,
+    /// Bytes the kernel received (`tcpi_bytes_received`).
+    pub kernel_received: u64,
+    /// TCP segments in both directions, including SYN, FIN and pure ACKs.
+    pub segments: u64,
+    /// Kernel payload bytes plus IP and TCP headers of every segment.
+    pub ip_bytes: u64,
+}
+
+impl WireCounts {
+    /// Payload bytes in both directions, as counted at the stream.
+    pub fn total(&self) -> u64 {
+        self.sent + self.received
+    }
+}
+
+impl Add for WireCounts {
+    type Output = WireCounts;
+    fn add(self, o: WireCounts) -> WireCounts {
+        WireCounts {
+            sent: self.sent + o.sent,
+            received: self.received + o.received,
+            kernel_sent: self.kernel_sent + o.kernel_sent,
+            kernel_received: self.kernel_received + o.kernel_received,
+            segments: self.segments + o.segments,
+            ip_bytes: self.ip_bytes + o.ip_bytes,
+        }
+    }
+}
+
+impl Sub for WireCounts {
+    type Output = WireCounts;
+    /// Saturating, so that a counter read slightly out of step never wraps.
+    fn sub(self, o: WireCounts) -> WireCounts {
+        WireCounts {
+            sent: self.sent.saturating_sub(o.sent),
+            received: self.received.saturating_sub(o.received),
+            kernel_sent: self.kernel_sent.saturating_sub(o.kernel_sent),
+            kernel_received: self.kernel_received.saturating_sub(o.kernel_received),
+            segments: self.segments.saturating_sub(o.segments),
+            ip_bytes: self.ip_bytes.saturating_sub(o.ip_bytes),
+        }
+    }
+}
+
+/// The kernel's view of one TCP socket.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct KernelCounts {
+    sent: u64,
+    received: u64,
+    segments: u64,
+    ip_bytes: u64,
+}
+
+/// Reads `TCP_INFO` for `fd`; `None` if the socket is gone or not TCP.
+fn kernel_counts(fd: RawFd) -> Option<KernelCounts> {
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a writable tcp_info of `len` bytes; the kernel writes at most `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let segments = u64::from(info.tcpi_segs_in) + u64::from(info.tcpi_segs_out);
+    let payload = info.tcpi_bytes_acked + info.tcpi_bytes_received;
+    Some(KernelCounts {
+        sent: info.tcpi_bytes_acked,
+        received: info.tcpi_bytes_received,
+        segments,
+        ip_bytes: payload + segments * header_bytes_per_segment(fd, info.tcpi_options),
+    })
+}
+
+/// `TCPI_OPT_TIMESTAMPS` from linux/tcp.h: the connection carries the 12-byte timestamp option
+/// (10 bytes padded to 12) in every segment.
+const TCPI_OPT_TIMESTAMPS: u8 = 1;
+
+/// IP + TCP header bytes of one segment on this socket: IPv4 20 or IPv6 40, TCP 20, plus
+/// timestamps when negotiated. SACK blocks, rare on loopback, are not included.
+fn header_bytes_per_segment(fd: RawFd, tcp_options: u8) -> u64 {
+    let ip = if is_ipv6(fd) { 40 } else { 20 };
+    let timestamps = if tcp_options & TCPI_OPT_TIMESTAMPS != 0 {
+        12
+    } else {
+        0
+    };
+    ip + 20 + timestamps
+}
+
+fn is_ipv6(fd: RawFd) -> bool {
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` is a writable sockaddr_storage of `len` bytes.
+    let rc = unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) };
+    rc == 0 && i32::from(addr.ss_family) == libc::AF_INET6
+}
+
+/// Shared counters of one connection, readable while a protocol library owns the stream.
+#[derive(Debug)]
+pub struct ConnCounter {
+    fd: RawFd,
+    sent: AtomicU64,
+    received: AtomicU64,
+    /// The kernel's counts read just before the socket closed (its fd may be reused after).
+    closed: Mutex<Option<KernelCounts>>,
+}
+
+impl ConnCounter {
+    /// Everything this connection has carried so far.
+    pub fn snapshot(&self) -> WireCounts {
+        let kernel = match *self.closed.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(last) => last,
+            None => kernel_counts(self.fd).unwrap_or_default(),
+        };
+        WireCounts {
+            sent: self.sent.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+            kernel_sent: kernel.sent,
+            kernel_received: kernel.received,
+            segments: kernel.segments,
+            ip_bytes: kernel.ip_bytes,
+        }
+    }
+}
+
+/// A TCP stream that counts every byte read and written.
+pub struct CountingStream {
+    inner: TcpStream,
+    counter: Arc<ConnCounter>,
+}
+
+impl CountingStream {
+    pub fn new(inner: TcpStream) -> Self {
+        let counter = Arc::new(ConnCounter {
+            fd: inner.as_raw_fd(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            closed: Mutex::new(None),
+        });
+        CountingStream { inner, counter }
+    }
+
+    /// A handle to this stream's counters that outlives the stream.
+    pub fn counter(&self) -> Arc<ConnCounter> {
+        Arc::clone(&self.counter)
+    }
+}
+
+impl Drop for CountingStream {
+    fn drop(&mut self) {
+        // Runs before `inner` closes the socket: the last moment TCP_INFO is ours to read.
+        let last = kernel_counts(self.counter.fd).unwrap_or_default();
+        *self.counter.closed.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+    }
+}
+
+impl AsyncRead for CountingStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.counter.received.fetch_add(read, Ordering::Relaxed);
+        poll
+    }
+}
+
+impl AsyncWrite for CountingStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &poll {
+            self.counter.sent.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &poll {
+            self.counter.sent.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn counts_bytes_both_ways_and_agrees_with_the_kernel() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(b"0123456789").await.unwrap();
+            s
+        });
+        let mut client = CountingStream::new(TcpStream::connect(addr).await.unwrap());
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 10];
+        client.read_exact(&mut buf).await.unwrap();
+        let _server = server.await.unwrap();
+        let counts = client.counter().snapshot();
+        assert_eq!((counts.sent, counts.received), (5, 10));
+        assert_eq!((counts.kernel_sent, counts.kernel_received), (5, 10));
+        // SYN, SYN-ACK, ACK at least, and two data segments.
+        assert!(counts.segments >= 5, "{counts:?}");
+        assert!(counts.ip_bytes >= 15 + counts.segments * 40, "{counts:?}");
+        let counter = client.counter();
+        drop(client);
+        assert_eq!(counter.snapshot().kernel_received, 10);
+    }
+}

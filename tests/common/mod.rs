@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests: plans built in code and a raw publisher.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use pushbench::plan::{Plan, TargetPlan, TransportPlan};
+use pushbench::result::RunResult;
+use pushbench::runner::{self, RunOptions};
+use pushbench::target::Launch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// A small plan against the embedded hub: `clients` clients, 10 messages/s, 5 warm-up and
+/// 10 measured messages.
+pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) -> Plan {
+    Plan {
+        name: "test".into(),
+        description: String::new(),
+        clients,
+        channels: 1,
+        connect_rate_per_s: 2000.0,
+        warmup: Duration::from_millis(500),
+        duration: Duration::from_secs(1),
+        drain: Duration::from_secs(5),
+        message_rate_per_s: 10.0,
+        payload_bytes,
+        target: TargetPlan::Embedded,
+        transports: vec![transport],
+    }
+}
+
+/// Runs the plan's only transport with the hub inside this process.
+pub async fn run_in_process(plan: &Plan) -> RunResult {
+    let options = RunOptions {
+        launch: Launch::InProcess,
+        interrupt: CancellationToken::new(),
+    };
+    runner::run_transport(plan, &plan.transports[0], &options, &())
+        .await
+        .expect("run completes")
+}
+
+/// Publishes `body` on `channel` with a raw HTTP/1.1 POST and waits for the answer.
+pub async fn publish(addr: SocketAddr, channel: &str, body: &[u8]) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /pub/{channel} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer))
+        .await
+        .expect("publish answered in time")
+        .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 2"), "{}", String::from_utf8_lossy(&answer));
+}
