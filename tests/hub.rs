@@ -412,3 +412,33 @@ async fn dropping_the_hub_closes_its_connections() {
     let read = timeout(WAIT, stream.read(&mut byte)).await.unwrap();
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
+
+#[tokio::test]
+async fn a_client_behind_the_history_gets_the_oldest_kept_message() {
+    let hub = start(HubConfig {
+        history: 2,
+        ..HubConfig::default()
+    })
+    .await;
+    let addr = hub.local_addr();
+    for body in [&b"m1"[..], b"m2", b"m3"] {
+        publish(&hub, "h", body).await;
+    }
+    let mut behind = host(addr);
+    behind.push(("If-None-Match".to_string(), "0".to_string()));
+    let mut poller = connect(&hub).await;
+    let reply = exchange(&mut poller, &get("/sub/poll/h", &behind)).await;
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"m2"[..]));
+    assert_eq!(reply.one("Etag"), "2");
+    let next = exchange(&mut poller, &get("/sub/poll/h", &host(addr))).await;
+    assert_eq!((next.status, next.body.as_slice()), (200, &b"m3"[..]));
+}
+
+#[tokio::test]
+async fn websocket_route_without_upgrade_is_refused() {
+    let hub = start(HubConfig::default()).await;
+    let mut stream = connect(&hub).await;
+    let reply = exchange(&mut stream, &get("/sub/ws/0", &host(hub.local_addr()))).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(hub.stats().ws_sessions, 0);
+}
