@@ -313,7 +313,7 @@ async fn long_poll_times_out_with_304() {
     assert_eq!((stats.longpoll_timeouts, stats.longpoll_messages), (1, 0));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_pushes_one_binary_frame_per_message() {
     let hub = start(HubConfig::default()).await;
     let url = format!("ws://{}/sub/ws/0", hub.local_addr());
@@ -338,7 +338,7 @@ async fn websocket_pushes_one_binary_frame_per_message() {
     assert_eq!(stats.ws_dropped_slow, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_websocket_subscriber_is_dropped() {
     let hub = start(HubConfig {
         ws_queue: 4,

@@ -432,16 +432,7 @@ async fn poll(
         PollKind::Interval => channel.oldest_after(position),
         PollKind::Long => wait_newer(&channel, position, shared.config.longpoll_timeout).await,
     };
-    let (messages, not_modified) = match kind {
-        PollKind::Interval => (
-            &shared.counters.poll_messages,
-            &shared.counters.poll_not_modified,
-        ),
-        PollKind::Long => (
-            &shared.counters.longpoll_messages,
-            &shared.counters.longpoll_timeouts,
-        ),
-    };
+    let (messages, not_modified) = kind.counters(&shared.counters);
     let profile = &shared.config.profile;
     match found {
         Some(message) => {
@@ -450,29 +441,29 @@ async fn poll(
             let answer = Answer::Message {
                 body_len: message.body.len(),
             };
-            let status = StatusCode::OK;
-            profiled(
-                profile,
-                status,
-                answer,
-                message.id,
-                message.published,
-                message.body,
-            )
+            profiled(profile, answer, message.id, message.published, message.body)
         }
         None => {
             cursor.store(position, Ordering::Relaxed);
             bump(not_modified);
             let modified = channel.published_at(position).unwrap_or(shared.started);
-            let status = StatusCode::NOT_MODIFIED;
             profiled(
                 profile,
-                status,
                 Answer::NotModified,
                 position,
                 modified,
                 Bytes::new(),
             )
+        }
+    }
+}
+
+impl PollKind {
+    /// The counters of this kind's 200 and 304 answers.
+    fn counters(self, counters: &Counters) -> (&AtomicU64, &AtomicU64) {
+        match self {
+            PollKind::Interval => (&counters.poll_messages, &counters.poll_not_modified),
+            PollKind::Long => (&counters.longpoll_messages, &counters.longpoll_timeouts),
         }
     }
 }
@@ -504,12 +495,15 @@ async fn wait_newer(channel: &Channel, position: u64, timeout: Duration) -> Opti
 /// sets `Date` and (for 200) `Content-Length`, hyper adds neither.
 fn profiled(
     profile: &HeaderProfile,
-    status: StatusCode,
     answer: Answer,
     position: u64,
     modified: SystemTime,
     body: Bytes,
 ) -> Response<Full<Bytes>> {
+    let status = match answer {
+        Answer::Message { .. } => StatusCode::OK,
+        Answer::NotModified => StatusCode::NOT_MODIFIED,
+    };
     let headers = profile.response_headers(answer, position, modified, SystemTime::now());
     let builder = headers
         .into_iter()
