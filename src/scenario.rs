@@ -110,6 +110,12 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
     };
     root.reject_unknown(TOP_LEVEL_FIELDS)?;
 
+    // In the order the fields are usually written, so the first error is the topmost one.
+    let name = name(&root)?;
+    let description = match root.get("description") {
+        Some(item) => item.string("a description")?.to_string(),
+        None => String::new(),
+    };
     let clients = root
         .required(
             "clients",
@@ -120,24 +126,25 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         Some(item) => item.whole("channel count (at most the client count)", 1..=clients)?,
         None => 1,
     };
+    let connect_rate_per_s = match root.get("connect_rate") {
+        Some(item) => item.rate(f64::INFINITY)?,
+        None => DEFAULT_CONNECT_RATE_PER_S,
+    };
+    let warmup = optional_duration(&root, "warmup", DEFAULT_WARMUP, Zero::Allowed)?;
+    let duration = root
+        .required("duration", "the measured window, e.g. duration = \"30s\"")?
+        .duration(Zero::Forbidden)?;
+    let drain = optional_duration(&root, "drain", DEFAULT_DRAIN, Zero::Allowed)?;
     let (message_rate_per_s, payload_bytes) = messages(&root)?;
     Ok(Plan {
-        name: name(&root)?,
-        description: match root.get("description") {
-            Some(item) => item.string("a description")?.to_string(),
-            None => String::new(),
-        },
+        name,
+        description,
         clients: to_u32(clients),
         channels: to_u32(channels),
-        connect_rate_per_s: match root.get("connect_rate") {
-            Some(item) => item.rate(f64::INFINITY)?,
-            None => DEFAULT_CONNECT_RATE_PER_S,
-        },
-        warmup: optional_duration(&root, "warmup", DEFAULT_WARMUP, Zero::Allowed)?,
-        duration: root
-            .required("duration", "the measured window, e.g. duration = \"30s\"")?
-            .duration(Zero::Forbidden)?,
-        drain: optional_duration(&root, "drain", DEFAULT_DRAIN, Zero::Allowed)?,
+        connect_rate_per_s,
+        warmup,
+        duration,
+        drain,
         message_rate_per_s,
         payload_bytes,
         target: target(&root)?,
@@ -148,10 +155,14 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
 /// A short human summary of a plan for `pushbench validate`: what will run, and roughly
 /// how long all transport runs take (each ramps, warms up, measures and drains in turn).
 pub fn describe(plan: &Plan) -> String {
-    let ramp = Duration::from_secs_f64(f64::from(plan.clients) / plan.connect_rate_per_s);
-    let per_run = ramp + plan.warmup + plan.duration + plan.drain;
+    // Saturating: absurd but valid values (a rate of 1e-9/s, durations of years) must not panic.
+    let ramp = Duration::try_from_secs_f64(f64::from(plan.clients) / plan.connect_rate_per_s)
+        .unwrap_or(Duration::MAX);
+    let per_run = [plan.warmup, plan.duration, plan.drain]
+        .into_iter()
+        .fold(ramp, Duration::saturating_add);
     let runs = plan.transports.len();
-    let total = per_run * to_u32(runs as u64);
+    let total = per_run.saturating_mul(to_u32(runs as u64));
     let title = if plan.description.is_empty() {
         plan.name.clone()
     } else {
@@ -164,13 +175,13 @@ pub fn describe(plan: &Plan) -> String {
             plan.clients,
             plan.channels,
             plural(plan.channels as usize),
-            plan.connect_rate_per_s,
+            per_second(plan.connect_rate_per_s),
             seconds(ramp),
         ),
         format!(
             "  messages:   {}/s per channel, {}-byte payload \
              ({} warm-up + {} measured per channel)",
-            plan.message_rate_per_s,
+            per_second(plan.message_rate_per_s),
             plan.payload_bytes,
             plan.warmup_messages(),
             plan.window_messages(),
@@ -229,6 +240,17 @@ fn custom_names(headers: &HeaderProfile) -> String {
             format!(", headers {}", names.join(", "))
         }
         _ => String::new(),
+    }
+}
+
+/// A per-second rate with at most three decimals: "1/min" is 0.017/s, not 0.016666666666666666.
+fn per_second(rate: f64) -> String {
+    let rounded = format!("{rate:.3}");
+    let trimmed = rounded.trim_end_matches('0').trim_end_matches('.');
+    if trimmed == "0" {
+        format!("{rate:.3e}")
+    } else {
+        trimmed.to_string()
     }
 }
 
@@ -403,11 +425,7 @@ enum Kind {
     Websocket,
 }
 
-const KINDS: &[(&str, Kind)] = &[
-    ("http-poll", Kind::HttpPoll),
-    ("http-longpoll", Kind::HttpLongpoll),
-    ("websocket", Kind::Websocket),
-];
+const KINDS: &[Kind] = &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Websocket];
 
 /// Every transport field and the kinds that accept it.
 const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
@@ -424,10 +442,11 @@ const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
 
 impl Kind {
     fn name(self) -> &'static str {
-        KINDS
-            .iter()
-            .find(|(_, kind)| *kind == self)
-            .map_or("?", |(name, _)| name)
+        match self {
+            Kind::HttpPoll => "http-poll",
+            Kind::HttpLongpoll => "http-longpoll",
+            Kind::Websocket => "websocket",
+        }
     }
 
     fn fields(self) -> Vec<&'static str> {
@@ -455,10 +474,14 @@ fn transports(root: &Section, channels: u64) -> Result<Vec<TransportPlan>> {
 }
 
 fn transport(section: &Section, channels: u64) -> Result<TransportPlan> {
-    let kind_names: Vec<String> = KINDS.iter().map(|(name, _)| format!("{name:?}")).collect();
+    let kinds: Vec<(&str, Kind)> = KINDS.iter().map(|kind| (kind.name(), *kind)).collect();
+    let names: Vec<String> = KINDS
+        .iter()
+        .map(|kind| format!("{:?}", kind.name()))
+        .collect();
     let kind = section
-        .required("kind", &format!("one of {}", kind_names.join(", ")))?
-        .choice("transport kind", KINDS)?;
+        .required("kind", &format!("one of {}", names.join(", ")))?
+        .choice("transport kind", &kinds)?;
     check_transport_fields(section, kind)?;
     Ok(match kind {
         Kind::HttpPoll => TransportPlan::HttpPoll {
@@ -514,37 +537,36 @@ fn check_transport_fields(section: &Section, kind: Kind) -> Result<()> {
 
 /// `headers` and `custom_headers` of an HTTP transport.
 fn headers(section: &Section, channels: u64) -> Result<HeaderProfile> {
+    const NOT_CUSTOM: &str = "`custom_headers` is only sent with headers = \"custom\"; \
+                              set headers = \"custom\" or remove `custom_headers`";
     let profiles = [
         ("minimal", HeaderProfile::Minimal),
         ("browser", HeaderProfile::Browser),
         ("websocket-org-2010", HeaderProfile::WebsocketOrg2010),
         ("custom", HeaderProfile::Custom(Vec::new())),
     ];
-    let chosen = section.get("headers");
-    let profile = match &chosen {
-        Some(item) => item.choice("header profile", &profiles)?,
-        None => HeaderProfile::Minimal,
+    let custom = section.get("custom_headers");
+    let Some(chosen) = section.get("headers") else {
+        return match custom {
+            Some(custom) => Err(custom.key_error(NOT_CUSTOM)),
+            None => Ok(HeaderProfile::Minimal),
+        };
     };
-    match (profile, section.get("custom_headers"), chosen) {
-        (HeaderProfile::Custom(_), Some(custom), _) => {
+    match (chosen.choice("header profile", &profiles)?, custom) {
+        (HeaderProfile::Custom(_), Some(custom)) => {
             Ok(HeaderProfile::Custom(custom_headers(&custom)?))
         }
-        (HeaderProfile::Custom(_), None, Some(chosen)) => Err(chosen.error(
+        (HeaderProfile::Custom(_), None) => Err(chosen.error(
             "headers = \"custom\" needs a `custom_headers` table, \
              e.g. custom_headers = { \"X-Api-Key\" = \"abc\" }",
         )),
-        (_, Some(custom), _) => Err(custom.key_error(
-            "`custom_headers` is only sent with headers = \"custom\"; \
-             set headers = \"custom\" or remove `custom_headers`",
-        )),
-        (HeaderProfile::WebsocketOrg2010, None, Some(chosen)) if channels > 1 => {
-            Err(chosen.error(format!(
-                "\"websocket-org-2010\" requests the article's fixed path, which names no \
-                 channel, so it can only poll channel 0: it needs channels = 1, \
-                 but this scenario has channels = {channels}"
-            )))
-        }
-        (profile, _, _) => Ok(profile),
+        (_, Some(custom)) => Err(custom.key_error(NOT_CUSTOM)),
+        (HeaderProfile::WebsocketOrg2010, None) if channels > 1 => Err(chosen.error(format!(
+            "\"websocket-org-2010\" requests the article's fixed path, which names no \
+             channel, so it can only poll channel 0: it needs channels = 1, \
+             but this scenario has channels = {channels}"
+        ))),
+        (profile, None) => Ok(profile),
     }
 }
 
@@ -678,15 +700,10 @@ impl<'a> Section<'a> {
     }
 
     fn missing(&self, key: &str, hint: &str) -> ScenarioError {
-        let place = if self.path.is_empty() {
-            String::new()
-        } else {
-            format!(" in [{}]", self.path)
-        };
         self.src.error(
             &self.span,
             &self.field(key),
-            format!("missing required field `{key}`{place}: {hint}"),
+            format!("missing required field `{key}`: {hint}"),
         )
     }
 

@@ -412,3 +412,50 @@ fn describe_summarises_the_plan_and_its_run_time() {
         );
     }
 }
+
+#[test]
+fn describe_survives_extreme_values() {
+    let source = BASE.replace("\"1/s\"", "\"1/h\"").replace(
+        "clients = 10",
+        "clients = 10\nconnect_rate = \"1e-300/s\"\nwarmup = \"500years\"",
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    let summary = scenario::describe(&plan);
+    assert!(summary.contains("2.778e-4/s per channel"), "{summary}");
+}
+
+#[test]
+fn missing_messages_table() {
+    let source = BASE.replace("[messages]\nrate = \"1/s\"\n", "");
+    assert_error(
+        &source,
+        1,
+        1,
+        "messages",
+        "missing required field `messages`",
+    );
+}
+
+#[test]
+fn missing_transport_kind() {
+    let source = BASE.replace("kind = \"websocket\"", "read_buffer_bytes = 4096");
+    assert_error(
+        &source,
+        7,
+        1,
+        "transports[0].kind",
+        "\"http-longpoll\", \"websocket\"",
+    );
+}
+
+#[test]
+fn transports_must_be_an_array_of_tables() {
+    let source = BASE.replace("[[transports]]", "[transports]");
+    assert_error(&source, 7, 1, "transports", "[[transports]]");
+}
+
+#[test]
+fn unreadable_file() {
+    let error = scenario::load(Path::new("scenarios/does-not-exist.toml")).map(|_| ());
+    assert!(matches!(error, Err(ScenarioError::Read { .. })));
+}
