@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
-use toml::de::{DeArray, DeTable, DeValue};
+use toml::de::{DeArray, DeString, DeTable, DeValue};
 
 use crate::payload::HEADER_BYTES;
 use crate::plan::{Plan, TargetPlan, TransportPlan};
@@ -671,11 +671,7 @@ impl<'a> Section<'a> {
         Some(self.item(key, value))
     }
 
-    fn item(
-        &self,
-        key: &'a Spanned<std::borrow::Cow<'a, str>>,
-        value: &'a Spanned<DeValue<'a>>,
-    ) -> Item<'a> {
+    fn item(&self, key: &'a Spanned<DeString<'a>>, value: &'a Spanned<DeValue<'a>>) -> Item<'a> {
         Item {
             src: self.src,
             key: key.get_ref(),
