@@ -1,0 +1,461 @@
+//! Scenario files: the shipped ones parse, and bad ones fail with a positioned, named error.
+
+use std::path::Path;
+use std::time::Duration;
+
+use pushbench::plan::{Plan, TargetPlan, TransportPlan};
+use pushbench::profile::HeaderProfile;
+use pushbench::scenario::{self, ScenarioError};
+
+/// A valid scenario; tests append to it or replace one of its lines.
+const BASE: &str = r#"clients = 10
+duration = "3s"
+
+[messages]
+rate = "1/s"
+
+[[transports]]
+kind = "websocket"
+"#;
+
+fn parse(source: &str) -> Result<Plan, ScenarioError> {
+    scenario::parse(source, "scenarios/test.toml")
+}
+
+/// Parses `source`, expecting an error at `line:column` on `field` whose text contains `needle`.
+fn assert_error(source: &str, line: usize, column: usize, field: &str, needle: &str) {
+    let error = match parse(source) {
+        Ok(plan) => panic!("expected an error, got {plan:?}"),
+        Err(error) => error,
+    };
+    let text = error.to_string();
+    let position = format!("scenarios/test.toml:{line}:{column}: ");
+    assert!(
+        text.starts_with(&position),
+        "expected {position:?} in:\n{text}"
+    );
+    if !field.is_empty() {
+        assert!(
+            text.contains(&format!("`{field}`")),
+            "expected field {field:?} in:\n{text}"
+        );
+    }
+    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+    match error {
+        ScenarioError::Invalid { field: f, .. } => assert_eq!(f, field),
+        ScenarioError::Read { .. } => panic!("expected Invalid, got {error:?}"),
+    }
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/ is readable") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            let plan = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                Some(plan.name.as_str()),
+                path.file_stem().and_then(|s| s.to_str())
+            );
+            assert!(!scenario::describe(&plan).is_empty());
+            count += 1;
+        }
+    }
+    assert!(
+        count >= 4,
+        "expected the shipped scenarios in {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn use_case_a_maps_to_the_articles_numbers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/use-case-a.toml");
+    let plan = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.name, "use-case-a");
+    assert_eq!(plan.clients, 1000);
+    assert_eq!(plan.channels, 1);
+    assert_eq!(plan.connect_rate_per_s, 500.0);
+    assert_eq!(plan.warmup, Duration::from_secs(5));
+    assert_eq!(plan.duration, Duration::from_secs(30));
+    assert_eq!(plan.drain, Duration::from_secs(5));
+    assert_eq!(plan.message_rate_per_s, 1.0);
+    assert_eq!(plan.payload_bytes, 20);
+    assert_eq!(plan.target, TargetPlan::Embedded);
+    let second = Duration::from_secs(1);
+    assert_eq!(
+        plan.transports,
+        vec![
+            TransportPlan::HttpPoll {
+                interval: second,
+                headers: HeaderProfile::WebsocketOrg2010
+            },
+            TransportPlan::HttpPoll {
+                interval: second,
+                headers: HeaderProfile::Minimal
+            },
+            TransportPlan::HttpLongpoll {
+                headers: HeaderProfile::Minimal,
+                timeout: Duration::from_secs(30)
+            },
+            TransportPlan::Websocket {
+                read_buffer_bytes: 4096
+            },
+        ]
+    );
+}
+
+#[test]
+fn defaults_fill_optional_fields() {
+    let plan = parse(BASE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.name, "test");
+    assert_eq!(plan.description, "");
+    assert_eq!(plan.channels, 1);
+    assert_eq!(plan.connect_rate_per_s, 1000.0);
+    assert_eq!(plan.warmup, Duration::from_secs(5));
+    assert_eq!(plan.drain, Duration::from_secs(5));
+    assert_eq!(plan.payload_bytes, 20);
+}
+
+#[test]
+fn rates_accept_every_unit() {
+    for (rate, per_s) in [
+        ("0.5/s", 0.5),
+        ("60/min", 1.0),
+        ("3600/h", 1.0),
+        ("500/s", 500.0),
+    ] {
+        let source = BASE.replace("\"1/s\"", &format!("{rate:?}"));
+        let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plan.message_rate_per_s, per_s, "{rate}");
+    }
+}
+
+#[test]
+fn custom_headers_keep_file_order_and_external_urls_map() {
+    let source = format!(
+        "{BASE}\n[[transports]]\nkind = \"http-longpoll\"\nheaders = \"custom\"\n\
+         custom_headers = {{ \"X-Zeta\" = \"1\", \"X-Alpha\" = \"two words\" }}\n\
+         [target]\nkind = \"external\"\nurls = [\"http://127.0.0.1:8080\"]\n"
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.transports[1],
+        TransportPlan::HttpLongpoll {
+            headers: HeaderProfile::Custom(vec![
+                ("X-Zeta".to_string(), "1".to_string()),
+                ("X-Alpha".to_string(), "two words".to_string()),
+            ]),
+            timeout: Duration::from_secs(30),
+        }
+    );
+    assert_eq!(
+        plan.target,
+        TargetPlan::External {
+            urls: vec!["http://127.0.0.1:8080".to_string()]
+        }
+    );
+}
+
+#[test]
+fn error_shows_the_line_and_a_caret() {
+    let source = BASE.replace("clients = 10", "clients = -5");
+    let text = parse(&source).map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        text,
+        "scenarios/test.toml:1:11: `clients`: -5 is not a valid client count: \
+         expected a whole number from 1 to 1000000\n  1 | clients = -5\n    |           ^"
+    );
+}
+
+#[test]
+fn unknown_top_level_field() {
+    let source = BASE.replace("duration", "colour = \"blue\"\nduration");
+    assert_error(
+        &source,
+        2,
+        1,
+        "colour",
+        "valid fields here are name, description",
+    );
+}
+
+#[test]
+fn unknown_transport_field() {
+    let source = format!("{BASE}flavour = 1\n");
+    assert_error(
+        &source,
+        9,
+        1,
+        "transports[0].flavour",
+        "valid fields for a websocket transport are kind, read_buffer_bytes",
+    );
+}
+
+#[test]
+fn field_of_another_transport_kind() {
+    let source = format!("{BASE}interval = \"1s\"\n");
+    assert_error(
+        &source,
+        9,
+        1,
+        "transports[0].interval",
+        "only http-poll transports accept it",
+    );
+}
+
+#[test]
+fn negative_clients() {
+    let source = BASE.replace("clients = 10", "clients = -5");
+    assert_error(&source, 1, 11, "clients", "from 1 to 1000000");
+}
+
+#[test]
+fn zero_clients() {
+    let source = BASE.replace("clients = 10", "clients = 0");
+    assert_error(&source, 1, 11, "clients", "0 is not a valid client count");
+}
+
+#[test]
+fn bad_duration() {
+    let source = BASE.replace("\"3s\"", "\"30 parsecs\"");
+    assert_error(&source, 2, 12, "duration", "\"500ms\", \"30s\", \"2m\"");
+}
+
+#[test]
+fn bad_rate() {
+    let source = BASE.replace("\"1/s\"", "\"fast\"");
+    assert_error(&source, 5, 8, "messages.rate", "\"60/min\" or \"3600/h\"");
+}
+
+#[test]
+fn rate_above_the_limit() {
+    let source = BASE.replace("\"1/s\"", "\"200000/s\"");
+    assert_error(&source, 5, 8, "messages.rate", "at most 100000/s");
+}
+
+#[test]
+fn payload_smaller_than_its_header() {
+    let source = BASE.replace("rate = \"1/s\"", "rate = \"1/s\"\npayload_bytes = 8");
+    assert_error(
+        &source,
+        6,
+        17,
+        "messages.payload_bytes",
+        "expected a whole number from 16 to 1048576",
+    );
+}
+
+#[test]
+fn article_headers_need_a_single_channel() {
+    let source = format!(
+        "channels = 2\n{BASE}\n[[transports]]\nkind = \"http-poll\"\nheaders = \"websocket-org-2010\"\n"
+    );
+    assert_error(
+        &source,
+        13,
+        11,
+        "transports[1].headers",
+        "channels = 1, but this scenario has channels = 2",
+    );
+}
+
+#[test]
+fn external_target_without_urls() {
+    let source = format!("{BASE}\n[target]\nkind = \"external\"\n");
+    assert_error(
+        &source,
+        10,
+        1,
+        "target.urls",
+        "urls = [\"http://127.0.0.1:8080\"]",
+    );
+}
+
+#[test]
+fn embedded_target_with_urls() {
+    let source = format!("{BASE}\n[target]\nurls = [\"http://127.0.0.1:8080\"]\n");
+    assert_error(
+        &source,
+        11,
+        1,
+        "target.urls",
+        "only applies to kind = \"external\"",
+    );
+}
+
+#[test]
+fn external_url_without_port() {
+    let source = format!("{BASE}\n[target]\nkind = \"external\"\nurls = [\"http://h\"]\n");
+    assert_error(&source, 12, 9, "target.urls[0]", "it has no port");
+}
+
+#[test]
+fn missing_duration() {
+    let source = BASE.replace("duration = \"3s\"\n", "");
+    assert_error(
+        &source,
+        1,
+        1,
+        "duration",
+        "missing required field `duration`",
+    );
+}
+
+#[test]
+fn custom_headers_without_custom_profile() {
+    let source = format!(
+        "{BASE}\n[[transports]]\nkind = \"http-poll\"\ncustom_headers = {{ \"X-A\" = \"1\" }}\n"
+    );
+    assert_error(
+        &source,
+        12,
+        1,
+        "transports[1].custom_headers",
+        "only sent with headers = \"custom\"",
+    );
+}
+
+#[test]
+fn custom_profile_without_custom_headers() {
+    let source = format!("{BASE}\n[[transports]]\nkind = \"http-poll\"\nheaders = \"custom\"\n");
+    assert_error(
+        &source,
+        12,
+        11,
+        "transports[1].headers",
+        "needs a `custom_headers` table",
+    );
+}
+
+#[test]
+fn invalid_custom_header_name() {
+    let source = format!(
+        "{BASE}\n[[transports]]\nkind = \"http-poll\"\nheaders = \"custom\"\n\
+         custom_headers = {{ \"X A\" = \"1\" }}\n"
+    );
+    assert_error(
+        &source,
+        13,
+        20,
+        "transports[1].custom_headers.X A",
+        "not a valid HTTP header name",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let source = BASE.replace("clients = 10", "clients = \"ten\"");
+    assert_error(
+        &source,
+        1,
+        11,
+        "clients",
+        "\"ten\" is not a valid client count",
+    );
+}
+
+#[test]
+fn unknown_transport_kind() {
+    let source = BASE.replace("\"websocket\"", "\"mqtt\"");
+    assert_error(
+        &source,
+        8,
+        8,
+        "transports[0].kind",
+        "expected one of \"http-poll\"",
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    let source = BASE.replace("rate = \"1/s\"", "rate = \"1/s");
+    assert_error(&source, 5, 12, "", "invalid TOML");
+}
+
+#[test]
+fn invalid_default_name_from_the_file_stem() {
+    let error = scenario::parse(BASE, "scenarios/Use Case.toml").map(|_| ());
+    let text = error.unwrap_err().to_string();
+    assert!(text.contains("`name`"), "{text}");
+    assert!(text.contains("\"Use Case\""), "{text}");
+}
+
+#[test]
+fn dot_dot_is_not_a_name() {
+    let source = format!("name = \"..\"\n{BASE}");
+    assert_error(&source, 1, 8, "name", "not a valid name");
+}
+
+#[test]
+fn describe_summarises_the_plan_and_its_run_time() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/use-case-a.toml");
+    let plan = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let summary = scenario::describe(&plan);
+    println!("{summary}");
+    for needle in [
+        "1000 over 1 channel",
+        "500/s",
+        "1/s per channel, 20-byte payload",
+        "embedded",
+        "1. http-poll(websocket-org-2010): interval 1s",
+        "3. http-longpoll(minimal): timeout 30s",
+        "4. websocket: read buffer 4096 bytes",
+        // 4 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
+        "about 2m 48s",
+    ] {
+        assert!(
+            summary.contains(needle),
+            "expected {needle:?} in:\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn describe_survives_extreme_values() {
+    let source = BASE.replace("\"1/s\"", "\"1/h\"").replace(
+        "clients = 10",
+        "clients = 10\nconnect_rate = \"1e-300/s\"\nwarmup = \"500years\"",
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    let summary = scenario::describe(&plan);
+    assert!(summary.contains("2.778e-4/s per channel"), "{summary}");
+}
+
+#[test]
+fn missing_messages_table() {
+    let source = BASE.replace("[messages]\nrate = \"1/s\"\n", "");
+    assert_error(
+        &source,
+        1,
+        1,
+        "messages",
+        "missing required field `messages`",
+    );
+}
+
+#[test]
+fn missing_transport_kind() {
+    let source = BASE.replace("kind = \"websocket\"", "read_buffer_bytes = 4096");
+    assert_error(
+        &source,
+        7,
+        1,
+        "transports[0].kind",
+        "\"http-longpoll\", \"websocket\"",
+    );
+}
+
+#[test]
+fn transports_must_be_an_array_of_tables() {
+    let source = BASE.replace("[[transports]]", "[transports]");
+    assert_error(&source, 7, 1, "transports", "[[transports]]");
+}
+
+#[test]
+fn unreadable_file() {
+    let error = scenario::load(Path::new("scenarios/does-not-exist.toml")).map(|_| ());
+    assert!(matches!(error, Err(ScenarioError::Read { .. })));
+}
