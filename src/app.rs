@@ -45,7 +45,11 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -106,9 +110,15 @@ fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p Trans
         return Ok(plan.transports.iter().collect());
     }
     let matches = |t: &TransportPlan, name: &str| t.label() == name || t.kind() == name;
-    if let Some(unknown) = only.iter().find(|name| !plan.transports.iter().any(|t| matches(t, name))) {
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !plan.transports.iter().any(|t| matches(t, name)))
+    {
         let known: Vec<String> = plan.transports.iter().map(TransportPlan::label).collect();
-        anyhow::bail!("--only {unknown}: the scenario has no such transport (it has: {})", known.join(", "));
+        anyhow::bail!(
+            "--only {unknown}: the scenario has no such transport (it has: {})",
+            known.join(", ")
+        );
     }
     Ok(plan
         .transports
@@ -170,6 +180,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("starting the hub on {}", args.listen))?;
     // The first stdout line is the contract with `Launch::ChildProcess`.
     println!("{READY_PREFIX}{}", hub.local_addr());
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     Ok(ExitCode::SUCCESS)
 }

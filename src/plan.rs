@@ -75,7 +75,8 @@ impl TransportPlan {
     /// A label that tells runs of the same kind apart, e.g. `http-poll(websocket-org-2010)`.
     pub fn label(&self) -> String {
         match self {
-            TransportPlan::HttpPoll { headers, .. } | TransportPlan::HttpLongpoll { headers, .. } => {
+            TransportPlan::HttpPoll { headers, .. }
+            | TransportPlan::HttpLongpoll { headers, .. } => {
                 format!("{}({})", self.kind(), headers.name())
             }
             TransportPlan::Websocket { .. } => self.kind().to_string(),
@@ -85,9 +86,8 @@ impl TransportPlan {
     /// The header profile the embedded hub answers with for this transport.
     pub fn response_profile(&self) -> HeaderProfile {
         match self {
-            TransportPlan::HttpPoll { headers, .. } | TransportPlan::HttpLongpoll { headers, .. } => {
-                headers.clone()
-            }
+            TransportPlan::HttpPoll { headers, .. }
+            | TransportPlan::HttpLongpoll { headers, .. } => headers.clone(),
             TransportPlan::Websocket { .. } => HeaderProfile::Minimal,
         }
     }

@@ -68,7 +68,8 @@ pub async fn publish(
             let (progress, stop) = (Arc::clone(&progress), stop.clone());
             let first = e == 0 && channel == 0;
             tasks.spawn(async move {
-                let mut outcome = publish_channel(&endpoint, channel, &schedule, start, &progress, &stop).await;
+                let mut outcome =
+                    publish_channel(&endpoint, channel, &schedule, start, &progress, &stop).await;
                 if !first {
                     outcome.window = None;
                 }
@@ -152,14 +153,23 @@ async fn post(
     if conn.is_none() {
         *conn = Some(open(endpoint).await?);
     }
-    let Some(sender) = conn.as_mut() else { bail!("no publisher connection") };
-    sender.ready().await.context("publisher connection closed")?;
+    let Some(sender) = conn.as_mut() else {
+        bail!("no publisher connection")
+    };
+    sender
+        .ready()
+        .await
+        .context("publisher connection closed")?;
     let request = Request::post(path)
         .header(hyper::header::HOST, endpoint.authority.as_str())
         .body(Full::new(body))?;
     let response = sender.send_request(request).await.context("publishing")?;
     let status = response.status();
-    response.into_body().collect().await.context("reading publish answer")?;
+    response
+        .into_body()
+        .collect()
+        .await
+        .context("reading publish answer")?;
     if !status.is_success() {
         bail!("publisher location answered {status}");
     }

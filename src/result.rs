@@ -87,6 +87,7 @@ pub struct RunResult {
     /// CPU seconds of the measuring process (clients and publisher) during the run.
     pub fleet_cpu_s: f64,
     pub fleet_peak_rss_bytes: u64,
+    /// (peak RSS − RSS at the start of the run) ÷ clients: memory the clients added.
     pub fleet_rss_bytes_per_client: f64,
     /// CPU seconds of the embedded hub process; empty when the target is external or in-process.
     pub target_cpu_s: Option<f64>,

@@ -68,6 +68,7 @@ pub async fn run_transport(
     };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     sys::reset_own_peak_rss();
+    let fleet_rss_start = sys::rss_bytes("self").unwrap_or(0);
     let (fleet_cpu_start, target_cpu_start) = (sys::own_cpu_s(), target.cost().map(|c| c.0));
     let shared = Arc::new(Shared::new(seqs, stop.clone()));
 
@@ -102,7 +103,10 @@ pub async fn run_transport(
     let cost = Cost {
         fleet_cpu_s: sys::own_cpu_s() - fleet_cpu_start,
         fleet_peak_rss_bytes: sys::peak_rss_bytes("self").unwrap_or(0),
-        target_cpu_s: target_cost.zip(target_cpu_start).map(|((end, _), start)| end - start),
+        fleet_rss_start_bytes: fleet_rss_start,
+        target_cpu_s: target_cost
+            .zip(target_cpu_start)
+            .map(|((end, _), start)| end - start),
         target_peak_rss_bytes: target_cost.map(|c| c.1),
     };
     let measured = Measured {
@@ -110,7 +114,9 @@ pub async fn run_transport(
         fleet: fleet_outcome,
         published,
         latency: Percentiles::of(&shared.latency()),
-        connect_failures: shared.connect_failures.load(std::sync::atomic::Ordering::Relaxed),
+        connect_failures: shared
+            .connect_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
         reconnects: shared.reconnects.load(std::sync::atomic::Ordering::Relaxed),
         connect_s,
         hub_dropped_slow: hub_stats.map(|s| s.ws_dropped_slow),
@@ -124,7 +130,14 @@ pub async fn run_transport(
     {
         anyhow::bail!("no client of {label} could connect: {error}");
     }
-    Ok(build_result(plan, transport, target_label, started_at, &measured, &cost))
+    Ok(build_result(
+        plan,
+        transport,
+        target_label,
+        started_at,
+        &measured,
+        &cost,
+    ))
 }
 
 /// Waits until every client is connected, the ramp's grace time is over, or the run stops.
@@ -136,7 +149,9 @@ async fn ramp(plan: &Plan, label: &str, shared: &Shared, observer: &dyn Observer
     observer.phase(label, Phase::Connecting, clients);
     while Instant::now() < deadline && !shared.stop.is_cancelled() {
         let connected = shared.connected.load(std::sync::atomic::Ordering::Relaxed);
-        let failures = shared.connect_failures.load(std::sync::atomic::Ordering::Relaxed);
+        let failures = shared
+            .connect_failures
+            .load(std::sync::atomic::Ordering::Relaxed);
         observer.update(connected, &format!("{failures} connect failures"));
         if connected >= clients {
             break;
@@ -158,7 +173,8 @@ async fn publish(
     let total = schedule.messages * u64::from(schedule.channels) * target.endpoints.len() as u64;
     observer.phase(label, Phase::Publishing, total);
     let endpoints = target.endpoints.clone();
-    let (task_schedule, task_progress, stop) = (schedule.clone(), Arc::clone(&progress), shared.stop.clone());
+    let (task_schedule, task_progress, stop) =
+        (schedule.clone(), Arc::clone(&progress), shared.stop.clone());
     let mut task = tokio::spawn(async move {
         publisher::publish(&endpoints, &task_schedule, task_progress, stop).await
     });
@@ -170,7 +186,9 @@ async fn publish(
         }
         let delivered = shared.delivered.load(std::sync::atomic::Ordering::Relaxed);
         observer.update(
-            progress.published.load(std::sync::atomic::Ordering::Relaxed),
+            progress
+                .published
+                .load(std::sync::atomic::Ordering::Relaxed),
             &format!(
                 "{delivered} of {} deliveries",
                 expected_per_client * u64::from(plan.clients)
@@ -212,13 +230,19 @@ struct Measured {
 struct Cost {
     fleet_cpu_s: f64,
     fleet_peak_rss_bytes: u64,
+    /// Resident memory when the run started: the part of the peak the clients did not add.
+    fleet_rss_start_bytes: u64,
     target_cpu_s: Option<f64>,
     target_peak_rss_bytes: Option<u64>,
 }
 
 /// `numerator / denominator`, or NaN (empty in CSV, null in JSON) when nothing was counted.
 fn per(numerator: f64, denominator: f64) -> f64 {
-    if denominator > 0.0 { numerator / denominator } else { f64::NAN }
+    if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        f64::NAN
+    }
 }
 
 fn build_result(
@@ -235,7 +259,10 @@ fn build_result(
     let wire = m.fleet.window_wire;
     let messages = m.fleet.window_messages as f64;
     let nominal_window = (m.seqs.last - m.seqs.first + 1) as f64 / plan.message_rate_per_s;
-    let window_s = m.published.window.map_or(nominal_window, |w| w.as_secs_f64());
+    let window_s = m
+        .published
+        .window
+        .map_or(nominal_window, |w| w.as_secs_f64());
     let connected = m.fleet.clients_connected as f64;
     let bytes_per_message = per(wire.total() as f64, messages);
     RunResult {
@@ -253,7 +280,8 @@ fn build_result(
         lost: expected.saturating_sub(delivered),
         duplicated: m.fleet.delivery.duplicated,
         out_of_order: m.fleet.delivery.out_of_order,
-        clients_with_loss: m.fleet.delivery.clients_with_loss + (clients - m.fleet.clients_connected.min(clients)),
+        clients_with_loss: m.fleet.delivery.clients_with_loss
+            + (clients - m.fleet.clients_connected.min(clients)),
         delivery_ratio: per(delivered as f64, expected as f64),
         window_messages: m.fleet.window_messages,
         window_bytes_up: wire.sent,
@@ -287,7 +315,11 @@ fn build_result(
         hub_dropped_slow: m.hub_dropped_slow,
         fleet_cpu_s: cost.fleet_cpu_s,
         fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,
-        fleet_rss_bytes_per_client: per(cost.fleet_peak_rss_bytes as f64, clients as f64),
+        fleet_rss_bytes_per_client: per(
+            cost.fleet_peak_rss_bytes
+                .saturating_sub(cost.fleet_rss_start_bytes) as f64,
+            clients as f64,
+        ),
         target_cpu_s: cost.target_cpu_s,
         target_peak_rss_bytes: cost.target_peak_rss_bytes,
     }

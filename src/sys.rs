@@ -22,8 +22,18 @@ pub fn reset_own_peak_rss() -> bool {
 
 /// Peak resident memory (`VmHWM`) of process `pid` ("self" for this one), in bytes.
 pub fn peak_rss_bytes(pid: &str) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+/// Resident memory now (`VmRSS`) of process `pid` ("self" for this one), in bytes.
+pub fn rss_bytes(pid: &str) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A `kB` field of /proc/<pid>/status, in bytes.
+fn status_bytes(pid: &str, field: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
@@ -68,6 +78,7 @@ mod tests {
     #[test]
     fn reads_own_cost() {
         assert!(peak_rss_bytes("self").is_some_and(|b| b > 0));
+        assert!(rss_bytes("self").is_some_and(|b| b > 0));
         assert!(cpu_s(std::process::id()).is_some());
         assert!(own_cpu_s() >= 0.0);
         assert!(raise_fd_limit() > 0);

@@ -26,7 +26,7 @@ pub struct WireCounts {
     pub sent: u64,
     /// Bytes the client read from the socket (counted at the stream).
     pub received: u64,
-    /// Bytes the kernel saw acknowledged by the peer (`tcpi_bytes_acked`).
+    /// Bytes the kernel saw acknowledged by the peer (`tcpi_bytes_acked`, less the SYN).
     pub kernel_sent: u64,
     /// Bytes the kernel received (`tcpi_bytes_received`).
     pub kernel_received: u64,
@@ -99,9 +99,13 @@ fn kernel_counts(fd: RawFd) -> Option<KernelCounts> {
         return None;
     }
     let segments = u64::from(info.tcpi_segs_in) + u64::from(info.tcpi_segs_out);
-    let payload = info.tcpi_bytes_acked + info.tcpi_bytes_received;
+    // `bytes_acked` follows the acknowledged sequence number, and a connecting socket's SYN
+    // takes one (every socket counted here is a client's). The FIN would take another, but
+    // counts are read before the socket closes.
+    let sent = info.tcpi_bytes_acked.saturating_sub(1);
+    let payload = sent + info.tcpi_bytes_received;
     Some(KernelCounts {
-        sent: info.tcpi_bytes_acked,
+        sent,
         received: info.tcpi_bytes_received,
         segments,
         ip_bytes: payload + segments * header_bytes_per_segment(fd, info.tcpi_options),
@@ -128,7 +132,13 @@ fn is_ipv6(fd: RawFd) -> bool {
     let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `addr` is a writable sockaddr_storage of `len` bytes.
-    let rc = unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
     rc == 0 && i32::from(addr.ss_family) == libc::AF_INET6
 }
 
@@ -187,7 +197,11 @@ impl Drop for CountingStream {
     fn drop(&mut self) {
         // Runs before `inner` closes the socket: the last moment TCP_INFO is ours to read.
         let last = kernel_counts(self.counter.fd).unwrap_or_default();
-        *self.counter.closed.lock().unwrap_or_else(|e| e.into_inner()) = Some(last);
+        *self
+            .counter
+            .closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(last);
     }
 }
 

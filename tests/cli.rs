@@ -19,14 +19,19 @@ fn scenario(name: &str) -> String {
 
 #[test]
 fn validate_accepts_every_shipped_scenario() {
-    let mut files: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .filter(|p| p.ends_with(".toml"))
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"))
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .filter(|p| p.ends_with(".toml"))
+            .collect();
     files.sort();
     let out = pushbench().arg("validate").args(&files).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -54,7 +59,11 @@ fn run_smoke_writes_summaries_with_every_message_delivered() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let results = report::read_json(&dir.path().join("summary.json")).unwrap();
     let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), results.len() + 1);
@@ -62,7 +71,10 @@ fn run_smoke_writes_summaries_with_every_message_delivered() {
     assert_eq!(results.len(), 3);
     for r in &results {
         assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
-        assert!(r.target_cpu_s.is_some() && r.target_peak_rss_bytes.is_some(), "child hub measured: {r:?}");
+        assert!(
+            r.target_cpu_s.is_some() && r.target_peak_rss_bytes.is_some(),
+            "child hub measured: {r:?}"
+        );
         assert!(stdout.contains(&r.transport), "{stdout}");
     }
 }

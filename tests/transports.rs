@@ -26,7 +26,10 @@ async fn websocket_frame_of_16_byte_payload_costs_exactly_2_bytes() {
     assert_eq!(r.messages_delivered, 50 * 10);
     assert_eq!(r.window_messages, 50 * 10);
     assert_eq!(r.overhead_bytes_per_message, 2.0, "{r:?}");
-    assert_eq!(r.window_bytes_up, 0, "the client sends nothing in steady state");
+    assert_eq!(
+        r.window_bytes_up, 0,
+        "the client sends nothing in steady state"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +47,9 @@ async fn article_poller() -> (Hub, HttpPoll) {
         profile: HeaderProfile::WebsocketOrg2010,
         ..HubConfig::default()
     };
-    let hub = Hub::start(([127, 0, 0, 1], 0).into(), config).await.unwrap();
+    let hub = Hub::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap();
     let spec = ClientSpec {
         endpoint: Arc::new(Endpoint {
             addr: hub.local_addr(),
@@ -66,7 +71,11 @@ async fn article_poller() -> (Hub, HttpPoll) {
 async fn article_profile_poll_exchange_is_716_plus_193_bytes_plus_body() {
     let (hub, mut poller) = article_poller().await;
     let before = poller.wire();
-    let body = Stamp { seq: 0, intended_us: 0 }.encode(21);
+    let body = Stamp {
+        seq: 0,
+        intended_us: 0,
+    }
+    .encode(21);
     publish(hub.local_addr(), "0", &body).await;
     let mut delivered: Vec<Bytes> = Vec::new();
     poller.next(&mut delivered).await.unwrap();
@@ -90,7 +99,11 @@ async fn interval_poll_with_nothing_new_gets_a_counted_304() {
     let exchange = poller.wire() - before;
     assert!(delivered.is_empty());
     assert_eq!((exchange.sent, exchange.received), (716, 144));
-    assert_eq!(hub.stats().poll_not_modified, 2, "connect's first poll and this one");
+    assert_eq!(
+        hub.stats().poll_not_modified,
+        2,
+        "connect's first poll and this one"
+    );
 }
 
 /// Polling five times per message interval: 304 answers are part of what each message costs.

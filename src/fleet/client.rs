@@ -26,12 +26,21 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 enum ByteWindow {
     /// Before the last warm-up message arrived.
     Waiting,
-    Open { start: WireCounts },
-    Closed { start: WireCounts, end: WireCounts },
+    Open {
+        start: WireCounts,
+    },
+    Closed {
+        start: WireCounts,
+        end: WireCounts,
+    },
 }
 
 /// Runs one client until it has received the last measured message or the run stops.
-pub async fn run_client<T: Transport>(spec: ClientSpec, shared: Arc<Shared>, index: usize) -> ClientOutcome {
+pub async fn run_client<T: Transport>(
+    spec: ClientSpec,
+    shared: Arc<Shared>,
+    index: usize,
+) -> ClientOutcome {
     let window = shared.window;
     let mut delivery = Delivery::new(window.first, window.last);
     let mut outcome = ClientOutcome::default();
@@ -125,7 +134,12 @@ async fn connect<T: Transport>(spec: &ClientSpec, shared: &Shared) -> Option<T> 
 
 /// Records the delivery and latency of each payload; returns how many there were and the
 /// highest sequence number among them.
-fn account(payloads: &[Bytes], delivery: &mut Delivery, shared: &Shared, index: usize) -> (u64, Option<u64>) {
+fn account(
+    payloads: &[Bytes],
+    delivery: &mut Delivery,
+    shared: &Shared,
+    index: usize,
+) -> (u64, Option<u64>) {
     let received_us = unix_us(SystemTime::now());
     let mut highest = None;
     let mut count = 0;

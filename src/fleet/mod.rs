@@ -52,7 +52,9 @@ impl Shared {
             delivered: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             first_error: Mutex::new(None),
-            histograms: (0..HISTOGRAM_SHARDS).map(|_| Mutex::new(new_histogram())).collect(),
+            histograms: (0..HISTOGRAM_SHARDS)
+                .map(|_| Mutex::new(new_histogram()))
+                .collect(),
         }
     }
 
@@ -70,7 +72,10 @@ impl Shared {
     }
 
     pub fn first_error(&self) -> Option<String> {
-        self.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// All clients' latencies merged.
@@ -179,8 +184,18 @@ impl Fleet {
     }
 }
 
-fn spawn_client(tasks: &mut JoinSet<ClientOutcome>, spec: ClientSpec, shared: Arc<Shared>, i: usize) {
-    fn go<T: Transport>(tasks: &mut JoinSet<ClientOutcome>, spec: ClientSpec, shared: Arc<Shared>, i: usize) {
+fn spawn_client(
+    tasks: &mut JoinSet<ClientOutcome>,
+    spec: ClientSpec,
+    shared: Arc<Shared>,
+    i: usize,
+) {
+    fn go<T: Transport>(
+        tasks: &mut JoinSet<ClientOutcome>,
+        spec: ClientSpec,
+        shared: Arc<Shared>,
+        i: usize,
+    ) {
         tasks.spawn(async move {
             let outcome = client::run_client::<T>(spec, Arc::clone(&shared), i).await;
             shared.finished.fetch_add(1, Ordering::Relaxed);

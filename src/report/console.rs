@@ -23,7 +23,13 @@ const HEADERS: [&str; 13] = [
 pub fn table(results: &[RunResult]) -> String {
     let rows: Vec<[String; 13]> = results.iter().map(row).collect();
     let widths: Vec<usize> = (0..HEADERS.len())
-        .map(|c| rows.iter().map(|r| r[c].len()).chain([HEADERS[c].len()]).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .chain([HEADERS[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: &[String]| {
         cells
@@ -47,7 +53,10 @@ pub fn table(results: &[RunResult]) -> String {
     }
     for r in results {
         if !r.complete {
-            out.push_str(&format!("note: {} was interrupted; its figures cover only what it saw\n", r.transport));
+            out.push_str(&format!(
+                "note: {} was interrupted; its figures cover only what it saw\n",
+                r.transport
+            ));
         }
         if r.connect_failures > 0 || r.reconnects > 0 {
             out.push_str(&format!(

@@ -69,7 +69,11 @@ pub fn hub_config_for(transport: &TransportPlan) -> HubConfig {
 }
 
 impl RunningTarget {
-    pub async fn start(target: &TargetPlan, transport: &TransportPlan, launch: &Launch) -> anyhow::Result<Self> {
+    pub async fn start(
+        target: &TargetPlan,
+        transport: &TransportPlan,
+        launch: &Launch,
+    ) -> anyhow::Result<Self> {
         match target {
             TargetPlan::External { urls } => {
                 let mut endpoints = Vec::new();
@@ -108,7 +112,9 @@ impl RunningTarget {
 
     /// CPU seconds and peak RSS of a child hub; `None` for in-process or external targets.
     pub fn cost(&self) -> Option<(f64, u64)> {
-        let Server::Child(child) = &self.server else { return None };
+        let Server::Child(child) = &self.server else {
+            return None;
+        };
         let pid = child.id()?;
         Some((sys::cpu_s(pid)?, sys::peak_rss_bytes(&pid.to_string())?))
     }
@@ -130,9 +136,18 @@ impl RunningTarget {
 }
 
 /// Starts `exe serve` on an ephemeral loopback port and waits for its ready line.
-async fn spawn_child(exe: &PathBuf, config: &HubConfig) -> anyhow::Result<(std::net::SocketAddr, Child)> {
+async fn spawn_child(
+    exe: &PathBuf,
+    config: &HubConfig,
+) -> anyhow::Result<(std::net::SocketAddr, Child)> {
     let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--headers", config.profile.name()])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--headers",
+            config.profile.name(),
+        ])
         .arg("--longpoll-timeout")
         .arg(humantime::format_duration(config.longpoll_timeout).to_string())
         .stdin(Stdio::null())
@@ -141,7 +156,10 @@ async fn spawn_child(exe: &PathBuf, config: &HubConfig) -> anyhow::Result<(std::
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting the embedded hub ({} serve)", exe.display()))?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("hub stdout not captured"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("hub stdout not captured"))?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(READY_TIMEOUT, lines.next_line())
         .await

@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{ETAG, HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use hyper::header::{
+    ETAG, HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -47,7 +49,11 @@ impl Drop for HttpSubscriber {
 }
 
 impl HttpSubscriber {
-    async fn connect(spec: &ClientSpec, prefix: &str, profile: &HeaderProfile) -> anyhow::Result<Self> {
+    async fn connect(
+        spec: &ClientSpec,
+        prefix: &str,
+        profile: &HeaderProfile,
+    ) -> anyhow::Result<Self> {
         let tcp = TcpStream::connect(spec.endpoint.addr)
             .await
             .with_context(|| format!("connecting to {}", spec.endpoint.addr))?;
@@ -103,7 +109,11 @@ impl HttpSubscriber {
             }
         }
         self.sender.ready().await.context("connection closed")?;
-        let response = self.sender.send_request(request).await.context("poll request")?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .context("poll request")?;
         if let Some(v) = &mut self.validators {
             v.etag = response.headers().get(ETAG).cloned().or(v.etag.take());
             v.last_modified = response
@@ -113,7 +123,11 @@ impl HttpSubscriber {
                 .or(v.last_modified.take());
         }
         let status = response.status();
-        let body = response.into_body().collect().await.context("reading response body")?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .context("reading response body")?;
         match status {
             StatusCode::OK => Ok(Some(body.to_bytes())),
             StatusCode::NOT_MODIFIED => Ok(None),

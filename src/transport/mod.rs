@@ -39,8 +39,10 @@ pub trait Transport: Sized + Send + 'static {
 
     /// Waits for and performs the next exchange, appending the payloads it delivered
     /// (none for a poll answered 304).
-    fn next(&mut self, delivered: &mut Vec<Bytes>)
-    -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn next(
+        &mut self,
+        delivered: &mut Vec<Bytes>,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Bytes and segments this connection has carried so far.
     fn wire(&self) -> WireCounts;

@@ -57,5 +57,9 @@ pub async fn publish(addr: SocketAddr, channel: &str, body: &[u8]) {
         .await
         .expect("publish answered in time")
         .unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 2"), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 2"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 }
