@@ -5,8 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One transport of one scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One transport of one scenario. Fields missing from an older results file read as their
+/// defaults, so baselines stay comparable as columns are added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunResult {
     pub scenario: String,
     /// Transport label, e.g. `http-poll(websocket-org-2010)`.
@@ -47,6 +49,15 @@ pub struct RunResult {
     pub ip_bytes_per_message: f64,
     /// The kernel's own TCP payload count per message (`TCP_INFO`): cross-check of `bytes_per_message`.
     pub kernel_bytes_per_message: f64,
+    /// Client→server TCP payload bytes of the whole run (setup, warm-up, window, drain), all
+    /// clients, counted up to the moment each connection closed (its FIN not included).
+    pub total_bytes_up: u64,
+    /// Server→client TCP payload bytes of the whole run, all clients.
+    pub total_bytes_down: u64,
+    /// IP-level bytes of the whole run, all clients (segments × headers + kernel payload).
+    pub total_ip_bytes: u64,
+    /// TCP segments of the whole run, both directions, all clients.
+    pub total_segments: u64,
     /// Bytes to connect and subscribe, per connected client (WebSocket upgrade, first poll).
     pub setup_bytes_per_client: f64,
     /// IP-level setup bytes per connected client (adds the TCP handshake).

@@ -99,6 +99,7 @@ pub async fn run_client<T: Transport>(
     }
 
     let now = earlier + conn.as_ref().map(T::wire).unwrap_or_default();
+    outcome.total_wire = now;
     outcome.window_wire = match bytes {
         ByteWindow::Waiting => WireCounts::default(),
         ByteWindow::Open { start } => now - start,

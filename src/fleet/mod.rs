@@ -97,6 +97,8 @@ pub struct ClientOutcome {
     /// Bytes of the first connection's connect and subscribe; `None` if it never connected.
     pub setup: Option<WireCounts>,
     pub window_wire: WireCounts,
+    /// Everything the client's connections carried, from connect to the end of the run.
+    pub total_wire: WireCounts,
     pub window_messages: u64,
     pub window_exchanges: u64,
 }
@@ -108,6 +110,7 @@ pub struct FleetOutcome {
     pub setup: WireCounts,
     pub clients_connected: u64,
     pub window_wire: WireCounts,
+    pub total_wire: WireCounts,
     pub window_messages: u64,
     pub window_exchanges: u64,
 }
@@ -120,6 +123,7 @@ impl FleetOutcome {
             self.clients_connected += 1;
         }
         self.window_wire = self.window_wire + c.window_wire;
+        self.total_wire = self.total_wire + c.total_wire;
         self.window_messages += c.window_messages;
         self.window_exchanges += c.window_exchanges;
     }
