@@ -64,6 +64,10 @@ pub struct RunResult {
     pub setup_ip_bytes_per_client: f64,
     /// TCP payload bits per second, all clients, over the measured window.
     pub bandwidth_bps: f64,
+    /// For a rate-scaled run (fewer messages per client than the use case asks): the bandwidth
+    /// the measured bytes per message come to at the use case's rate. Empty for runs at the
+    /// asked-for rate; never mixed up with `bandwidth_bps`, which is always measured.
+    pub projected_bandwidth_bps: Option<f64>,
     /// IP-level bits per second, all clients, over the measured window.
     pub ip_bandwidth_bps: f64,
     /// Requests (polls) or frames per client per second inside the window, as achieved.
@@ -76,6 +80,9 @@ pub struct RunResult {
     pub latency_p999_us: u64,
     pub latency_max_us: u64,
     pub latency_mean_us: f64,
+    /// The whole latency histogram (HdrHistogram V2 + deflate, base64), for distribution
+    /// charts and lossless merging. JSON only: the CSV leaves it out.
+    pub latency_histogram: String,
 
     // Publisher.
     pub publish_rate_requested_per_s: f64,

@@ -12,7 +12,7 @@ use crate::fleet::{Fleet, FleetOutcome, MeasuredSeqs, Shared};
 use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
-use crate::stats::Percentiles;
+use crate::stats::{self, Percentiles};
 use crate::sys;
 use crate::target::{Launch, RunningTarget};
 
@@ -114,6 +114,7 @@ pub async fn run_transport(
         fleet: fleet_outcome,
         published,
         latency: Percentiles::of(&shared.latency()),
+        latency_histogram: stats::encode_histogram(&shared.latency())?,
         connect_failures: shared
             .connect_failures
             .load(std::sync::atomic::Ordering::Relaxed),
@@ -218,6 +219,7 @@ struct Measured {
     fleet: FleetOutcome,
     published: PublishOutcome,
     latency: Percentiles,
+    latency_histogram: String,
     connect_failures: u64,
     reconnects: u64,
     connect_s: f64,
@@ -297,6 +299,7 @@ fn build_result(
         setup_bytes_per_client: per(m.fleet.setup.total() as f64, connected),
         setup_ip_bytes_per_client: per(m.fleet.setup.ip_bytes as f64, connected),
         bandwidth_bps: per(wire.total() as f64 * 8.0, window_s),
+        projected_bandwidth_bps: None,
         ip_bandwidth_bps: per(wire.ip_bytes as f64 * 8.0, window_s),
         exchanges_per_client_per_s: per(m.fleet.window_exchanges as f64, connected * window_s),
         latency_p50_us: m.latency.p50,
@@ -305,6 +308,7 @@ fn build_result(
         latency_p999_us: m.latency.p999,
         latency_max_us: m.latency.max,
         latency_mean_us: m.latency.mean,
+        latency_histogram: m.latency_histogram.clone(),
         publish_rate_requested_per_s: plan.message_rate_per_s
             * f64::from(plan.channels)
             * m.endpoints as f64,

@@ -1,6 +1,10 @@
 //! Delivery accounting and latency histograms: pure, mergeable, unit-tested.
 
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
 /// Highest latency the histograms track: one hour, in µs. Larger values are clamped.
@@ -14,6 +18,26 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Records one latency, clamped into the histogram's range.
 pub fn record_latency(histogram: &mut Histogram<u64>, latency_us: u64) {
     histogram.saturating_record(latency_us.clamp(1, MAX_LATENCY_US));
+}
+
+/// The histogram in HdrHistogram's compressed V2 format, base64: small enough for a JSON
+/// field, readable by every HdrHistogram implementation, mergeable without loss.
+pub fn encode_histogram(histogram: &Histogram<u64>) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(histogram, &mut bytes)
+        .map_err(|e| anyhow::anyhow!("serializing a histogram: {e:?}"))?;
+    Ok(BASE64.encode(bytes))
+}
+
+/// Reads back what `encode_histogram` wrote.
+pub fn decode_histogram(text: &str) -> anyhow::Result<Histogram<u64>> {
+    let bytes = BASE64
+        .decode(text.trim())
+        .context("histogram is not base64")?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("reading a histogram: {e:?}"))
 }
 
 /// Latency percentiles in µs, as reported.
@@ -162,5 +186,7 @@ mod tests {
         assert_eq!(p.p50, 500);
         assert_eq!(p.max, 1000);
         assert_eq!(Percentiles::of(&new_histogram()), Percentiles::default());
+        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
+        assert_eq!(Percentiles::of(&back), p);
     }
 }

@@ -11,11 +11,33 @@ use anyhow::Context;
 
 use crate::result::RunResult;
 
-/// Renders `results` as CSV, one row per run, columns named as the `RunResult` fields.
+/// Fields of `RunResult` left out of the CSV: too large for a spreadsheet cell.
+const JSON_ONLY: &[&str] = &["latency_histogram"];
+
+/// Renders `results` as CSV, one row per run, columns named and ordered as the `RunResult`
+/// fields; empty cells for values that were not measured.
 pub fn csv_bytes(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    for result in results {
-        writer.serialize(result)?;
+    let rows = results
+        .iter()
+        .map(|r| match serde_json::to_value(r)? {
+            serde_json::Value::Object(map) => Ok(map),
+            _ => anyhow::bail!("a result did not serialize to an object"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(first) = rows.first() {
+        writer.write_record(first.keys().filter(|k| !JSON_ONLY.contains(&k.as_str())))?;
+    }
+    for row in &rows {
+        let cells = row
+            .iter()
+            .filter(|(k, _)| !JSON_ONLY.contains(&k.as_str()))
+            .map(|(_, v)| match v {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        writer.write_record(cells)?;
     }
     Ok(writer.into_inner()?)
 }
@@ -54,4 +76,31 @@ pub fn write_summaries(dir: &Path, results: &[RunResult]) -> (Vec<PathBuf>, Vec<
 pub fn read_json(path: &Path) -> anyhow::Result<Vec<RunResult>> {
     let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_one_row_per_result_without_the_histogram_and_empty_cells_for_none() {
+        let result = RunResult {
+            transport: "websocket".into(),
+            bytes_per_message: 18.0,
+            latency_histogram: "HISTOGRAM".into(),
+            target_cpu_s: None,
+            ..RunResult::default()
+        };
+        let csv = String::from_utf8(csv_bytes(&[result.clone(), result]).unwrap()).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("scenario,transport,transport_kind,"));
+        assert!(!csv.contains("latency_histogram") && !csv.contains("HISTOGRAM"));
+        let header: Vec<&str> = lines[0].split(',').collect();
+        let row: Vec<&str> = lines[1].split(',').collect();
+        let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(cell("bytes_per_message"), "18.0");
+        assert_eq!(cell("target_cpu_s"), "");
+        assert_eq!(cell("transport"), "websocket");
+    }
 }
