@@ -13,7 +13,7 @@ use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
 use crate::runner::{self, RunOptions};
 use crate::target::hub::{Hub, HubConfig};
-use crate::target::{Launch, READY_PREFIX};
+use crate::target::{Launch, READY_PREFIX, broker, broker_line};
 use crate::{scenario, sys};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), after writing what it measured.
@@ -178,8 +178,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let hub = Hub::start(args.listen, config)
         .await
         .with_context(|| format!("starting the hub on {}", args.listen))?;
-    // The first stdout line is the contract with `Launch::ChildProcess`.
+    // The first stdout lines are the contract with `Launch::ChildProcess`.
     println!("{READY_PREFIX}{}", hub.local_addr());
+    if args.broker {
+        let addrs = tokio::task::spawn_blocking(broker::start).await??;
+        println!("{}", broker_line(&addrs));
+    }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;

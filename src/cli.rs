@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Messages a WebSocket subscriber may fall behind before it is dropped (and counted).
     #[arg(long, default_value_t = 1024)]
     pub ws_queue: usize,
+    /// Also start the embedded MQTT broker (rumqttd) on two free loopback ports, one for
+    /// MQTT over TCP and one for MQTT over WebSocket (printed on the second line).
+    #[arg(long)]
+    pub broker: bool,
 }
 
 /// Response header profiles the hub can answer with.

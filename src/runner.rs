@@ -90,6 +90,10 @@ pub async fn run_transport(
         payload_bytes: plan.payload_bytes,
         messages: seqs.last + 1,
         window_opens_after: seqs.first - 1,
+        mqtt: match transport {
+            TransportPlan::Mqtt(m) => Some(m.clone()),
+            _ => None,
+        },
     };
     let published = publish(plan, &label, &target, &schedule, &shared, observer).await;
     drain(plan, &label, &shared, observer).await;

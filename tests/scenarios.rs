@@ -359,7 +359,7 @@ fn wrong_type() {
 
 #[test]
 fn unknown_transport_kind() {
-    let source = BASE.replace("\"websocket\"", "\"mqtt\"");
+    let source = BASE.replace("\"websocket\"", "\"carrier-pigeon\"");
     assert_error(
         &source,
         8,

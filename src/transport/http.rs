@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::{ClientSpec, Transport};
+use super::{ClientSpec, Received, Transport};
 use crate::plan::TransportPlan;
 use crate::profile::HeaderProfile;
 use crate::wire::{ConnCounter, CountingStream, WireCounts};
@@ -156,9 +156,9 @@ impl Transport for HttpPoll {
         })
     }
 
-    async fn next(&mut self, delivered: &mut Vec<Bytes>) -> anyhow::Result<()> {
+    async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
         self.schedule.tick().await;
-        delivered.extend(self.subscriber.exchange().await?);
+        delivered.extend(self.subscriber.exchange().await?.map(Received::now));
         Ok(())
     }
 
@@ -190,8 +190,8 @@ impl Transport for HttpLongpoll {
         Ok(HttpLongpoll { subscriber })
     }
 
-    async fn next(&mut self, delivered: &mut Vec<Bytes>) -> anyhow::Result<()> {
-        delivered.extend(self.subscriber.exchange().await?);
+    async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
+        delivered.extend(self.subscriber.exchange().await?.map(Received::now));
         Ok(())
     }
 
