@@ -64,25 +64,32 @@ pub async fn publish(
     progress: Arc<Progress>,
     stop: CancellationToken,
 ) -> PublishOutcome {
+    let mut total = PublishOutcome::default();
+    // Connections first: a slow connect must not eat into the schedule and burst it.
+    let mut sinks = Vec::new();
+    for endpoint in endpoints {
+        for channel in 0..schedule.channels {
+            match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), &stop).await {
+                Ok(sink) => sinks.push((Arc::clone(endpoint), sink)),
+                Err(_) => total.errors += 1,
+            }
+        }
+    }
     let lead = Duration::from_millis(50);
     let start = (Instant::now() + lead, SystemTime::now() + lead);
     let mut tasks = JoinSet::new();
-    for (e, endpoint) in endpoints.iter().enumerate() {
-        for channel in 0..schedule.channels {
-            let (endpoint, schedule) = (Arc::clone(endpoint), schedule.clone());
-            let (progress, stop) = (Arc::clone(&progress), stop.clone());
-            let first = e == 0 && channel == 0;
-            tasks.spawn(async move {
-                let mut outcome =
-                    publish_channel(&endpoint, channel, &schedule, start, &progress, &stop).await;
-                if !first {
-                    outcome.window = None;
-                }
-                outcome
-            });
-        }
+    for (i, (endpoint, sink)) in sinks.into_iter().enumerate() {
+        let schedule = schedule.clone();
+        let (progress, stop) = (Arc::clone(&progress), stop.clone());
+        tasks.spawn(async move {
+            let mut outcome =
+                publish_channel(sink, &endpoint, &schedule, start, &progress, &stop).await;
+            if i > 0 {
+                outcome.window = None;
+            }
+            outcome
+        });
     }
-    let mut total = PublishOutcome::default();
     while let Some(joined) = tasks.join_next().await {
         let Ok(o) = joined else { continue };
         total.published += o.published;
@@ -95,8 +102,8 @@ pub async fn publish(
 }
 
 async fn publish_channel(
+    mut sink: Sink,
     endpoint: &Endpoint,
-    channel: u32,
     schedule: &Schedule,
     (start, start_wall): (Instant, SystemTime),
     progress: &Progress,
@@ -104,13 +111,6 @@ async fn publish_channel(
 ) -> PublishOutcome {
     let interval = Duration::from_secs_f64(1.0 / schedule.rate_per_s);
     let mut outcome = PublishOutcome::default();
-    let mut sink = match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), stop).await {
-        Ok(sink) => sink,
-        Err(_) => {
-            outcome.errors += 1;
-            return outcome;
-        }
-    };
     let (mut first_sent, mut last_sent, mut window_open) = (None, None, None);
     for seq in 0..schedule.messages {
         let offset = interval.mul_f64(seq as f64);

@@ -99,13 +99,24 @@ fn kernel_counts(fd: RawFd) -> Option<KernelCounts> {
         return None;
     }
     let segments = u64::from(info.tcpi_segs_in) + u64::from(info.tcpi_segs_out);
-    let payload = kernel_sent(&info, len) + info.tcpi_bytes_received;
+    // Bytes still queued in the kernel are received but not yet read: leave them to the
+    // exchange that reads them.
+    let received = info.tcpi_bytes_received.saturating_sub(unread_bytes(fd));
+    let payload = kernel_sent(&info, len) + received;
     Some(KernelCounts {
         sent: kernel_sent(&info, len),
-        received: info.tcpi_bytes_received,
+        received,
         segments,
         ip_bytes: payload + segments * header_bytes_per_segment(fd, info.tcpi_options),
     })
+}
+
+/// Bytes received by the kernel that the application has not read yet (`SIOCINQ`).
+fn unread_bytes(fd: RawFd) -> u64 {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD (= SIOCINQ on TCP sockets) writes one int.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) };
+    if rc == 0 { queued.max(0) as u64 } else { 0 }
 }
 
 /// Payload bytes this socket has sent, each once. `tcpi_bytes_sent` (Linux ≥ 4.19) counts a

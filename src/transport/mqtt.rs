@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    SubscribeReasonCode,
+    AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
+    Outgoing, Packet, QoS, SubscribeReasonCode,
 };
 
 use super::{ClientSpec, Endpoint, Received, Transport};
@@ -90,6 +90,11 @@ impl Connection {
     /// Connects (one connect at a time in this process) and finds the socket.
     pub async fn open(options: MqttOptions, broker: SocketAddr) -> anyhow::Result<Connection> {
         let (client, mut eventloop) = AsyncClient::new(options, 10);
+        // Without it, Nagle's algorithm holds small packets (an ack, a PUBREL) until the
+        // previous segment is acknowledged: tens of ms per flow on loopback.
+        let mut network = NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let _gate = CONNECT_GATE.lock().await;
         let predicted = lowest_free_fd();
         tokio::time::timeout(SUBSCRIBE_TIMEOUT, wait_connack(&mut eventloop))
