@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{run_in_process, small_plan};
-use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, TransportPlan};
+use pushbench::plan::{LastWillPlan, MqttOver, MqttPlan, MqttVersion, TransportPlan, WillCut};
 use pushbench::result::RunResult;
 
 /// Subscribers of topic `bench/t` (7 bytes) with a keep-alive far longer than the run.
@@ -69,4 +69,26 @@ async fn mqtt_over_websocket_adds_the_frame_header() {
         r.setup_bytes_per_client > 200.0,
         "the HTTP upgrade is setup: {r:?}"
     );
+}
+
+/// Clients that fall silent: the broker must notice by its keep-alive timeout (1.5 × 1 s)
+/// and publish every will.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_silenced_client_leaves_its_will_within_the_keep_alive_bound() {
+    let mut plan = small_plan(20, 16, mqtt(1, MqttOver::Tcp));
+    let TransportPlan::Mqtt(m) = &mut plan.transports[0] else {
+        unreachable!()
+    };
+    m.keep_alive = Duration::from_secs(1);
+    m.last_will = Some(LastWillPlan {
+        topic: "wills/{client}".into(),
+        cut: WillCut::Silence,
+    });
+    plan.duration = Duration::from_secs(5);
+    let r = run_in_process(&plan).await;
+    assert_eq!(r.messages_expected, 20, "{r:?}");
+    assert_eq!(r.messages_delivered, 20, "{r:?}");
+    assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
+    assert_eq!(r.will_expected_within_us, Some(1_500_000));
+    assert_eq!(r.clients_connected, 20, "{r:?}");
 }
