@@ -83,7 +83,7 @@ pub enum ExpressionError {
         "{0:?} is not a threshold: expected COLUMN OP NUMBER such as \"latency_p99_us < 50000\""
     )]
     Shape(String),
-    #[error("unknown result column `{name}`: expected one of the numeric columns {}", numeric_columns().join(", "))]
+    #[error("unknown result column `{name}`: expected {}", similar_columns(name))]
     Column { name: String },
     #[error("{0:?} is not an operator: expected one of <, <=, ==, !=, >=, >")]
     Operator(String),
@@ -140,6 +140,23 @@ pub fn numeric_columns() -> Vec<String> {
             .map(|(k, _)| k)
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The numeric columns that share the unknown name's first word, or all of them: a hint
+/// short enough to read.
+fn similar_columns(name: &str) -> String {
+    let all = numeric_columns();
+    let word = name.split('_').next().unwrap_or_default();
+    let similar: Vec<&str> = all
+        .iter()
+        .filter(|c| !word.is_empty() && c.starts_with(word))
+        .map(String::as_str)
+        .collect();
+    if similar.is_empty() {
+        format!("a numeric result column, one of {}", all.join(", "))
+    } else {
+        format!("a numeric result column such as {}", similar.join(", "))
     }
 }
 
