@@ -154,7 +154,11 @@ struct CompareReport<'a> {
 fn compare(args: &CompareArgs) -> anyhow::Result<ExitCode> {
     let baseline = compare::read_results(&args.baseline).context("reading the baseline")?;
     let current = compare::read_results(&args.current).context("reading the current results")?;
-    let comparison = compare::compare(&baseline, &current, &args.max_regression);
+    let rules = compare::Rules {
+        max_regression: args.max_regression.clone(),
+        latency_slack_us: args.latency_slack.as_secs_f64() * 1e6,
+    };
+    let comparison = compare::compare(&baseline, &current, &rules);
     let code = if comparison.regressions > 0 {
         EXIT_REGRESSION
     } else {

@@ -67,8 +67,8 @@ pub struct RunArgs {
 ///
 /// Byte counts and delivery are compared exactly (any growth in bytes, any drop in delivery,
 /// any rise in lost or duplicated messages is a regression), except interval polling's bytes
-/// (+0.1%: its count of empty polls depends on timing). Latency may grow by 50% and must
-/// grow by more than 5 ms to count. A transport in the baseline but not in the current run
+/// (+0.1%: its count of empty polls depends on timing). Latency may grow by 50%, and must
+/// grow by more than --latency-slack (5 ms) to count. A transport in the baseline but not in the current run
 /// is a regression; one only in the current run is reported.
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
@@ -81,6 +81,10 @@ pub struct CompareArgs {
     /// `http-poll:bytes_per_message=0.5%`, `bytes_per_message=0%`.
     #[arg(long, value_name = "[TRANSPORT:]METRIC=PCT")]
     pub max_regression: Vec<MaxRegression>,
+    /// Latency growth smaller than this never counts as a regression, whatever the
+    /// percentage: raise it on a shared or busy machine.
+    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub latency_slack: Duration,
     /// Output: an aligned table, or markdown for a CI job summary.
     #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
     pub format: CompareFormat,

@@ -201,6 +201,9 @@ fn compare_flags_latency_beyond_the_tolerance_and_max_regression_changes_it() {
         &["--max-regression", "latency_p99_us=150%"],
     );
     assert_eq!(code, Some(0), "{output}");
+    let (code, output) = compare(&baseline, &slower, &["--latency-slack", "25ms"]);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("+50% and > 25 ms"), "{output}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::result::RunResult;
 /// Exit code of a comparison that found a regression (99 stays for broken thresholds).
 pub const EXIT_REGRESSION: u8 = 98;
 
-/// Latency differences below this never count: loopback scheduling noise on a busy machine.
+/// Default latency slack: differences below it never count (loopback scheduling noise).
 pub const LATENCY_SLACK_US: f64 = 5000.0;
 /// Default allowed latency growth, in percent.
 pub const LATENCY_TOLERANCE_PCT: f64 = 50.0;
@@ -115,6 +115,23 @@ fn metric_names() -> Vec<&'static str> {
     METRICS.iter().map(|(name, _, _)| *name).collect()
 }
 
+/// What `compare` allows beyond its defaults: `--max-regression` and `--latency-slack`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    pub max_regression: Vec<MaxRegression>,
+    /// Latency growth below this many µs never counts, whatever the percentage.
+    pub latency_slack_us: f64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            max_regression: Vec::new(),
+            latency_slack_us: LATENCY_SLACK_US,
+        }
+    }
+}
+
 /// How much worse a value may get: `pct` of the baseline plus an absolute `slack`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tolerance {
@@ -179,21 +196,19 @@ pub struct Comparison {
     pub only_in_current: Vec<String>,
     /// Current runs that were interrupted: each counts as a regression.
     pub incomplete: Vec<String>,
+    /// The latency slack the rows used, in µs.
+    pub latency_slack_us: f64,
     pub regressions: usize,
 }
 
 /// Compares every metric of every transport (matched by label) present in both.
-pub fn compare(
-    baseline: &[RunResult],
-    current: &[RunResult],
-    overrides: &[MaxRegression],
-) -> Comparison {
+pub fn compare(baseline: &[RunResult], current: &[RunResult], rules: &Rules) -> Comparison {
     let base = by_label(baseline);
     let cur = by_label(current);
     let mut rows = Vec::new();
     for (label, b) in &base {
         if let Some(c) = find(&cur, label) {
-            rows.extend(METRICS.iter().map(|metric| row(metric, b, c, overrides)));
+            rows.extend(METRICS.iter().map(|metric| row(metric, b, c, rules)));
         }
     }
     let only_in_baseline: Vec<String> = missing_from(&base, &cur);
@@ -214,6 +229,7 @@ pub fn compare(
         only_in_baseline,
         only_in_current,
         incomplete,
+        latency_slack_us: rules.latency_slack_us,
         regressions,
     }
 }
@@ -253,9 +269,9 @@ fn row(
     &(metric, better, noise): &(&str, Better, Noise),
     base: &RunResult,
     cur: &RunResult,
-    overrides: &[MaxRegression],
+    rules: &Rules,
 ) -> Row {
-    let tolerance = tolerance(metric, noise, cur, overrides);
+    let tolerance = tolerance(metric, noise, cur, rules);
     let baseline = column(base, metric);
     let current = column(cur, metric);
     let verdict = match (baseline, current) {
@@ -276,19 +292,15 @@ fn row(
 }
 
 /// The most specific `--max-regression` (label, then kind, then all) or the default.
-fn tolerance(
-    metric: &str,
-    noise: Noise,
-    run: &RunResult,
-    overrides: &[MaxRegression],
-) -> Tolerance {
+fn tolerance(metric: &str, noise: Noise, run: &RunResult, rules: &Rules) -> Tolerance {
     let slack = if noise == Noise::Latency {
-        LATENCY_SLACK_US
+        rules.latency_slack_us
     } else {
         0.0
     };
     let chosen = |scope: Option<&str>| {
-        overrides
+        rules
+            .max_regression
             .iter()
             .rev()
             .find(|o| o.metric == metric && o.transport.as_deref() == scope)
@@ -409,8 +421,9 @@ fn notes(c: &Comparison) -> Vec<String> {
         "allowed = how much worse than the baseline a metric may get: byte counts and delivery \
          are exact; interval polling's bytes +{POLL_BYTES_TOLERANCE_PCT}% (the count of empty \
          polls at a window's edges depends on timing); latency +{LATENCY_TOLERANCE_PCT}% and \
-         more than {} ms (scheduling noise) unless --max-regression says otherwise",
-        LATENCY_SLACK_US / 1000.0
+         more than {} ms (scheduling noise) unless --max-regression or --latency-slack say \
+         otherwise",
+        c.latency_slack_us / 1000.0
     ));
     notes.push(match c.regressions {
         0 => "no regressions".to_string(),
@@ -527,14 +540,14 @@ mod tests {
             delivery_ratio: 0.99,
             ..base.clone()
         };
-        let c = compare(std::slice::from_ref(&base), &[fewer], &[]);
+        let c = compare(std::slice::from_ref(&base), &[fewer], &Rules::default());
         assert_eq!(verdict(&c, "messages_delivered"), Verdict::Regression);
         assert_eq!(verdict(&c, "delivery_ratio"), Verdict::Regression);
         let smaller = RunResult {
             bytes_per_message: 21.0,
             ..base.clone()
         };
-        let c = compare(&[base], &[smaller], &[]);
+        let c = compare(&[base], &[smaller], &Rules::default());
         assert_eq!(verdict(&c, "bytes_per_message"), Verdict::Improved);
         assert_eq!(c.regressions, 0);
     }
@@ -542,20 +555,22 @@ mod tests {
     #[test]
     fn most_specific_override_wins_and_latency_keeps_its_slack() {
         let base = run("http-poll(minimal)", "http-poll");
-        let overrides: Vec<MaxRegression> =
-            ["bytes_per_message=5%", "http-poll:bytes_per_message=1%"]
+        let rules = Rules {
+            max_regression: ["bytes_per_message=5%", "http-poll:bytes_per_message=1%"]
                 .iter()
                 .map(|s| s.parse().unwrap())
-                .collect();
+                .collect(),
+            latency_slack_us: 100_000.0,
+        };
         assert_eq!(
-            tolerance("bytes_per_message", Noise::Bytes, &base, &overrides).pct,
+            tolerance("bytes_per_message", Noise::Bytes, &base, &rules).pct,
             1.0
         );
         assert_eq!(
-            tolerance("bytes_per_message", Noise::Bytes, &base, &[]).pct,
+            tolerance("bytes_per_message", Noise::Bytes, &base, &Rules::default()).pct,
             POLL_BYTES_TOLERANCE_PCT
         );
-        let latency = tolerance("latency_p99_us", Noise::Latency, &base, &[]);
+        let latency = tolerance("latency_p99_us", Noise::Latency, &base, &Rules::default());
         assert_eq!(
             (latency.pct, latency.slack),
             (LATENCY_TOLERANCE_PCT, LATENCY_SLACK_US)
@@ -575,7 +590,7 @@ mod tests {
             },
             run("mqtt", "mqtt"),
         ];
-        let c = compare(&base, &cur, &[]);
+        let c = compare(&base, &cur, &Rules::default());
         assert_eq!(c.only_in_baseline, ["http-longpoll(minimal)"]);
         assert_eq!(c.only_in_current, ["mqtt"]);
         assert_eq!(c.incomplete, ["websocket"]);
