@@ -97,15 +97,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let outcomes = thresholds::evaluate(&plan.thresholds, &results);
-    let code = if options.interrupt.is_cancelled() {
-        EXIT_INTERRUPTED
-    } else if failures > 0 {
-        1
-    } else if outcomes.iter().any(|o| !o.held) {
-        EXIT_THRESHOLDS_BROKEN
-    } else {
-        0
-    };
+    let code = run_exit_code(options.interrupt.is_cancelled(), failures, &outcomes);
     if args.json {
         let report = RunReport {
             scenario: &plan.name,
@@ -119,6 +111,20 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         print_run(&results, &outcomes, &out);
     }
     Ok(ExitCode::from(code))
+}
+
+/// An interruption outranks a failure, which outranks a broken threshold: a threshold is
+/// only judged on what was measured.
+fn run_exit_code(interrupted: bool, failures: usize, outcomes: &[Outcome]) -> u8 {
+    if interrupted {
+        EXIT_INTERRUPTED
+    } else if failures > 0 {
+        1
+    } else if outcomes.iter().any(|o| !o.held) {
+        EXIT_THRESHOLDS_BROKEN
+    } else {
+        0
+    }
 }
 
 /// What `run --json` prints: one document a pipeline can parse.

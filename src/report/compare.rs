@@ -132,7 +132,7 @@ impl Default for Rules {
     }
 }
 
-/// How much worse a value may get: `pct` of the baseline plus an absolute `slack`.
+/// How much worse a value may get: `pct` of the baseline, and at least an absolute `slack`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tolerance {
     pub pct: f64,
@@ -325,14 +325,14 @@ fn column(result: &RunResult, metric: &str) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// Worse by more than the tolerance is a regression; better by more is an improvement.
-/// A relative 1e-12 absorbs float rounding, far below any byte.
+/// Worse by more than both the percentage and the slack is a regression; better by as much
+/// is an improvement. A relative 1e-12 absorbs float rounding, far below any byte.
 fn judge(better: Better, base: f64, cur: f64, tolerance: &Tolerance) -> Verdict {
     let worse_by = match better {
         Better::Lower => cur - base,
         Better::Higher => base - cur,
     };
-    let allowed = base.abs() * (tolerance.pct / 100.0 + 1e-12) + tolerance.slack;
+    let allowed = (base.abs() * tolerance.pct / 100.0).max(tolerance.slack) + base.abs() * 1e-12;
     if worse_by > allowed {
         Verdict::Regression
     } else if -worse_by > allowed {
@@ -550,6 +550,21 @@ mod tests {
         let c = compare(&[base], &[smaller], &Rules::default());
         assert_eq!(verdict(&c, "bytes_per_message"), Verdict::Improved);
         assert_eq!(c.regressions, 0);
+    }
+
+    #[test]
+    fn latency_must_grow_by_both_the_percentage_and_the_slack() {
+        let default = Tolerance {
+            pct: LATENCY_TOLERANCE_PCT,
+            slack: LATENCY_SLACK_US,
+        };
+        let judged = |base, cur| judge(Better::Lower, base, cur, &default);
+        assert_eq!(judged(10_000.0, 16_000.0), Verdict::Regression);
+        assert_eq!(judged(10_000.0, 14_000.0), Verdict::Same);
+        assert_eq!(judged(2_000.0, 6_000.0), Verdict::Same);
+        assert_eq!(judged(2_000.0, 7_500.0), Verdict::Regression);
+        assert_eq!(judged(16_000.0, 10_000.0), Verdict::Same);
+        assert_eq!(judged(16_000.0, 6_000.0), Verdict::Improved);
     }
 
     #[test]
