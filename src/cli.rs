@@ -88,7 +88,8 @@ pub struct CompareArgs {
     /// Output: an aligned table, or markdown for a CI job summary.
     #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
     pub format: CompareFormat,
-    /// Print one JSON document on stdout instead (rows, notes, exit code).
+    /// Print one JSON document on stdout instead (rows, one-sided transports, regressions,
+    /// exit code).
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
 }
