@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::report::compare::MaxRegression;
+
 /// Measures what it costs to push server updates to many clients by HTTP polling, long
 /// polling and WebSocket: bytes on the wire and end-to-end latency per delivered message.
 ///
@@ -17,6 +19,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///   pushbench run scenarios/use-case-a.toml
 ///   pushbench validate scenarios/*.toml
 ///   pushbench serve --listen 127.0.0.1:8080 --headers websocket-org-2010
+///   pushbench compare results/baseline/ci-smoke.json results/ci-smoke/<stamp>
+///
+/// Exit codes: 0 ok; 1 error; 2 bad command line; 98 `compare` found a regression;
+/// 99 a run broke a scenario threshold; 130 interrupted (Ctrl-C).
 #[derive(Debug, Parser)]
 #[command(name = "pushbench", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -29,6 +35,7 @@ pub enum Command {
     Run(RunArgs),
     Validate(ValidateArgs),
     Serve(ServeArgs),
+    Compare(CompareArgs),
 }
 
 /// Run a scenario: every transport it lists, one after the other, then print a comparison
@@ -49,6 +56,49 @@ pub struct RunArgs {
     /// `--only websocket --only http-poll(minimal)`.
     #[arg(long, value_name = "TRANSPORT")]
     pub only: Vec<String>,
+    /// Print one JSON document on stdout (results, thresholds, exit code) instead of the
+    /// table; progress and logs stay on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Compare a run against a baseline: per transport and metric, the baseline, the current
+/// value, the change in % and a verdict. Exits 98 if anything regressed.
+///
+/// Byte counts and delivery are compared exactly (any growth in bytes, any drop in delivery,
+/// any rise in lost or duplicated messages is a regression), except interval polling's bytes
+/// (+0.1%: its count of empty polls depends on timing). Latency may grow by 50%, and must
+/// grow by more than --latency-slack (5 ms) to count. A transport in the baseline but not in the current run
+/// is a regression; one only in the current run is reported.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline: a summary.json (or any results JSON) or a results folder holding one.
+    pub baseline: PathBuf,
+    /// The run to judge: a summary.json or a results folder holding one.
+    pub current: PathBuf,
+    /// How much worse a metric may get, in % of the baseline (repeatable), for every
+    /// transport or for one kind or label, e.g. `latency_p99_us=20%`,
+    /// `http-poll:bytes_per_message=0.5%`, `bytes_per_message=0%`.
+    #[arg(long, value_name = "[TRANSPORT:]METRIC=PCT")]
+    pub max_regression: Vec<MaxRegression>,
+    /// Latency growth smaller than this never counts as a regression, whatever the
+    /// percentage: raise it on a shared or busy machine.
+    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub latency_slack: Duration,
+    /// Output: an aligned table, or markdown for a CI job summary.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+    pub format: CompareFormat,
+    /// Print one JSON document on stdout instead (rows, one-sided transports, regressions,
+    /// exit code).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+/// How `compare` prints its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Table,
+    Md,
 }
 
 /// Check scenario files without running them: every error names the file, line, column and

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::profile::HeaderProfile;
+use crate::report::thresholds::Threshold;
 
 /// A scenario after validation: every field is present and within range.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,9 @@ pub struct Plan {
     pub payload_bytes: usize,
     pub target: TargetPlan,
     pub transports: Vec<TransportPlan>,
+    /// Limits the results must keep (`[thresholds]`); a run that breaks one exits with
+    /// `EXIT_THRESHOLDS_BROKEN`.
+    pub thresholds: Vec<Threshold>,
 }
 
 /// Where the clients connect and the publisher publishes.

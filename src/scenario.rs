@@ -17,6 +17,7 @@ use crate::plan::{
     LastWillPlan, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan, WillCut,
 };
 use crate::profile::HeaderProfile;
+use crate::report::thresholds::{self, Threshold};
 
 /// Why a scenario file could not become a `Plan`.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "messages",
     "target",
     "transports",
+    "thresholds",
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes"];
 const TARGET_FIELDS: &[&str] = &["kind", "urls"];
@@ -144,6 +146,8 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         .duration(Zero::Forbidden)?;
     let drain = optional_duration(&root, "drain", DEFAULT_DRAIN, Zero::Allowed)?;
     let (message_rate_per_s, payload_bytes) = messages(&root)?;
+    let transports = transports(&root, channels)?;
+    let thresholds = thresholds(&root, &transports)?;
     Ok(Plan {
         name,
         description,
@@ -156,7 +160,8 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         message_rate_per_s,
         payload_bytes,
         target: target(&root)?,
-        transports: transports(&root, channels)?,
+        transports,
+        thresholds,
     })
 }
 
@@ -209,6 +214,7 @@ pub fn describe(plan: &Plan) -> String {
             .enumerate()
             .map(|(i, transport)| format!("    {}. {}", i + 1, describe_transport(transport))),
     );
+    lines.extend(describe_thresholds(&plan.thresholds));
     lines.push(format!(
         "  run time:   about {} ({runs} run{} × {} each: ramp + warmup + duration + drain)",
         seconds(total),
@@ -252,6 +258,16 @@ fn describe_transport(transport: &TransportPlan) -> String {
         }
     };
     format!("{}: {options}", transport.label())
+}
+
+/// One line per threshold, under a heading; nothing when the plan has none.
+fn describe_thresholds(list: &[Threshold]) -> Vec<String> {
+    if list.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec!["  thresholds: (a run that breaks one exits with code 99)".to_string()];
+    lines.extend(list.iter().map(|t| format!("    {}: {t}", t.scope)));
+    lines
 }
 
 /// The names of custom headers, so a summary shows what a `custom` profile sends.
@@ -692,6 +708,42 @@ fn check_transport_fields(section: &Section, kind: Kind) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `[thresholds]`: per scope (`all`, a kind or a label of a listed transport), an array of
+/// expressions such as "latency_p99_us < 50000".
+fn thresholds(root: &Section, transports: &[TransportPlan]) -> Result<Vec<Threshold>> {
+    let Some(item) = root.get("thresholds") else {
+        return Ok(Vec::new());
+    };
+    let mut scopes = vec![thresholds::ALL.to_string()];
+    for transport in transports {
+        for name in [transport.kind().to_string(), transport.label()] {
+            if !scopes.contains(&name) {
+                scopes.push(name);
+            }
+        }
+    }
+    let mut list = Vec::new();
+    for entry in item.table()?.items() {
+        if !scopes.iter().any(|s| s == entry.key) {
+            return Err(entry.key_error(format!(
+                "`{}` names no transport of this scenario: expected one of {}",
+                entry.key,
+                scopes.join(", ")
+            )));
+        }
+        let expressions =
+            entry.array("an array of expressions such as [\"latency_p99_us < 50000\"]")?;
+        for (i, value) in expressions.iter().enumerate() {
+            let element = entry.element(i, value);
+            let text = element.string("an expression such as \"latency_p99_us < 50000\"")?;
+            list.push(
+                thresholds::parse(entry.key, text).map_err(|e| element.error(e.to_string()))?,
+            );
+        }
+    }
+    Ok(list)
 }
 
 /// `headers` and `custom_headers` of an HTTP transport.

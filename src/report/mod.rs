@@ -1,8 +1,10 @@
 //! Reporters: pure functions of the results. Each writes its own file; one that fails does
 //! not stop the others.
 
+pub mod compare;
 pub mod console;
 pub mod progress;
+pub mod thresholds;
 
 use std::fs;
 use std::path::{Path, PathBuf};

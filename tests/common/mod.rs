@@ -29,6 +29,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         payload_bytes,
         target: TargetPlan::Embedded,
         transports: vec![transport],
+        thresholds: Vec::new(),
     }
 }
 
