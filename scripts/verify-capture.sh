@@ -114,10 +114,11 @@ compare() {
     csv="$results/summary.csv"
     [[ -s $csv ]] || { echo "FAIL $label: pushbench wrote no $csv"; return 1; }
     # One line per segment: stream, src port, dst port, IP length, TCP payload length,
-    # FIN, RST, retransmission, first bytes of the payload (hex).
+    # FIN, RST, retransmission, first bytes of the payload (hex), SYN, TCP header length.
     tshark -r "$pcap" -Y "$filter" -T fields -E separator=/t -E occurrence=f \
         -e tcp.stream -e tcp.srcport -e tcp.dstport -e ip.len -e tcp.len \
         -e tcp.flags.fin -e tcp.flags.reset -e tcp.analysis.retransmission -e tcp.payload \
+        -e tcp.flags.syn -e tcp.hdr_len \
         2>/dev/null >"$results/segments.txt"
     local prefixes_hex
     prefixes_hex=$(while IFS= read -r p; do
@@ -145,6 +146,8 @@ compare() {
             if (closed[s]) { close_segs[s]++; close_ip[s] += ip; close_payload[s] += len; next }
             if (fin || rst) { closed[s] = 1; close_segs[s]++; close_ip[s] += ip; close_payload[s] += len; next }
             segs[s]++; ipb[s] += ip; if (up) ipup[s] += ip; else ipdown[s] += ip
+            # Header bytes beyond the 20 + 32 pushbench charges (SYN options, SACK blocks).
+            if ($11 > 32) extra[s] += $11 - 32
             if (retrans) { rsegs[s]++; rbytes[s] += len; next }
             if (up) pup[s] += len; else pdown[s] += len
         }
@@ -170,7 +173,7 @@ compare() {
                 if (!client(s)) { other++; continue }
                 conns++; up_b += pup[s]; down_b += pdown[s]; ip_b += ipb[s]; ipu += ipup[s]; ipd += ipdown[s]
                 sg += segs[s]; rs += rsegs[s]; rb += rbytes[s]
-                cs += close_segs[s]; cip += close_ip[s]; cp += close_payload[s]
+                cs += close_segs[s]; cip += close_ip[s]; cp += close_payload[s]; ex += extra[s]
             }
             printf "%s: %d client connections (pushbench: %d clients + %d reconnects), %d other connections left out\n",
                 label, conns, pb_clients, pb_reconnects, other
@@ -180,6 +183,8 @@ compare() {
             row("IP bytes, both directions", pb_ip, ip_b, iplimit)
             printf "  %-28s %14d %14d %+9.3f%%   (not checked)\n", "segments, both directions", pb_segs, sg, pct(pb_segs, sg)
             printf "  capture IP bytes per direction: up %d, down %d (pushbench counts the total only)\n", ipu, ipd
+            printf "  TCP options beyond timestamps (SYN: MSS, SACK permitted, window scale): %d bytes; IP bytes less these: pushbench %+d\n",
+                ex, pb_ip - (ip_b - ex)
             printf "  not counted by pushbench: close (FIN, its ACKs, anything after): %d segments, %d IP bytes, %d payload bytes; retransmitted payload: %d bytes in %d segments\n",
                 cs, cip, cp, rb, rs
             if (conns == 0) { print "FAIL " label ": no client connection in the capture"; exit 1 }
