@@ -31,7 +31,8 @@
 #     permitted, window scale), SACK blocks (rare on lo) more still.
 #
 # Environment: PUSHBENCH (binary; default: target/debug/pushbench, built if missing),
-# OUT (work directory; default target/verify-capture/<scenario>-<stamp>), IFACE (default lo).
+# OUT (work directory; default target/verify-capture/<scenario>-<stamp>), IFACE (default lo),
+# KEEP_CAPTURE=1 keeps the pcapng of a transport that passed (one that failed is always kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -192,6 +193,16 @@ compare() {
         }' "$results/segments.txt"
 }
 
+# Whatever happens, stop what this script started (by PID).
+tshark_pid=""
+run_pid=""
+cleanup() {
+    [[ -n $run_pid ]] && kill "$run_pid" 2>/dev/null
+    [[ -n $tshark_pid ]] && kill -INT "$tshark_pid" 2>/dev/null
+    return 0
+}
+trap cleanup EXIT
+
 failed=0
 for label in "${transports[@]}"; do
     slug=$(tr -c 'A-Za-z0-9._-' '_' <<<"$label" | sed 's/_*$//')
@@ -230,9 +241,11 @@ for label in "${transports[@]}"; do
     fi
     run_rc=0
     wait "$run_pid" || run_rc=$?
+    run_pid=""
     sleep 0.5 # the last segments of the close
     kill -INT "$tshark_pid"
     wait "$tshark_pid" || true
+    tshark_pid=""
     sort -un -o "$dir/ports" "$dir/ports"
     if [[ $run_rc -ne 0 ]]; then
         cat "$dir/run.log" >&2
@@ -245,7 +258,12 @@ for label in "${transports[@]}"; do
         continue
     fi
     echo "   server port(s): $(paste -sd' ' "$dir/ports"); capture: $pcap"
-    compare "$label" "$pcap" "$dir/ports" "$dir" || failed=1
+    if compare "$label" "$pcap" "$dir/ports" "$dir"; then
+        # The capture holds all of lo's TCP traffic: keep it only when asked or on failure.
+        [[ -n ${KEEP_CAPTURE:-} ]] || rm -f "$pcap"
+    else
+        failed=1
+    fi
 done
 if [[ $failed -ne 0 ]]; then
     echo "verify-capture: FAILED (work files in $out)"
