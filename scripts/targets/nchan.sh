@@ -40,6 +40,7 @@ worker_processes auto;
 # The hard limit here is 20,000 open files: room for ~9k connections per worker.
 worker_rlimit_nofile 19000;
 pid $run_dir/nginx.pid;
+lock_file $run_dir/nginx.lock;
 error_log $run_dir/error.log warn;
 
 events {
@@ -124,7 +125,10 @@ start() {
         echo "nchan already running on port $port (pid $pid); stop it first" >&2
         exit 1
     fi
-    mkdir -p /var/lib/nginx/body
+    mkdir -p /var/lib/nginx/body 2>/dev/null || [[ -d /var/lib/nginx/body ]] || {
+        echo "cannot create /var/lib/nginx/body (nchan's hard-coded message temp path): run as root" >&2
+        exit 1
+    }
     write_config
     : >"$run_dir/error.log"
     nginx -p "$run_dir" -c "$run_dir/nginx.conf" -e "$run_dir/error.log" -t -q ||
