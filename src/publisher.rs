@@ -246,8 +246,12 @@ async fn post(
         .ready()
         .await
         .context("publisher connection closed")?;
+    // The payload is binary; saying so lets a server that picks the WebSocket frame type from
+    // the message's type (nginx + nchan: text unless `application/octet-stream`) send binary
+    // frames, since a text frame must be UTF-8 and clients reject one that is not.
     let request = Request::post(path)
         .header(hyper::header::HOST, endpoint.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
         .body(Full::new(body))?;
     let response = sender.send_request(request).await.context("publishing")?;
     let status = response.status();
