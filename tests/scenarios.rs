@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pushbench::plan::{Plan, TargetPlan, TransportPlan};
+use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::scenario::{self, ScenarioError};
 
@@ -103,6 +103,17 @@ fn use_case_a_maps_to_the_articles_numbers() {
             TransportPlan::Websocket {
                 read_buffer_bytes: 4096
             },
+            TransportPlan::Mqtt(MqttPlan {
+                qos: 0,
+                version: MqttVersion::V311,
+                over: MqttOver::Tcp,
+                topic: "bench/{channel}".into(),
+                keep_alive: Duration::from_secs(60),
+                clean_session: true,
+                retain: false,
+                inflight: 10,
+                last_will: None,
+            }),
         ]
     );
 }
@@ -403,8 +414,9 @@ fn describe_summarises_the_plan_and_its_run_time() {
         "1. http-poll(websocket-org-2010): interval 1s",
         "3. http-longpoll(minimal): timeout 30s",
         "4. websocket: read buffer 4096 bytes",
-        // 4 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
-        "about 2m 48s",
+        "5. mqtt(qos0,tcp): topic \"bench/{channel}\"",
+        // 5 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
+        "about 3m 30s",
     ] {
         assert!(
             summary.contains(needle),
