@@ -34,6 +34,9 @@ pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Command::Run(args) => run(args).await,
             Command::Validate(args) => validate(&args),
             Command::Serve(args) => serve(args).await,
+            Command::Worker => crate::fleet::worker::serve()
+                .await
+                .map(|()| ExitCode::SUCCESS),
             Command::Compare(args) => compare(&args),
         }
     })
@@ -267,7 +270,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The first stdout lines are the contract with `Launch::ChildProcess`.
     println!("{READY_PREFIX}{}", hub.local_addr());
     if args.broker {
-        let addrs = tokio::task::spawn_blocking(broker::start).await??;
+        let ip = match hub.local_addr().ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+        };
+        let addrs = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
         println!("{}", broker_line(&addrs));
     }
     tokio::signal::ctrl_c()

@@ -36,6 +36,9 @@ pub enum Command {
     Validate(ValidateArgs),
     Serve(ServeArgs),
     Compare(CompareArgs),
+    /// A share of a run's clients, driven by `pushbench run` over stdin/stdout (internal).
+    #[command(hide = true)]
+    Worker,
 }
 
 /// Run a scenario: every transport it lists, one after the other, then print a comparison

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::profile::HeaderProfile;
 use crate::report::thresholds::Threshold;
 
@@ -34,6 +36,19 @@ pub struct Plan {
     /// Limits the results must keep (`[thresholds]`); a run that breaks one exits with
     /// `EXIT_THRESHOLDS_BROKEN`.
     pub thresholds: Vec<Threshold>,
+    /// A rate-scaled run: the per-client message rate its bandwidth is projected to
+    /// (`messages.project_to`), when the machine cannot hold that rate for all clients.
+    pub project_rate_per_s: Option<f64>,
+    pub scale: ScalePlan,
+}
+
+/// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalePlan {
+    /// Clients per worker process of the fleet.
+    pub clients_per_worker: Option<u32>,
+    /// Clients per process of the embedded target (hub or broker shard).
+    pub clients_per_shard: Option<u32>,
 }
 
 /// Where the clients connect and the publisher publishes.
@@ -46,7 +61,7 @@ pub enum TargetPlan {
 }
 
 /// One transport to measure, with its options.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TransportPlan {
     /// Interval polling: one request every `interval`, at a fixed rate with a random phase.
     HttpPoll {
@@ -69,7 +84,7 @@ pub enum TransportPlan {
 }
 
 /// Options of an MQTT transport.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MqttPlan {
     /// 0, 1 or 2; used by the subscribers and the publisher alike.
     pub qos: u8,
@@ -90,7 +105,7 @@ pub struct MqttPlan {
 }
 
 /// A Last Will and Testament run instead of a message stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastWillPlan {
     /// Topic of the wills (`{client}` stands for the client number).
     pub topic: String,
@@ -99,19 +114,19 @@ pub struct LastWillPlan {
     pub cut: WillCut,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WillCut {
     Close,
     Silence,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MqttVersion {
     V311,
     V5,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MqttOver {
     Tcp,
     Websocket,

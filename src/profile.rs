@@ -56,7 +56,7 @@ const BROWSER_REQUEST: &[(&str, &str)] = &[
 ];
 
 /// Which headers a polling client sends, and which the hub answers with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HeaderProfile {
     /// Only what HTTP/1.1 needs: `Host`, plus the cache validators.
     Minimal,

@@ -72,6 +72,12 @@ pub struct RunResult {
     pub ip_bandwidth_bps: f64,
     /// Requests (polls) or frames per client per second inside the window, as achieved.
     pub exchanges_per_client_per_s: f64,
+    /// Polls per client per second asked for (interval polling only).
+    pub exchanges_requested_per_client_per_s: Option<f64>,
+    /// True when the run could not hold what was asked: the publisher's achieved rate fell
+    /// under 95% of the requested one or over 1% of its messages left late, or pollers polled
+    /// at under 95% of their rate. Its figures describe the slower run it was.
+    pub saturated: bool,
 
     // End-to-end latency: receive time − intended publish time.
     pub latency_p50_us: u64,
@@ -111,7 +117,24 @@ pub struct RunResult {
     pub fleet_peak_rss_bytes: u64,
     /// (peak RSS − RSS at the start of the run) ÷ clients: memory the clients added.
     pub fleet_rss_bytes_per_client: f64,
+    /// Fleet CPU µs per delivered message.
+    pub fleet_cpu_us_per_message: f64,
+    /// Worker processes the fleet used (0: the clients ran in the measuring process).
+    pub fleet_workers: u64,
+    /// Workers that died or never reported; their clients' messages count as lost.
+    pub fleet_workers_lost: u64,
+    /// Measured messages each worker delivered (JSON only): they add up to
+    /// `messages_delivered`.
+    pub fleet_worker_delivered: Vec<u64>,
     /// CPU seconds of the embedded hub process; empty when the target is external or in-process.
     pub target_cpu_s: Option<f64>,
     pub target_peak_rss_bytes: Option<u64>,
+    /// Embedded target CPU µs per delivered message.
+    pub target_cpu_us_per_message: f64,
+    /// Target servers (embedded shards, or external URLs used); each got every message.
+    pub target_shards: u64,
+    /// CPU seconds of each embedded shard (JSON only).
+    pub target_shard_cpu_s: Vec<f64>,
+    /// Peak RSS of each embedded shard (JSON only).
+    pub target_shard_peak_rss_bytes: Vec<u64>,
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{Fleet, FleetOutcome, MeasuredSeqs, Shared};
+use crate::fleet::{FleetOutcome, FleetSpec, MeasuredSeqs, Running};
 use crate::last_will;
 use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
@@ -59,7 +59,11 @@ pub async fn run_transport(
     observer: &dyn Observer,
 ) -> anyhow::Result<RunResult> {
     let label = transport.label();
-    let target = RunningTarget::start(&plan.target, transport, &options.launch)
+    let per_process = sys::clients_per_process();
+    let shards = plan
+        .clients
+        .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_process).max(1));
+    let target = RunningTarget::start(&plan.target, transport, &options.launch, shards as usize)
         .await
         .with_context(|| format!("starting the target for {label}"))?;
     let stop = options.interrupt.child_token();
@@ -75,19 +79,27 @@ pub async fn run_transport(
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     sys::reset_own_peak_rss();
     let fleet_rss_start = sys::rss_bytes("self").unwrap_or(0);
-    let (fleet_cpu_start, target_cpu_start) = (sys::own_cpu_s(), target.cost().map(|c| c.0));
-    let shared = Arc::new(Shared::new(seqs, stop.clone()));
+    let fleet_cpu_start = sys::own_cpu_s();
+    let target_start = target.shard_costs();
 
     let ramp_start = Instant::now();
-    let fleet = Fleet::start(
-        transport,
-        &target.endpoints,
-        plan.clients,
-        plan.channels,
-        plan.connect_rate_per_s,
-        Arc::clone(&shared),
-    );
-    ramp(plan, &label, &shared, observer).await;
+    let spec = FleetSpec {
+        transport: transport.clone(),
+        endpoints: target.endpoints.iter().map(|e| (**e).clone()).collect(),
+        first: 0,
+        clients: plan.clients,
+        channels: plan.channels,
+        connect_rate_per_s: plan.connect_rate_per_s,
+        seqs,
+        run_id: rand::random(),
+    };
+    let exe = match &options.launch {
+        Launch::ChildProcess { exe } => Some(exe.as_path()),
+        Launch::InProcess => None,
+    };
+    let per_worker = plan.scale.clients_per_worker.unwrap_or(per_process);
+    let fleet = Running::start(spec, per_worker, exe, stop.clone())?;
+    ramp(plan, &label, &fleet, &stop, observer).await;
     let connect_s = ramp_start.elapsed().as_secs_f64();
 
     let schedule = Schedule {
@@ -101,43 +113,56 @@ pub async fn run_transport(
             _ => None,
         },
     };
-    let published = publish(plan, &label, &target, &schedule, &shared, observer).await;
-    drain(plan, &label, &shared, observer).await;
+    let published = publish(plan, &label, &target, &schedule, &fleet, &stop, observer).await;
+    drain(plan, &label, &fleet, &stop, observer).await;
     stop.cancel();
-    let fleet_outcome = fleet.join().await;
+    let merged = fleet.finish().await?;
     observer.done();
 
     let hub_stats = target.hub_stats().await;
-    let target_cost = target.cost();
-
+    let target_end = target.shard_costs();
+    let shard_cpu_s: Vec<f64> = target_end
+        .iter()
+        .zip(
+            target_start
+                .iter()
+                .map(|c| c.0)
+                .chain(std::iter::repeat(0.0)),
+        )
+        .map(|((end, _), start)| end - start)
+        .collect();
+    let fleet_peak = sys::peak_rss_bytes("self").unwrap_or(0);
     let cost = Cost {
-        fleet_cpu_s: sys::own_cpu_s() - fleet_cpu_start,
-        fleet_peak_rss_bytes: sys::peak_rss_bytes("self").unwrap_or(0),
-        fleet_rss_start_bytes: fleet_rss_start,
-        target_cpu_s: target_cost
-            .zip(target_cpu_start)
-            .map(|((end, _), start)| end - start),
-        target_peak_rss_bytes: target_cost.map(|c| c.1),
+        fleet_cpu_s: sys::own_cpu_s() - fleet_cpu_start + merged.workers_cpu_s,
+        fleet_peak_rss_bytes: fleet_peak + merged.workers_peak_rss_bytes,
+        fleet_rss_added_bytes: fleet_peak.saturating_sub(fleet_rss_start)
+            + merged.workers_rss_added_bytes,
+        target_cpu_s: (!shard_cpu_s.is_empty()).then(|| shard_cpu_s.iter().sum()),
+        target_peak_rss_bytes: (!target_end.is_empty())
+            .then(|| target_end.iter().map(|c| c.1).sum()),
+        target_shard_cpu_s: shard_cpu_s,
+        target_shard_peak_rss_bytes: target_end.iter().map(|c| c.1).collect(),
     };
     let measured = Measured {
         seqs,
-        fleet: fleet_outcome,
+        latency: Percentiles::of(&merged.latency),
+        latency_histogram: stats::encode_histogram(&merged.latency)?,
+        fleet: merged.outcome,
         published,
-        latency: Percentiles::of(&shared.latency()),
-        latency_histogram: stats::encode_histogram(&shared.latency())?,
-        connect_failures: shared
-            .connect_failures
-            .load(std::sync::atomic::Ordering::Relaxed),
-        reconnects: shared.reconnects.load(std::sync::atomic::Ordering::Relaxed),
+        connect_failures: merged.counts.connect_failures,
+        reconnects: merged.counts.reconnects,
         connect_s,
         hub_dropped_slow: hub_stats.map(|s| s.ws_dropped_slow),
         complete: !options.interrupt.is_cancelled(),
         endpoints: target.endpoints.len() as u64,
+        workers: merged.workers,
+        workers_lost: merged.workers_lost,
+        worker_delivered: merged.worker_delivered,
     };
     let target_label = target.label.clone();
     target.stop().await;
     if measured.fleet.clients_connected == 0
-        && let Some(error) = shared.first_error()
+        && let Some(error) = merged.first_error
     {
         anyhow::bail!("no client of {label} could connect: {error}");
     }
@@ -152,19 +177,25 @@ pub async fn run_transport(
 }
 
 /// Waits until every client is connected, the ramp's grace time is over, or the run stops.
-async fn ramp(plan: &Plan, label: &str, shared: &Shared, observer: &dyn Observer) {
+async fn ramp(
+    plan: &Plan,
+    label: &str,
+    fleet: &Running,
+    stop: &CancellationToken,
+    observer: &dyn Observer,
+) {
     let clients = u64::from(plan.clients);
     let deadline = Instant::now()
         + Duration::from_secs_f64(f64::from(plan.clients) / plan.connect_rate_per_s)
         + RAMP_GRACE;
     observer.phase(label, Phase::Connecting, clients);
-    while Instant::now() < deadline && !shared.stop.is_cancelled() {
-        let connected = shared.connected.load(std::sync::atomic::Ordering::Relaxed);
-        let failures = shared
-            .connect_failures
-            .load(std::sync::atomic::Ordering::Relaxed);
-        observer.update(connected, &format!("{failures} connect failures"));
-        if connected >= clients {
+    while Instant::now() < deadline && !stop.is_cancelled() {
+        let counts = fleet.counts();
+        observer.update(
+            counts.connected,
+            &format!("{} connect failures", counts.connect_failures),
+        );
+        if counts.connected >= clients {
             break;
         }
         tokio::time::sleep(TICK).await;
@@ -177,7 +208,8 @@ async fn publish(
     label: &str,
     target: &RunningTarget,
     schedule: &Schedule,
-    shared: &Shared,
+    fleet: &Running,
+    stop: &CancellationToken,
     observer: &dyn Observer,
 ) -> PublishOutcome {
     let progress = Arc::new(publisher::Progress::default());
@@ -185,36 +217,38 @@ async fn publish(
     observer.phase(label, Phase::Publishing, total);
     let endpoints = target.endpoints.clone();
     let (task_schedule, task_progress, stop) =
-        (schedule.clone(), Arc::clone(&progress), shared.stop.clone());
+        (schedule.clone(), Arc::clone(&progress), stop.clone());
     let mut task = tokio::spawn(async move {
         publisher::publish(&endpoints, &task_schedule, task_progress, stop).await
     });
-    let expected_per_client = schedule.messages;
+    let expected = schedule.messages * u64::from(plan.clients);
     loop {
         tokio::select! {
             done = &mut task => return done.unwrap_or_default(),
             _ = tokio::time::sleep(TICK) => {}
         }
-        let delivered = shared.delivered.load(std::sync::atomic::Ordering::Relaxed);
         observer.update(
             progress
                 .published
                 .load(std::sync::atomic::Ordering::Relaxed),
-            &format!(
-                "{delivered} of {} deliveries",
-                expected_per_client * u64::from(plan.clients)
-            ),
+            &format!("{} of {expected} deliveries", fleet.counts().delivered),
         );
     }
 }
 
 /// Waits for the last deliveries: until every client ended or the drain time is over.
-async fn drain(plan: &Plan, label: &str, shared: &Shared, observer: &dyn Observer) {
+async fn drain(
+    plan: &Plan,
+    label: &str,
+    fleet: &Running,
+    stop: &CancellationToken,
+    observer: &dyn Observer,
+) {
     let clients = u64::from(plan.clients);
     observer.phase(label, Phase::Draining, clients);
     let deadline = Instant::now() + plan.drain;
-    while Instant::now() < deadline && !shared.stop.is_cancelled() {
-        let finished = shared.finished.load(std::sync::atomic::Ordering::Relaxed);
+    while Instant::now() < deadline && !stop.is_cancelled() {
+        let finished = fleet.counts().finished;
         observer.update(finished, "clients done");
         if finished >= clients {
             break;
@@ -237,15 +271,34 @@ struct Measured {
     complete: bool,
     /// Servers published to: each gets every message.
     endpoints: u64,
+    workers: u64,
+    workers_lost: u64,
+    worker_delivered: Vec<u64>,
 }
 
 struct Cost {
+    /// The coordinator's and every worker's CPU seconds.
     fleet_cpu_s: f64,
+    /// The coordinator's and every worker's peak RSS, summed.
     fleet_peak_rss_bytes: u64,
-    /// Resident memory when the run started: the part of the peak the clients did not add.
-    fleet_rss_start_bytes: u64,
+    /// What the clients added to those peaks (peak − RSS at the start of the run).
+    fleet_rss_added_bytes: u64,
     target_cpu_s: Option<f64>,
     target_peak_rss_bytes: Option<u64>,
+    target_shard_cpu_s: Vec<f64>,
+    target_shard_peak_rss_bytes: Vec<u64>,
+}
+
+/// A run that could not hold what was asked: the publisher fell behind (achieved rate under
+/// 95% of the requested one, or more than 1% of messages sent over an interval late), or
+/// pollers polled at under 95% of their rate.
+fn saturated(r: &RunResult) -> bool {
+    let publisher_behind = r.publish_rate_achieved_per_s < 0.95 * r.publish_rate_requested_per_s
+        || r.publish_late as f64 > 0.01 * r.messages_expected as f64 / r.clients.max(1) as f64;
+    let pollers_behind = r.exchanges_requested_per_client_per_s.is_some_and(|asked| {
+        r.exchanges_per_client_per_s.is_finite() && r.exchanges_per_client_per_s < 0.95 * asked
+    });
+    publisher_behind || pollers_behind
 }
 
 /// `numerator / denominator`, or NaN (empty in CSV, null in JSON) when nothing was counted.
@@ -277,7 +330,7 @@ fn build_result(
         .map_or(nominal_window, |w| w.as_secs_f64());
     let connected = m.fleet.clients_connected as f64;
     let bytes_per_message = per(wire.total() as f64, messages);
-    RunResult {
+    let mut result = RunResult {
         scenario: plan.name.clone(),
         transport: transport.label(),
         transport_kind: transport.kind().to_string(),
@@ -309,9 +362,15 @@ fn build_result(
         setup_bytes_per_client: per(m.fleet.setup.total() as f64, connected),
         setup_ip_bytes_per_client: per(m.fleet.setup.ip_bytes as f64, connected),
         bandwidth_bps: per(wire.total() as f64 * 8.0, window_s),
-        projected_bandwidth_bps: None,
+        projected_bandwidth_bps: plan
+            .project_rate_per_s
+            .map(|rate| bytes_per_message * 8.0 * clients as f64 * rate),
         ip_bandwidth_bps: per(wire.ip_bytes as f64 * 8.0, window_s),
         exchanges_per_client_per_s: per(m.fleet.window_exchanges as f64, connected * window_s),
+        exchanges_requested_per_client_per_s: match transport {
+            TransportPlan::HttpPoll { interval, .. } => Some(1.0 / interval.as_secs_f64()),
+            _ => None,
+        },
         latency_p50_us: m.latency.p50,
         latency_p90_us: m.latency.p90,
         latency_p99_us: m.latency.p99,
@@ -334,12 +393,21 @@ fn build_result(
         hub_dropped_slow: m.hub_dropped_slow,
         fleet_cpu_s: cost.fleet_cpu_s,
         fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,
-        fleet_rss_bytes_per_client: per(
-            cost.fleet_peak_rss_bytes
-                .saturating_sub(cost.fleet_rss_start_bytes) as f64,
-            clients as f64,
-        ),
+        fleet_rss_bytes_per_client: per(cost.fleet_rss_added_bytes as f64, clients as f64),
+        fleet_cpu_us_per_message: per(cost.fleet_cpu_s * 1e6, delivered as f64),
+        fleet_workers: m.workers,
+        fleet_workers_lost: m.workers_lost,
+        fleet_worker_delivered: m.worker_delivered.clone(),
         target_cpu_s: cost.target_cpu_s,
         target_peak_rss_bytes: cost.target_peak_rss_bytes,
-    }
+        target_cpu_us_per_message: cost
+            .target_cpu_s
+            .map_or(f64::NAN, |cpu| per(cpu * 1e6, delivered as f64)),
+        target_shards: m.endpoints,
+        target_shard_cpu_s: cost.target_shard_cpu_s.clone(),
+        target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),
+        ..RunResult::default()
+    };
+    result.saturated = saturated(&result);
+    result
 }

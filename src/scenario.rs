@@ -14,7 +14,8 @@ use toml::de::{DeArray, DeString, DeTable, DeValue};
 
 use crate::payload::HEADER_BYTES;
 use crate::plan::{
-    LastWillPlan, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan, WillCut,
+    LastWillPlan, MqttOver, MqttPlan, MqttVersion, Plan, ScalePlan, TargetPlan, TransportPlan,
+    WillCut,
 };
 use crate::profile::HeaderProfile;
 use crate::report::thresholds::{self, Threshold};
@@ -82,8 +83,10 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "target",
     "transports",
     "thresholds",
+    "scale",
 ];
-const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes"];
+const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
+const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
 const TARGET_FIELDS: &[&str] = &["kind", "urls"];
 
 const DURATION_FORMS: &str = "a duration such as \"500ms\", \"30s\", \"2m\" or \"1h\"";
@@ -146,6 +149,8 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         .duration(Zero::Forbidden)?;
     let drain = optional_duration(&root, "drain", DEFAULT_DRAIN, Zero::Allowed)?;
     let (message_rate_per_s, payload_bytes) = messages(&root)?;
+    let project_rate_per_s = project_to(&root, message_rate_per_s)?;
+    let scale = scale(&root)?;
     let transports = transports(&root, channels)?;
     let thresholds = thresholds(&root, &transports)?;
     Ok(Plan {
@@ -162,6 +167,51 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         target: target(&root)?,
         transports,
         thresholds,
+        project_rate_per_s,
+        scale,
+    })
+}
+
+/// `messages.project_to`: the per-client rate a rate-scaled run's bandwidth is projected to.
+fn project_to(root: &Section, rate: f64) -> Result<Option<f64>> {
+    let Some(item) = root
+        .get("messages")
+        .map(|m| m.table())
+        .transpose()?
+        .and_then(|m| m.get("project_to"))
+    else {
+        return Ok(None);
+    };
+    let target = item.rate(MAX_MESSAGE_RATE_PER_S)?;
+    if target <= rate {
+        return Err(item.error(format!(
+            "project_to must be faster than messages.rate ({}): a rate-scaled run measures at a \
+             lower rate and projects to a higher one",
+            per_second(rate)
+        )));
+    }
+    Ok(Some(target))
+}
+
+/// `[scale]`: clients per worker process and per target shard.
+fn scale(root: &Section) -> Result<ScalePlan> {
+    let Some(item) = root.get("scale") else {
+        return Ok(ScalePlan::default());
+    };
+    let section = item.table()?;
+    section.reject_unknown(SCALE_FIELDS)?;
+    let count = |key: &str| -> Result<Option<u32>> {
+        section
+            .get(key)
+            .map(|i| {
+                i.whole("client count per process", 1..=MAX_CLIENTS)
+                    .map(to_u32)
+            })
+            .transpose()
+    };
+    Ok(ScalePlan {
+        clients_per_worker: count("clients_per_worker")?,
+        clients_per_shard: count("clients_per_shard")?,
     })
 }
 

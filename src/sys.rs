@@ -51,6 +51,18 @@ pub fn cpu_s(pid: u32) -> Option<f64> {
     (per_s > 0).then(|| ticks as f64 / per_s as f64)
 }
 
+/// Open files a process keeps for itself beyond its clients' sockets (runtime, logs, the
+/// publisher, pipes to workers).
+const RESERVED_FDS: u64 = 512;
+
+/// How many client connections one process can hold: its open-files limit (raised to the
+/// hard limit) less a reserve. Sizes worker processes and target shards.
+pub fn clients_per_process() -> u32 {
+    raise_fd_limit()
+        .saturating_sub(RESERVED_FDS)
+        .clamp(1, u64::from(u32::MAX)) as u32
+}
+
 /// Raises the soft open-files limit to the hard one; returns the limit now in force.
 pub fn raise_fd_limit() -> u64 {
     let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };

@@ -2,12 +2,14 @@
 //! client loop, their outcomes summed when the run ends.
 
 mod client;
+pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +22,7 @@ use crate::wire::WireCounts;
 const HISTOGRAM_SHARDS: usize = 16;
 
 /// The sequence numbers every client measures: `first..=last` of its channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeasuredSeqs {
     pub first: u64,
     pub last: u64,
@@ -71,6 +73,18 @@ impl Shared {
         first.get_or_insert_with(|| format!("{error:#}"));
     }
 
+    /// The live counters, for progress and for the coordinator of a worker.
+    pub fn counts(&self) -> Counts {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counts {
+            connected: load(&self.connected),
+            connect_failures: load(&self.connect_failures),
+            reconnects: load(&self.reconnects),
+            delivered: load(&self.delivered),
+            finished: load(&self.finished),
+        }
+    }
+
     pub fn first_error(&self) -> Option<String> {
         self.first_error
             .lock()
@@ -90,6 +104,27 @@ impl Shared {
     }
 }
 
+/// Live counters of a fleet (summed over workers by the coordinator).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub connected: u64,
+    pub connect_failures: u64,
+    pub reconnects: u64,
+    pub delivered: u64,
+    /// Clients that ended (received the last measured message, or were stopped).
+    pub finished: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.connected += o.connected;
+        self.connect_failures += o.connect_failures;
+        self.reconnects += o.reconnects;
+        self.delivered += o.delivered;
+        self.finished += o.finished;
+    }
+}
+
 /// What one client measured.
 #[derive(Debug, Default, Clone)]
 pub struct ClientOutcome {
@@ -104,7 +139,7 @@ pub struct ClientOutcome {
 }
 
 /// Every client's outcome, summed.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct FleetOutcome {
     pub delivery: DeliveryCounts,
     pub setup: WireCounts,
@@ -116,6 +151,17 @@ pub struct FleetOutcome {
 }
 
 impl FleetOutcome {
+    /// Adds another fleet's (a worker's) outcome.
+    pub fn merge(&mut self, o: &FleetOutcome) {
+        self.delivery += o.delivery;
+        self.setup = self.setup + o.setup;
+        self.clients_connected += o.clients_connected;
+        self.window_wire = self.window_wire + o.window_wire;
+        self.total_wire = self.total_wire + o.total_wire;
+        self.window_messages += o.window_messages;
+        self.window_exchanges += o.window_exchanges;
+    }
+
     fn add(&mut self, c: ClientOutcome) {
         self.delivery += c.delivery;
         if let Some(setup) = c.setup {
@@ -129,33 +175,41 @@ impl FleetOutcome {
     }
 }
 
-/// The running clients of one transport run.
+/// What one fleet (in this process or in a worker) runs: clients `first..first + clients` of
+/// the run. Client `i` subscribes to channel `i % channels` on endpoint `i % endpoints`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FleetSpec {
+    pub transport: TransportPlan,
+    pub endpoints: Vec<Endpoint>,
+    pub first: usize,
+    pub clients: u32,
+    pub channels: u32,
+    /// This fleet's share of the scenario's connect rate.
+    pub connect_rate_per_s: f64,
+    pub seqs: MeasuredSeqs,
+    /// Distinguishes this run's client ids from an earlier run's on the same broker.
+    pub run_id: u32,
+}
+
+/// The running clients of one fleet.
 pub struct Fleet {
     tasks: JoinSet<ClientOutcome>,
     spawner: tokio::task::JoinHandle<JoinSet<ClientOutcome>>,
 }
 
 impl Fleet {
-    /// Starts `clients` clients, `connect_rate_per_s` per second, spread over `channels`
-    /// channels and over `endpoints` (round robin).
-    pub fn start(
-        transport: &TransportPlan,
-        endpoints: &[Arc<Endpoint>],
-        clients: u32,
-        channels: u32,
-        connect_rate_per_s: f64,
-        shared: Arc<Shared>,
-    ) -> Fleet {
-        let plan = Arc::new(transport.clone());
-        let endpoints = endpoints.to_vec();
-        let pace = Duration::from_secs_f64(1.0 / connect_rate_per_s);
-        // Distinguishes this run's client ids from an earlier run's on the same broker.
-        let run_id: u32 = rand::random();
+    /// Starts the spec's clients at its connect rate.
+    pub fn start(spec: &FleetSpec, shared: Arc<Shared>) -> Fleet {
+        let plan = Arc::new(spec.transport.clone());
+        let endpoints: Vec<Arc<Endpoint>> = spec.endpoints.iter().cloned().map(Arc::new).collect();
+        let pace = Duration::from_secs_f64(1.0 / spec.connect_rate_per_s);
+        let (first, clients, channels, run_id) =
+            (spec.first, spec.clients, spec.channels, spec.run_id);
         let spawner = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
             let mut ticks = tokio::time::interval(pace);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            for i in 0..clients as usize {
+            for i in first..first + clients as usize {
                 tokio::select! {
                     _ = shared.stop.cancelled() => break,
                     _ = ticks.tick() => {}
@@ -215,5 +269,126 @@ fn spawn_client(
         TransportPlan::HttpLongpoll { .. } => go::<HttpLongpoll>(tasks, spec, shared, i),
         TransportPlan::Websocket { .. } => go::<WebSocket>(tasks, spec, shared, i),
         TransportPlan::Mqtt(_) => go::<Mqtt>(tasks, spec, shared, i),
+    }
+}
+
+/// The clients of one transport run: in this process, or spread over worker processes.
+pub enum Running {
+    Local { fleet: Fleet, shared: Arc<Shared> },
+    Workers(worker::Workers),
+}
+
+/// Everything the fleet measured, merged over workers.
+pub struct Merged {
+    pub outcome: FleetOutcome,
+    pub latency: Histogram<u64>,
+    pub counts: Counts,
+    pub first_error: Option<String>,
+    /// Worker processes used (0: the clients ran in this process).
+    pub workers: u64,
+    /// Workers that died or never reported: their clients' messages count as lost.
+    pub workers_lost: u64,
+    /// CPU seconds of the worker processes.
+    pub workers_cpu_s: f64,
+    /// Sum of the workers' peak RSS, and of what their clients added to it.
+    pub workers_peak_rss_bytes: u64,
+    pub workers_rss_added_bytes: u64,
+    /// Measured messages each worker delivered, in worker order (0 for a lost worker).
+    pub worker_delivered: Vec<u64>,
+}
+
+impl Running {
+    /// Runs `spec` here when it fits `per_worker`, or in `ceil(clients / per_worker)` worker
+    /// processes of `exe` (each with an equal share of the clients and of the connect rate).
+    pub fn start(
+        spec: FleetSpec,
+        per_worker: u32,
+        exe: Option<&std::path::Path>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Running> {
+        let Some(exe) = exe.filter(|_| spec.clients > per_worker) else {
+            let shared = Arc::new(Shared::new(spec.seqs, stop));
+            let fleet = Fleet::start(&spec, Arc::clone(&shared));
+            return Ok(Running::Local { fleet, shared });
+        };
+        let workers = spec.clients.div_ceil(per_worker.max(1));
+        let (base, extra) = (spec.clients / workers, spec.clients % workers);
+        let mut first = spec.first;
+        let specs = (0..workers)
+            .map(|k| {
+                let clients = base + u32::from(k < extra);
+                let share = FleetSpec {
+                    first,
+                    clients,
+                    connect_rate_per_s: spec.connect_rate_per_s * f64::from(clients)
+                        / f64::from(spec.clients),
+                    ..spec.clone()
+                };
+                first += clients as usize;
+                share
+            })
+            .collect();
+        Ok(Running::Workers(worker::Workers::start(exe, specs, stop)?))
+    }
+
+    pub fn counts(&self) -> Counts {
+        match self {
+            Running::Local { shared, .. } => shared.counts(),
+            Running::Workers(workers) => workers.counts(),
+        }
+    }
+
+    /// Waits for every client (or worker) to end, and merges what they measured.
+    pub async fn finish(self) -> anyhow::Result<Merged> {
+        match self {
+            Running::Local { fleet, shared } => Ok(Merged {
+                outcome: fleet.join().await,
+                latency: shared.latency(),
+                counts: shared.counts(),
+                first_error: shared.first_error(),
+                workers: 0,
+                workers_lost: 0,
+                workers_cpu_s: 0.0,
+                workers_peak_rss_bytes: 0,
+                workers_rss_added_bytes: 0,
+                worker_delivered: Vec::new(),
+            }),
+            Running::Workers(workers) => {
+                let count = workers.shares.len() as u64;
+                let reports = workers.join().await;
+                let mut merged = Merged {
+                    outcome: FleetOutcome::default(),
+                    latency: new_histogram(),
+                    counts: Counts::default(),
+                    first_error: None,
+                    workers: count,
+                    workers_lost: 0,
+                    workers_cpu_s: 0.0,
+                    workers_peak_rss_bytes: 0,
+                    workers_rss_added_bytes: 0,
+                    worker_delivered: Vec::new(),
+                };
+                for report in reports {
+                    let Some(r) = report else {
+                        merged.workers_lost += 1;
+                        merged.worker_delivered.push(0);
+                        continue;
+                    };
+                    merged.worker_delivered.push(r.outcome.delivery.delivered);
+                    merged.outcome.merge(&r.outcome);
+                    merged
+                        .latency
+                        .add(crate::stats::decode_histogram(&r.latency_histogram)?)
+                        .map_err(|e| anyhow::anyhow!("merging a worker's histogram: {e:?}"))?;
+                    merged.counts += r.counts;
+                    merged.first_error = merged.first_error.or(r.first_error);
+                    merged.workers_cpu_s += r.cpu_s;
+                    merged.workers_peak_rss_bytes += r.peak_rss_bytes;
+                    merged.workers_rss_added_bytes +=
+                        r.peak_rss_bytes.saturating_sub(r.rss_start_bytes);
+                }
+                Ok(merged)
+            }
+        }
     }
 }

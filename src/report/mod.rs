@@ -14,7 +14,12 @@ use anyhow::Context;
 use crate::result::RunResult;
 
 /// Fields of `RunResult` left out of the CSV: too large for a spreadsheet cell.
-const JSON_ONLY: &[&str] = &["latency_histogram"];
+const JSON_ONLY: &[&str] = &[
+    "latency_histogram",
+    "fleet_worker_delivered",
+    "target_shard_cpu_s",
+    "target_shard_peak_rss_bytes",
+];
 
 /// Renders `results` as CSV, one row per run, columns named and ordered as the `RunResult`
 /// fields; empty cells for values that were not measured.

@@ -3,7 +3,7 @@
 //! readiness is checked from outside: both ports must accept a connection.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -19,11 +19,12 @@ pub struct BrokerAddrs {
     pub ws: SocketAddr,
 }
 
-/// Starts rumqttd on two free loopback ports and returns once both accept connections.
-pub fn start() -> anyhow::Result<BrokerAddrs> {
+/// Starts rumqttd on two free ports of loopback address `ip` and returns once both accept
+/// connections.
+pub fn start(ip: Ipv4Addr) -> anyhow::Result<BrokerAddrs> {
     let addrs = BrokerAddrs {
-        tcp: free_port()?,
-        ws: free_port()?,
+        tcp: free_port(ip)?,
+        ws: free_port(ip)?,
     };
     let config = config(addrs);
     std::thread::Builder::new()
@@ -41,8 +42,8 @@ pub fn start() -> anyhow::Result<BrokerAddrs> {
 }
 
 /// A port that was free a moment ago (rumqttd cannot report the port it got for port 0).
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+fn free_port(ip: Ipv4Addr) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind((ip, 0)).context("finding a free port")?;
     Ok(listener.local_addr()?)
 }
 

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod hub;
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub enum Launch {
 
 /// A target ready for one transport run.
 pub struct RunningTarget {
+    /// One per server (shard): each holds its share of the clients and gets every message.
     pub endpoints: Vec<Arc<Endpoint>>,
     /// `embedded` or the external URLs, for the result.
     pub label: String,
@@ -54,8 +56,8 @@ pub struct RunningTarget {
 
 enum Server {
     External,
-    InProcess(Hub),
-    Child(Child),
+    InProcess(Vec<Hub>),
+    Children(Vec<Child>),
 }
 
 /// The hub configuration a transport run needs: its response headers and long-poll timeout.
@@ -73,133 +75,177 @@ pub fn hub_config_for(transport: &TransportPlan) -> HubConfig {
     config
 }
 
+/// The loopback address of shard `k`: each shard on its own address, so that every
+/// (destination address, port) keeps well within the ~28k ephemeral source ports.
+fn shard_ip(k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, 1 + (k % 250) as u8)
+}
+
 impl RunningTarget {
+    /// Starts (embedded) or resolves (external) the target; an embedded target runs as
+    /// `shards` processes.
     pub async fn start(
         target: &TargetPlan,
         transport: &TransportPlan,
         launch: &Launch,
+        shards: usize,
     ) -> anyhow::Result<Self> {
-        match target {
-            TargetPlan::External { urls } => {
-                let scheme = scheme_for(transport);
-                let mut endpoints = Vec::new();
-                for url in urls.iter().filter(|u| u.starts_with(scheme)) {
-                    endpoints.push(Arc::new(resolve(url).await?));
-                }
-                if endpoints.is_empty() {
-                    bail!(
-                        "the target has no {scheme} URL for {}: add one to target.urls",
-                        transport.label()
-                    );
-                }
-                Ok(RunningTarget {
-                    endpoints,
-                    label: urls.join(" "),
-                    server: Server::External,
-                })
-            }
-            TargetPlan::Embedded if matches!(transport, TransportPlan::Mqtt(_)) => {
-                Self::start_broker(transport, launch).await
-            }
-            TargetPlan::Embedded => {
-                let config = hub_config_for(transport);
-                let (addr, server) = match launch {
-                    Launch::InProcess => {
-                        let hub = Hub::start(([127, 0, 0, 1], 0).into(), config).await?;
-                        (hub.local_addr(), Server::InProcess(hub))
-                    }
-                    Launch::ChildProcess { exe } => {
-                        let (addr, child) = spawn_child(exe, &config).await?;
-                        (addr, Server::Child(child))
-                    }
-                };
-                Ok(RunningTarget {
-                    endpoints: vec![Arc::new(Endpoint {
-                        addr,
-                        authority: addr.to_string(),
-                    })],
-                    label: "embedded".to_string(),
-                    server,
-                })
-            }
+        let TargetPlan::External { urls } = target else {
+            return Self::start_embedded(transport, launch, shards.max(1)).await;
+        };
+        let scheme = scheme_for(transport);
+        let mut endpoints = Vec::new();
+        for url in urls.iter().filter(|u| u.starts_with(scheme)) {
+            endpoints.push(Arc::new(resolve(url).await?));
         }
+        if endpoints.is_empty() {
+            bail!(
+                "the target has no {scheme} URL for {}: add one to target.urls",
+                transport.label()
+            );
+        }
+        Ok(RunningTarget {
+            endpoints,
+            label: urls.join(" "),
+            server: Server::External,
+        })
     }
 
-    /// The embedded MQTT broker, in this process or in a child `pushbench serve --broker`.
-    async fn start_broker(transport: &TransportPlan, launch: &Launch) -> anyhow::Result<Self> {
-        let (addrs, server) = match launch {
+    async fn start_embedded(
+        transport: &TransportPlan,
+        launch: &Launch,
+        shards: usize,
+    ) -> anyhow::Result<Self> {
+        let config = hub_config_for(transport);
+        let broker = matches!(transport, TransportPlan::Mqtt(_));
+        let ws = matches!(transport, TransportPlan::Mqtt(m) if m.over == MqttOver::Websocket);
+        let mut addrs = Vec::new();
+        let server = match launch {
             Launch::InProcess => {
-                let addrs = tokio::task::spawn_blocking(broker::start).await??;
-                (addrs, Server::External)
+                let mut hubs = Vec::new();
+                for k in 0..shards {
+                    if broker {
+                        let ip = shard_ip(k);
+                        let b = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+                        addrs.push(if ws { b.ws } else { b.tcp });
+                    } else {
+                        let hub = Hub::start((shard_ip(k), 0).into(), config.clone()).await?;
+                        addrs.push(hub.local_addr());
+                        hubs.push(hub);
+                    }
+                }
+                Server::InProcess(hubs)
             }
             Launch::ChildProcess { exe } => {
-                let mut child = spawn_serve(exe, &HubConfig::default(), true)?;
-                let mut lines = ready_lines(&mut child)?;
-                read_ready(&mut lines, READY_PREFIX).await?;
-                let line = read_ready(&mut lines, BROKER_READY_PREFIX).await?;
-                (parse_broker_line(&line)?, Server::Child(child))
+                let mut children = Vec::new();
+                for k in 0..shards {
+                    let mut child = spawn_serve(exe, &config, shard_ip(k), broker)?;
+                    let mut lines = ready_lines(&mut child)?;
+                    let hub_line = read_ready(&mut lines, READY_PREFIX).await?;
+                    let addr = if broker {
+                        let b =
+                            parse_broker_line(&read_ready(&mut lines, BROKER_READY_PREFIX).await?)?;
+                        if ws { b.ws } else { b.tcp }
+                    } else {
+                        hub_line.parse().with_context(|| {
+                            format!("parsing the hub's address from {hub_line:?}")
+                        })?
+                    };
+                    addrs.push(addr);
+                    children.push(child);
+                }
+                Server::Children(children)
             }
         };
-        let addr = match transport {
-            TransportPlan::Mqtt(m) if m.over == MqttOver::Websocket => addrs.ws,
-            _ => addrs.tcp,
-        };
         Ok(RunningTarget {
-            endpoints: vec![Arc::new(Endpoint {
-                addr,
-                authority: addr.to_string(),
-            })],
+            endpoints: addrs
+                .into_iter()
+                .map(|addr| {
+                    Arc::new(Endpoint {
+                        addr,
+                        authority: addr.to_string(),
+                    })
+                })
+                .collect(),
             label: "embedded".to_string(),
             server,
         })
     }
 
-    /// CPU seconds and peak RSS of a child hub; `None` for in-process or external targets.
-    pub fn cost(&self) -> Option<(f64, u64)> {
-        let Server::Child(child) = &self.server else {
-            return None;
+    /// CPU seconds and peak RSS of each child shard; empty for in-process or external targets.
+    pub fn shard_costs(&self) -> Vec<(f64, u64)> {
+        let Server::Children(children) = &self.server else {
+            return Vec::new();
         };
-        let pid = child.id()?;
-        Some((sys::cpu_s(pid)?, sys::peak_rss_bytes(&pid.to_string())?))
+        children
+            .iter()
+            .filter_map(|child| {
+                let pid = child.id()?;
+                Some((sys::cpu_s(pid)?, sys::peak_rss_bytes(&pid.to_string())?))
+            })
+            .collect()
     }
 
-    /// The embedded hub's own counters.
+    /// Total CPU seconds and summed peak RSS of the child shards; `None` unless every shard
+    /// could be measured.
+    pub fn cost(&self) -> Option<(f64, u64)> {
+        let costs = self.shard_costs();
+        let Server::Children(children) = &self.server else {
+            return None;
+        };
+        (costs.len() == children.len()).then(|| {
+            costs
+                .iter()
+                .fold((0.0, 0), |(cpu, rss), (c, r)| (cpu + c, rss + r))
+        })
+    }
+
+    /// The embedded hubs' own counters, summed over shards.
     pub async fn hub_stats(&self) -> Option<HubStats> {
         match &self.server {
             Server::External => None,
-            Server::InProcess(hub) => Some(hub.stats()),
-            Server::Child(_) => fetch_stats(&self.endpoints[0]).await.ok(),
+            Server::InProcess(hubs) if hubs.is_empty() => None,
+            Server::InProcess(hubs) => Some(sum_stats(hubs.iter().map(Hub::stats))),
+            Server::Children(_) => {
+                let mut all = Vec::new();
+                for endpoint in &self.endpoints {
+                    all.push(fetch_stats(endpoint).await.ok()?);
+                }
+                Some(sum_stats(all.into_iter()))
+            }
         }
     }
 
     pub async fn stop(self) {
-        if let Server::Child(mut child) = self.server {
-            let _ = child.kill().await;
+        if let Server::Children(children) = self.server {
+            for mut child in children {
+                let _ = child.kill().await;
+            }
         }
     }
 }
 
-/// Starts `exe serve` on an ephemeral loopback port and waits for its ready line.
-async fn spawn_child(
-    exe: &PathBuf,
-    config: &HubConfig,
-) -> anyhow::Result<(std::net::SocketAddr, Child)> {
-    let mut child = spawn_serve(exe, config, false)?;
-    let mut lines = ready_lines(&mut child)?;
-    let line = read_ready(&mut lines, READY_PREFIX).await?;
-    let addr = line
-        .parse()
-        .with_context(|| format!("parsing the hub's address from {line:?}"))?;
-    Ok((addr, child))
+fn sum_stats(all: impl Iterator<Item = HubStats>) -> HubStats {
+    all.fold(HubStats::default(), |mut sum, s| {
+        sum.ws_dropped_slow += s.ws_dropped_slow;
+        sum.published += s.published;
+        sum.connections_accepted += s.connections_accepted;
+        sum
+    })
 }
 
-fn spawn_serve(exe: &PathBuf, config: &HubConfig, with_broker: bool) -> anyhow::Result<Child> {
+fn spawn_serve(
+    exe: &PathBuf,
+    config: &HubConfig,
+    ip: Ipv4Addr,
+    with_broker: bool,
+) -> anyhow::Result<Child> {
     let mut command = Command::new(exe);
     command
         .args([
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            &format!("{ip}:0"),
             "--headers",
             config.profile.name(),
         ])

@@ -20,7 +20,7 @@ pub use mqtt::Mqtt;
 pub use websocket::WebSocket;
 
 /// Where a client connects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     pub addr: SocketAddr,
     /// `host:port` as the URL names it, for `Host` headers.

@@ -30,6 +30,8 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         target: TargetPlan::Embedded,
         transports: vec![transport],
         thresholds: Vec::new(),
+        project_rate_per_s: None,
+        scale: Default::default(),
     }
 }
 

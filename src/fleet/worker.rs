@@ -1,0 +1,200 @@
+//! Worker processes: when one process cannot hold every client (its open-files limit), the
+//! fleet re-executes its own binary as `pushbench worker`, one per share of the clients.
+//!
+//! The protocol is JSON lines on the worker's stdio. The coordinator writes the worker's
+//! `FleetSpec`, then `stop` when the run ends; the worker writes `counts {…}` every
+//! `REPORT_EVERY` and, after `stop`, one `result {…}` with what its clients measured
+//! (delivery, bytes, the serialized latency histogram, its CPU and memory).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Counts, Fleet, FleetOutcome, FleetSpec, Shared};
+use crate::{stats, sys};
+
+const REPORT_EVERY: Duration = Duration::from_millis(200);
+/// How long a worker may take to report after `stop` before it counts as lost.
+const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP: &str = "stop";
+const COUNTS: &str = "counts ";
+const RESULT: &str = "result ";
+
+/// What a worker measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub outcome: FleetOutcome,
+    pub counts: Counts,
+    /// HdrHistogram V2 + deflate, base64.
+    pub latency_histogram: String,
+    pub first_error: Option<String>,
+    pub cpu_s: f64,
+    pub peak_rss_bytes: u64,
+    pub rss_start_bytes: u64,
+}
+
+/// The worker side: reads its spec from stdin, runs its clients, reports on stdout.
+pub async fn serve() -> anyhow::Result<()> {
+    sys::raise_fd_limit();
+    sys::reset_own_peak_rss();
+    let rss_start_bytes = sys::rss_bytes("self").unwrap_or(0);
+    let cpu_start = sys::own_cpu_s();
+    let mut input = BufReader::new(tokio::io::stdin()).lines();
+    let line = input
+        .next_line()
+        .await?
+        .ok_or_else(|| anyhow!("no fleet spec on stdin"))?;
+    let spec: FleetSpec = serde_json::from_str(&line).context("reading the fleet spec")?;
+    let stop = CancellationToken::new();
+    let shared = Arc::new(Shared::new(spec.seqs, stop.clone()));
+    let fleet = Fleet::start(&spec, Arc::clone(&shared));
+    let watch_stop = stop.clone();
+    tokio::spawn(async move {
+        // `stop`, or the coordinator gone (EOF), ends the run.
+        while let Ok(Some(line)) = input.next_line().await {
+            if line.trim() == STOP {
+                break;
+            }
+        }
+        watch_stop.cancel();
+    });
+    let mut out = tokio::io::stdout();
+    while !stop.is_cancelled() {
+        let line = format!("{COUNTS}{}\n", serde_json::to_string(&shared.counts())?);
+        out.write_all(line.as_bytes()).await?;
+        out.flush().await?;
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(REPORT_EVERY) => {}
+        }
+    }
+    let outcome = fleet.join().await;
+    let report = WorkerReport {
+        outcome,
+        counts: shared.counts(),
+        latency_histogram: stats::encode_histogram(&shared.latency())?,
+        first_error: shared.first_error(),
+        cpu_s: sys::own_cpu_s() - cpu_start,
+        peak_rss_bytes: sys::peak_rss_bytes("self").unwrap_or(0),
+        rss_start_bytes,
+    };
+    let line = format!("{RESULT}{}\n", serde_json::to_string(&report)?);
+    out.write_all(line.as_bytes()).await?;
+    out.flush().await?;
+    Ok(())
+}
+
+/// The coordinator side: the running workers of one transport run.
+pub struct Workers {
+    tasks: JoinSet<(usize, Option<WorkerReport>)>,
+    counts: Arc<Mutex<Vec<Counts>>>,
+    pub shares: Vec<u32>,
+}
+
+impl Workers {
+    /// Starts one `exe worker` per spec.
+    pub fn start(
+        exe: &Path,
+        specs: Vec<FleetSpec>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Workers> {
+        let counts = Arc::new(Mutex::new(vec![Counts::default(); specs.len()]));
+        let shares = specs.iter().map(|s| s.clients).collect();
+        let mut tasks = JoinSet::new();
+        for (k, spec) in specs.into_iter().enumerate() {
+            let child = Command::new(exe)
+                .arg("worker")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting worker {k} ({} worker)", exe.display()))?;
+            let (counts, stop) = (Arc::clone(&counts), stop.clone());
+            tasks.spawn(async move { (k, drive(k, child, spec, counts, stop).await) });
+        }
+        Ok(Workers {
+            tasks,
+            counts,
+            shares,
+        })
+    }
+
+    /// The workers' live counters, summed.
+    pub fn counts(&self) -> Counts {
+        let all = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sum = Counts::default();
+        for c in all.iter() {
+            sum += *c;
+        }
+        sum
+    }
+
+    /// Every worker's report, in worker order; `None` for a worker that died or never reported.
+    pub async fn join(mut self) -> Vec<Option<WorkerReport>> {
+        let mut reports = vec![None; self.shares.len()];
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Ok((k, report)) = joined {
+                reports[k] = report;
+            }
+        }
+        reports
+    }
+}
+
+/// Talks to one worker until it reports; keeps its live counts up to date.
+async fn drive(
+    k: usize,
+    mut child: Child,
+    spec: FleetSpec,
+    counts: Arc<Mutex<Vec<Counts>>>,
+    stop: CancellationToken,
+) -> Option<WorkerReport> {
+    let mut stdin = child.stdin.take()?;
+    let stdout = child.stdout.take()?;
+    let job = serde_json::to_string(&spec).ok()? + "\n";
+    stdin.write_all(job.as_bytes()).await.ok()?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut deadline = None;
+    loop {
+        let line = tokio::select! {
+            _ = stop.cancelled(), if deadline.is_none() => {
+                let _ = stdin.write_all(format!("{STOP}\n").as_bytes()).await;
+                deadline = Some(tokio::time::Instant::now() + RESULT_TIMEOUT);
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                eprintln!("error: worker {k} did not report within {RESULT_TIMEOUT:?} of the end of the run");
+                return None;
+            }
+            line = lines.next_line() => line,
+        };
+        match line {
+            Ok(Some(line)) => {
+                if let Some(json) = line.strip_prefix(COUNTS) {
+                    if let Ok(c) = serde_json::from_str::<Counts>(json) {
+                        counts.lock().unwrap_or_else(|e| e.into_inner())[k] = c;
+                    }
+                } else if let Some(json) = line.strip_prefix(RESULT) {
+                    return serde_json::from_str(json).ok();
+                }
+            }
+            _ => {
+                eprintln!("error: worker {k} ended without a result; its clients count as lost");
+                return None;
+            }
+        }
+    }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400)
+}
