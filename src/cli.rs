@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///   pushbench run scenarios/use-case-a.toml
 ///   pushbench validate scenarios/*.toml
 ///   pushbench serve --listen 127.0.0.1:8080 --headers websocket-org-2010
+///   pushbench report results/use-case-a/<stamp>
 #[derive(Debug, Parser)]
 #[command(name = "pushbench", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -29,6 +30,7 @@ pub enum Command {
     Run(RunArgs),
     Validate(ValidateArgs),
     Serve(ServeArgs),
+    Report(ReportArgs),
 }
 
 /// Run a scenario: every transport it lists, one after the other, then print a comparison
@@ -49,6 +51,22 @@ pub struct RunArgs {
     /// `--only websocket --only http-poll(minimal)`.
     #[arg(long, value_name = "TRANSPORT")]
     pub only: Vec<String>,
+}
+
+/// Render the charts and tables of finished runs from their result files alone (no re-run).
+///
+/// Writes use-cases.png and use-cases-log.png (bit/s per use case beside the article's
+/// bars), bytes-per-message.png, latency.png, latency-distribution.png, cost.png and
+/// comparison.md (measured vs the article, with the reasons). `pushbench run` writes the
+/// same files at its end. Several inputs are drawn together, e.g. use cases A, B and C.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Results directories (results/<scenario>/<stamp>) or summary.json files.
+    #[arg(required = true, value_name = "RESULTS")]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the charts [default: the input's directory; required for several inputs].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Check scenario files without running them: every error names the file, line, column and

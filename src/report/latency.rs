@@ -1,0 +1,252 @@
+//! `latency.png` (percentiles per run) and `latency-distribution.png` (HDR percentile curves
+//! per scenario, from the runs' whole histograms).
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::charts::{self, Area, duration_us, font, plot_error};
+use super::rows;
+use crate::result::RunResult;
+use crate::stats::decode_histogram;
+
+pub const SIZE: (u32, u32) = (1200, 800);
+/// Width and per-scenario panel height of the distribution chart.
+pub const PANEL: (u32, u32) = (1200, 460);
+
+/// Size of `latency-distribution.png`: one panel per scenario.
+pub fn distribution_size(results: &[RunResult]) -> (u32, u32) {
+    let panels = charts::scenarios(results).len().max(1) as u32;
+    (PANEL.0, PANEL.1 * panels)
+}
+
+/// The percentiles of a run, in µs, with their names.
+fn percentiles(r: &RunResult) -> [(&'static str, f64); 5] {
+    [
+        ("p50", r.latency_p50_us as f64),
+        ("p90", r.latency_p90_us as f64),
+        ("p99", r.latency_p99_us as f64),
+        ("p99.9", r.latency_p999_us as f64),
+        ("max", r.latency_max_us as f64),
+    ]
+}
+
+/// A marker for percentile `index` of `percentiles`.
+fn marker<DB: DrawingBackend>(
+    index: usize,
+    at: (f64, f64),
+    colour: RGBColor,
+) -> DynElement<'static, DB, (f64, f64)> {
+    match index {
+        0 => Circle::new(at, 6, colour.filled()).into_dyn(),
+        1 => TriangleMarker::new(at, 7, colour.filled()).into_dyn(),
+        2 => Rectangle::new([at, at], colour.stroke_width(1)).into_dyn(),
+        3 => Cross::new(at, 6, colour.stroke_width(2)).into_dyn(),
+        _ => Circle::new(at, 6, colour.stroke_width(2)).into_dyn(),
+    }
+}
+
+/// Powers of ten around `values`, with room at the right for the notes.
+fn decades(values: impl Iterator<Item = f64>, headroom: f64) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| *v > 0.0)
+        .fold((f64::MAX, 1.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let lo = if lo == f64::MAX { 1.0 } else { lo };
+    (
+        10f64.powf(lo.log10().floor()),
+        10f64.powf((hi * headroom).log10().ceil()),
+    )
+}
+
+pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
+    let runs = charts::ordered(results);
+    let transports = charts::transports(results);
+    let (lo, hi) = decades(runs.iter().flat_map(|r| percentiles(r).map(|p| p.1)), 40.0);
+    charts::render_png(SIZE, |root| {
+        let mut chart = rows::build(
+            root,
+            "End-to-end latency (receive time − intended publish time)",
+            runs.len(),
+            (lo..hi).log_scale(),
+            "latency (log axis)",
+            &|v| duration_us(*v),
+        )?;
+        for (index, (name, _)) in percentiles(&RunResult::default()).iter().enumerate() {
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
+                .map_err(plot_error)?
+                .label(*name)
+                .legend(move |(x, y)| EmptyElement::at((x + 7, y)) + legend_marker(index, BLACK));
+        }
+        for (row, r) in runs.iter().enumerate() {
+            let colour = charts::colour(&transports, &r.transport);
+            let y = row as f64 + 0.5;
+            let points: Vec<(f64, f64)> = percentiles(r)
+                .iter()
+                .filter(|p| p.1 > 0.0)
+                .map(|p| (p.1, y))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                .map_err(plot_error)?;
+            for (index, point) in percentiles(r).iter().enumerate().filter(|(_, p)| p.1 > 0.0) {
+                chart
+                    .plotting_area()
+                    .draw(&marker(index, (point.1, y), colour))
+                    .map_err(plot_error)?;
+            }
+            rows::label(root, &chart, row, &charts::run_label(results, r))?;
+            let note = match points.last() {
+                Some(&(max, _)) => {
+                    let [p50, _, p99, _, _] = percentiles(r).map(|p| p.1);
+                    let text = format!(
+                        "p50 {} · p99 {} · max {}",
+                        duration_us(p50),
+                        duration_us(p99),
+                        duration_us(max)
+                    );
+                    rows::note(root, &chart, (max * 1.1, y), &text, BLACK)
+                }
+                None => rows::note(root, &chart, (lo, y), "no messages delivered", BLACK),
+            };
+            note?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(font(13.0))
+            .draw()
+            .map_err(plot_error)?;
+        Ok(())
+    })
+}
+
+/// The same markers, in legend (pixel) coordinates.
+fn legend_marker<DB: DrawingBackend>(
+    index: usize,
+    colour: RGBColor,
+) -> DynElement<'static, DB, (i32, i32)> {
+    match index {
+        0 => Circle::new((0, 0), 6, colour.filled()).into_dyn(),
+        1 => TriangleMarker::new((0, 0), 7, colour.filled()).into_dyn(),
+        2 => Rectangle::new([(-5, -5), (5, 5)], colour.filled()).into_dyn(),
+        3 => Cross::new((0, 0), 6, colour.stroke_width(2)).into_dyn(),
+        _ => Circle::new((0, 0), 6, colour.stroke_width(2)).into_dyn(),
+    }
+}
+
+/// One curve: (x = 1/(1 − quantile), latency µs) from a run's histogram.
+fn curve(r: &RunResult, x_max: f64) -> anyhow::Result<Vec<(f64, f64)>> {
+    let histogram = decode_histogram(&r.latency_histogram)?;
+    Ok(histogram
+        .iter_quantiles(1)
+        .map(|step| {
+            let q = step.quantile_iterated_to();
+            let x = if q >= 1.0 {
+                x_max
+            } else {
+                (1.0 / (1.0 - q)).min(x_max)
+            };
+            (
+                x,
+                histogram
+                    .highest_equivalent(step.value_iterated_to())
+                    .max(1) as f64,
+            )
+        })
+        .collect())
+}
+
+/// Percentile axis label: 10 → "90%", 1000 → "99.9%".
+fn percentile_label(x: f64) -> String {
+    let q = 100.0 * (1.0 - 1.0 / x);
+    let digits = (x.log10().round() as usize).saturating_sub(2);
+    format!("{q:.digits$}%")
+}
+
+pub fn distribution_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
+    let scenarios = charts::scenarios(results);
+    charts::render_png(distribution_size(results), |root| {
+        let panels = root.split_evenly((scenarios.len().max(1), 1));
+        for (scenario, panel) in scenarios.iter().zip(&panels) {
+            let runs: Vec<&RunResult> =
+                results.iter().filter(|r| &r.scenario == scenario).collect();
+            distribution_panel(panel, results, scenario, &runs)?;
+        }
+        Ok(())
+    })
+}
+
+fn distribution_panel(
+    area: &Area,
+    all: &[RunResult],
+    scenario: &str,
+    runs: &[&RunResult],
+) -> anyhow::Result<()> {
+    let transports = charts::transports(all);
+    let samples = runs
+        .iter()
+        .map(|r| r.messages_delivered)
+        .max()
+        .unwrap_or(0)
+        .max(100);
+    let x_max = 10f64.powf((samples as f64).log10().ceil().min(6.0));
+    let mut curves = Vec::new();
+    let mut missing = Vec::new();
+    for r in runs {
+        match curve(r, x_max) {
+            Ok(points) if !points.is_empty() => curves.push((*r, points)),
+            Ok(_) => missing.push(format!("{}: empty histogram", r.transport)),
+            Err(e) => missing.push(format!("{}: no histogram ({e})", r.transport)),
+        }
+    }
+    let (lo, hi) = decades(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)), 1.5);
+    let caption = format!(
+        "{}: latency by percentile (HDR histogram; receive − intended publish time)",
+        charts::group_title(scenario)
+    );
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, font(20.0))
+        .margin(14)
+        .margin_right(30)
+        .x_label_area_size(44)
+        .y_label_area_size(90)
+        .build_cartesian_2d((1.0..x_max).log_scale(), (lo..hi).log_scale())
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_label_formatter(&|v| percentile_label(*v))
+        .y_label_formatter(&|v| duration_us(*v))
+        .x_desc("percentile (log scale of 1/(1 − q))")
+        .y_desc("latency (log axis)")
+        .label_style(font(13.0))
+        .axis_desc_style(font(14.0))
+        .draw()
+        .map_err(plot_error)?;
+    for (r, points) in curves {
+        let colour = charts::colour(&transports, &r.transport);
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(3)))
+            .map_err(plot_error)?
+            .label(r.transport.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+            });
+    }
+    if !missing.is_empty() {
+        let style = font(13.0).pos(Pos::new(HPos::Left, VPos::Bottom));
+        chart
+            .plotting_area()
+            .draw(&Text::new(missing.join("; "), (1.1, lo * 1.2), style))
+            .map_err(plot_error)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(font(13.0))
+        .draw()
+        .map_err(plot_error)
+}
