@@ -118,7 +118,7 @@ fn draw_run(
     }
     let [overhead, payload, tcp_ip] = segments(r).map(|s| s.0);
     let sums = format!(
-        "{overhead:.1} + {payload:.0} + {tcp_ip:.1} = {:.1} B",
+        "overhead {overhead:.1} + payload {payload:.0} + TCP/IP {tcp_ip:.1} = {:.1} B",
         r.ip_bytes_per_message
     );
     rows::note(root, chart, (start, y + 0.35), &sums, BLACK)?;

@@ -146,22 +146,27 @@ pub fn si(value: f64, unit: &str) -> String {
         v if v >= 1e3 => (value / 1e3, "k"),
         _ => (value, ""),
     };
-    let digits = if scaled.abs() >= 100.0 || scaled.fract() == 0.0 {
+    format!("{} {prefix}{unit}", three_digits(scaled))
+}
+
+/// About three significant digits, no trailing ".0" on whole numbers: axis ticks stay short.
+fn three_digits(value: f64) -> String {
+    let digits = if value.abs() >= 100.0 || value.fract() == 0.0 {
         0
-    } else if scaled.abs() >= 10.0 {
+    } else if value.abs() >= 10.0 {
         1
     } else {
         2
     };
-    format!("{scaled:.digits$} {prefix}{unit}")
+    format!("{value:.digits$}")
 }
 
 /// A latency in µs in the unit that keeps it readable.
 pub fn duration_us(us: f64) -> String {
     match us {
-        u if u >= 1e6 => format!("{:.2} s", u / 1e6),
-        u if u >= 1e3 => format!("{:.1} ms", u / 1e3),
-        u => format!("{u:.0} µs"),
+        u if u >= 1e6 => format!("{} s", three_digits(u / 1e6)),
+        u if u >= 1e3 => format!("{} ms", three_digits(u / 1e3)),
+        u => format!("{} µs", three_digits(u.round())),
     }
 }
 
@@ -199,6 +204,9 @@ mod tests {
         assert_eq!(si(16_000.0, "bit/s"), "16 kbit/s");
         assert_eq!(si(696_800_000.0, "bit/s"), "697 Mbit/s");
         assert_eq!(si(2.5, "B"), "2.50 B");
+        assert_eq!(duration_us(508_160.0), "508 ms");
+        assert_eq!(duration_us(9_310.0), "9.31 ms");
+        assert_eq!(duration_us(10_000_000.0), "10 s");
     }
 
     #[test]

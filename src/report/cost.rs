@@ -48,19 +48,19 @@ struct Panel<'a> {
 const PANELS: [Panel<'static>; 2] = [
     Panel {
         caption: "CPU time per delivered message",
-        x_desc: "CPU µs per delivered message (user + system)",
+        x_desc: "CPU time (user + system) of the whole run ÷ measured messages delivered",
         format: duration_us,
         values: cpu_us_per_message,
         legend: ["fleet: clients + publisher", "target: embedded hub"],
     },
     Panel {
         caption: "Memory per client",
-        x_desc: "bytes per client (SI: k = 10³, M = 10⁶)",
+        x_desc: "bytes per client (SI: k = 10³); the target's figure includes its baseline",
         format: bytes,
         values: rss_bytes_per_client,
         legend: [
-            "fleet: RSS growth during the run ÷ clients",
-            "target: hub's peak RSS ÷ clients (includes its baseline)",
+            "fleet: RSS growth ÷ clients",
+            "target: hub's peak RSS ÷ clients",
         ],
     },
 ];
@@ -88,7 +88,7 @@ fn draw_panel(area: &Area, results: &[RunResult], panel: &Panel) -> anyhow::Resu
         area,
         panel.caption,
         runs.len(),
-        0.0..widest * 1.3,
+        0.0..widest * 1.5,
         panel.x_desc,
         &|v| format(*v),
     )?;
@@ -101,8 +101,22 @@ fn draw_panel(area: &Area, results: &[RunResult], panel: &Panel) -> anyhow::Resu
     }
     for (row, (r, (fleet, target))) in runs.iter().zip(values).enumerate() {
         let y = row as f64;
-        draw_bar(area, &chart, (y + 0.14, y + 0.48), fleet, FLEET, format)?;
-        draw_bar(area, &chart, (y + 0.52, y + 0.86), target, TARGET, format)?;
+        draw_bar(
+            area,
+            &chart,
+            (y + 0.14, y + 0.48),
+            ("fleet", fleet),
+            FLEET,
+            format,
+        )?;
+        draw_bar(
+            area,
+            &chart,
+            (y + 0.52, y + 0.86),
+            ("target", target),
+            TARGET,
+            format,
+        )?;
         rows::label(area, &chart, row, &charts::run_label(results, r))?;
     }
     chart
@@ -119,19 +133,14 @@ fn draw_bar(
     area: &Area,
     chart: &RowChart<RangedCoordf64>,
     (top, bottom): (f64, f64),
-    value: Option<f64>,
+    (who, value): (&str, Option<f64>),
     colour: RGBColor,
     format: fn(f64) -> String,
 ) -> anyhow::Result<()> {
     let middle = (top + bottom) / 2.0;
     let Some(value) = value else {
-        return rows::note(
-            area,
-            chart,
-            (0.0, middle),
-            "not measured",
-            RGBColor(90, 90, 90),
-        );
+        let note = format!("{who}: not measured");
+        return rows::note(area, chart, (0.0, middle), &note, RGBColor(90, 90, 90));
     };
     chart
         .plotting_area()

@@ -7,6 +7,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::charts::{self, Area, duration_us, font, plot_error};
 use super::rows;
 use crate::result::RunResult;
+use hdrhistogram::Histogram;
+
 use crate::stats::decode_histogram;
 
 pub const SIZE: (u32, u32) = (1200, 800);
@@ -28,21 +30,6 @@ fn percentiles(r: &RunResult) -> [(&'static str, f64); 5] {
         ("p99.9", r.latency_p999_us as f64),
         ("max", r.latency_max_us as f64),
     ]
-}
-
-/// A marker for percentile `index` of `percentiles`.
-fn marker<DB: DrawingBackend>(
-    index: usize,
-    at: (f64, f64),
-    colour: RGBColor,
-) -> DynElement<'static, DB, (f64, f64)> {
-    match index {
-        0 => Circle::new(at, 6, colour.filled()).into_dyn(),
-        1 => TriangleMarker::new(at, 7, colour.filled()).into_dyn(),
-        2 => Rectangle::new([at, at], colour.stroke_width(1)).into_dyn(),
-        3 => Cross::new(at, 6, colour.stroke_width(2)).into_dyn(),
-        _ => Circle::new(at, 6, colour.stroke_width(2)).into_dyn(),
-    }
 }
 
 /// Powers of ten around `values`, with room at the right for the notes.
@@ -91,7 +78,7 @@ pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
             for (index, point) in percentiles(r).iter().enumerate().filter(|(_, p)| p.1 > 0.0) {
                 chart
                     .plotting_area()
-                    .draw(&marker(index, (point.1, y), colour))
+                    .draw(&(EmptyElement::at((point.1, y)) + legend_marker(index, colour)))
                     .map_err(plot_error)?;
             }
             rows::label(root, &chart, row, &charts::run_label(results, r))?;
@@ -122,7 +109,7 @@ pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-/// The same markers, in legend (pixel) coordinates.
+/// The marker of percentile `index`, in pixels around its point (chart and legend alike).
 fn legend_marker<DB: DrawingBackend>(
     index: usize,
     colour: RGBColor,
@@ -136,26 +123,38 @@ fn legend_marker<DB: DrawingBackend>(
     }
 }
 
-/// One curve: (x = 1/(1 − quantile), latency µs) from a run's histogram.
-fn curve(r: &RunResult, x_max: f64) -> anyhow::Result<Vec<(f64, f64)>> {
-    let histogram = decode_histogram(&r.latency_histogram)?;
-    Ok(histogram
-        .iter_quantiles(1)
-        .map(|step| {
-            let q = step.quantile_iterated_to();
-            let x = if q >= 1.0 {
-                x_max
-            } else {
-                (1.0 / (1.0 - q)).min(x_max)
-            };
-            (
-                x,
-                histogram
-                    .highest_equivalent(step.value_iterated_to())
-                    .max(1) as f64,
-            )
+/// Points per decade of the percentile axis.
+const CURVE_STEPS: u32 = 40;
+
+/// One curve: (x = 1/(1 − q), latency µs at quantile q) on an even grid of the log axis up
+/// to `x_max`.
+fn curve(histogram: &Histogram<u64>, x_max: f64) -> Vec<(f64, f64)> {
+    let steps = (x_max.log10() * CURVE_STEPS as f64).round() as u32;
+    (0..=steps)
+        .map(|i| {
+            let x = 10f64.powf(i as f64 / CURVE_STEPS as f64);
+            let q = 1.0 - 1.0 / x;
+            (x, histogram.value_at_quantile(q).max(1) as f64)
         })
-        .collect())
+        .collect()
+}
+
+/// The histogram of each run that has one; a note for each that has none.
+fn histograms<'r>(runs: &[&'r RunResult]) -> (Vec<(&'r RunResult, Histogram<u64>)>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for r in runs {
+        if r.latency_histogram.is_empty() {
+            missing.push(format!("{}: no histogram in the results", r.transport));
+            continue;
+        }
+        match decode_histogram(&r.latency_histogram) {
+            Ok(h) if h.is_empty() => missing.push(format!("{}: empty histogram", r.transport)),
+            Ok(h) => found.push((*r, h)),
+            Err(e) => missing.push(format!("{}: unreadable histogram ({e})", r.transport)),
+        }
+    }
+    (found, missing)
 }
 
 /// Percentile axis label: 10 → "90%", 1000 → "99.9%".
@@ -185,22 +184,14 @@ fn distribution_panel(
     runs: &[&RunResult],
 ) -> anyhow::Result<()> {
     let transports = charts::transports(all);
-    let samples = runs
+    let (histograms, missing) = histograms(runs);
+    // The axis ends at the finest percentile the largest histogram can tell apart.
+    let samples = histograms.iter().map(|(_, h)| h.len()).max().unwrap_or(0);
+    let x_max = 10f64.powf((samples.max(100) as f64).log10().ceil().min(6.0));
+    let curves: Vec<(&RunResult, Vec<(f64, f64)>)> = histograms
         .iter()
-        .map(|r| r.messages_delivered)
-        .max()
-        .unwrap_or(0)
-        .max(100);
-    let x_max = 10f64.powf((samples as f64).log10().ceil().min(6.0));
-    let mut curves = Vec::new();
-    let mut missing = Vec::new();
-    for r in runs {
-        match curve(r, x_max) {
-            Ok(points) if !points.is_empty() => curves.push((*r, points)),
-            Ok(_) => missing.push(format!("{}: empty histogram", r.transport)),
-            Err(e) => missing.push(format!("{}: no histogram ({e})", r.transport)),
-        }
-    }
+        .map(|(r, h)| (*r, curve(h, x_max)))
+        .collect();
     let (lo, hi) = decades(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)), 1.5);
     let caption = format!(
         "{}: latency by percentile (HDR histogram; receive − intended publish time)",
@@ -209,7 +200,7 @@ fn distribution_panel(
     let mut chart = ChartBuilder::on(area)
         .caption(caption, font(20.0))
         .margin(14)
-        .margin_right(30)
+        .margin_right(48)
         .x_label_area_size(44)
         .y_label_area_size(90)
         .build_cartesian_2d((1.0..x_max).log_scale(), (lo..hi).log_scale())

@@ -77,7 +77,7 @@ fn render(results: &[RunResult], log_axis: bool) -> anyhow::Result<Vec<u8>> {
                 .filter(|v| *v > 0.0)
                 .fold(top, f64::min);
             let lo = 10f64.powf((bottom / 2.0).log10().floor());
-            let hi = 10f64.powf((top * 2.0).log10().ceil());
+            let hi = 10f64.powf((top * 1.25).log10().ceil());
             draw(root, &plot, &groups, &caption, (lo..hi).log_scale(), lo)
         } else {
             draw(root, &plot, &groups, &caption, 0.0..top * 1.1, 0.0)
@@ -184,8 +184,15 @@ where
             title,
         ))
         .map_err(plot_error)?;
-        let left = chart.backend_coord(&(g as f64 + 0.04, base)).0;
-        let right = chart.backend_coord(&(g as f64 + 0.96, base)).0;
+        // At most 400 px wide, so a lone group's values stay next to their names.
+        let left = chart
+            .backend_coord(&(g as f64 + 0.04, base))
+            .0
+            .max(centre.0 - 200);
+        let right = chart
+            .backend_coord(&(g as f64 + 0.96, base))
+            .0
+            .min(centre.0 + 200);
         draw_table(root, group, (left, right), plot.dim_in_pixel().1 as i32 + 6)?;
     }
     Ok(())
@@ -208,12 +215,22 @@ where
         .map_err(plot_error)?;
     area.draw(&Rectangle::new(corners, bar.colour.stroke_width(2)))
         .map_err(plot_error)?;
+    let a = chart.backend_coord(&corners[0]);
+    let b = chart.backend_coord(&corners[1]);
     if bar.kind == Kind::Projected {
-        let a = chart.backend_coord(&corners[0]);
-        let b = chart.backend_coord(&corners[1]);
         charts::hatch(root, a, b, bar.colour)?;
     }
-    Ok(())
+    // Names the bars that are not plain measurements right on them, even when tiny.
+    let tag = match bar.kind {
+        Kind::Measured => return Ok(()),
+        Kind::Projected => "projected",
+        Kind::Article => "article",
+    };
+    let style = font(12.0)
+        .color(&bar.colour)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    root.draw(&Text::new(tag, ((a.0 + b.0) / 2, a.1 - 3), style))
+        .map_err(plot_error)
 }
 
 /// The values of one group, one row per bar, with a swatch that doubles as the legend.
