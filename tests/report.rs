@@ -129,3 +129,23 @@ fn no_results_still_render() {
     let (_, errors) = report::write_reports(dir.path(), &[]);
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+#[test]
+fn the_report_command_renders_from_files_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["report", FIXTURE, "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(dir.path().join("use-cases-log.png").is_file());
+
+    let several = std::process::Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["report", FIXTURE, FIXTURE])
+        .output()
+        .unwrap();
+    assert!(!several.status.success());
+    let stderr = String::from_utf8_lossy(&several.stderr);
+    assert!(stderr.contains("--out DIR"), "{stderr}");
+}
