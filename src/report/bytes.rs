@@ -2,6 +2,7 @@
 //! overhead, payload and TCP/IP headers, with the article's per-message figures marked.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::VPos;
 
 use super::charts::{self, ARTICLE, font, plot_error};
 use super::rows;
@@ -121,7 +122,17 @@ fn draw_run(
         "overhead {overhead:.1} + payload {payload:.0} + TCP/IP {tcp_ip:.1} = {:.1} B",
         r.ip_bytes_per_message
     );
-    rows::note(root, chart, (start, y + 0.35), &sums, BLACK)?;
+    // Notes start right of the bar and of the article's marks, so neither covers the other.
+    let notes_x = article(r).map_or(start, |(_, marks)| {
+        marks.iter().fold(start, |x, m| x.max(*m))
+    });
+    rows::note(
+        root,
+        chart,
+        ((notes_x, y + 0.5), VPos::Bottom),
+        &sums,
+        BLACK,
+    )?;
     if let Some((note, marks)) = article(r) {
         for mark in marks {
             let line = vec![(*mark, y + 0.12), (*mark, y + 0.88)];
@@ -130,7 +141,7 @@ fn draw_run(
                 .draw(&PathElement::new(line, ARTICLE.stroke_width(3)))
                 .map_err(plot_error)?;
         }
-        rows::note(root, chart, (start, y + 0.68), note, ARTICLE)?;
+        rows::note(root, chart, ((notes_x, y + 0.5), VPos::Top), note, ARTICLE)?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::VPos;
 
 use super::charts::{self, Area, duration_us, font, plot_error, si};
 use super::rows::{self, RowChart};
@@ -140,7 +141,13 @@ fn draw_bar(
     let middle = (top + bottom) / 2.0;
     let Some(value) = value else {
         let note = format!("{who}: not measured");
-        return rows::note(area, chart, (0.0, middle), &note, RGBColor(90, 90, 90));
+        return rows::note(
+            area,
+            chart,
+            ((0.0, middle), VPos::Center),
+            &note,
+            RGBColor(90, 90, 90),
+        );
     };
     chart
         .plotting_area()
@@ -149,5 +156,11 @@ fn draw_bar(
             colour.filled(),
         ))
         .map_err(plot_error)?;
-    rows::note(area, chart, (value, middle), &format(value), BLACK)
+    rows::note(
+        area,
+        chart,
+        ((value, middle), VPos::Center),
+        &format(value),
+        BLACK,
+    )
 }

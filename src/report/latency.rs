@@ -91,9 +91,15 @@ pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
                         duration_us(p99),
                         duration_us(max)
                     );
-                    rows::note(root, &chart, (max * 1.1, y), &text, BLACK)
+                    rows::note(root, &chart, ((max * 1.1, y), VPos::Center), &text, BLACK)
                 }
-                None => rows::note(root, &chart, (lo, y), "no messages delivered", BLACK),
+                None => rows::note(
+                    root,
+                    &chart,
+                    ((lo, y), VPos::Center),
+                    "no messages delivered",
+                    BLACK,
+                ),
             };
             note?;
         }
@@ -218,7 +224,7 @@ fn distribution_panel(
     for (r, points) in curves {
         let colour = charts::colour(&transports, &r.transport);
         chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(3)))
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .map_err(plot_error)?
             .label(r.transport.clone())
             .legend(move |(x, y)| {
@@ -240,4 +246,33 @@ fn distribution_panel(
         .label_font(font(13.0))
         .draw()
         .map_err(plot_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{new_histogram, record_latency};
+
+    #[test]
+    fn curves_rise_with_the_percentile_and_end_at_the_max() {
+        let mut histogram = new_histogram();
+        for i in 0..30_000u64 {
+            record_latency(&mut histogram, 1_000 + (i * 7_919) % 999_000);
+        }
+        let points = curve(&histogram, 1e5);
+        assert_eq!(points.len(), 201);
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+        );
+        assert_eq!(points.last().unwrap().1, histogram.max() as f64);
+    }
+
+    #[test]
+    fn percentile_labels_show_the_nines() {
+        assert_eq!(percentile_label(1.0), "0%");
+        assert_eq!(percentile_label(10.0), "90%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+    }
 }

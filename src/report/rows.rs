@@ -64,11 +64,11 @@ where
         .map_err(plot_error)
 }
 
-/// Writes `text` at data point `at`, nudged right of it and vertically centred.
+/// Writes `text` just right of data point `at`; `anchor` says which edge of the text sits at it.
 pub fn note<X>(
     area: &Area,
     chart: &RowChart<X>,
-    at: (f64, f64),
+    (at, anchor): ((f64, f64), VPos),
     text: &str,
     colour: RGBColor,
 ) -> anyhow::Result<()>
@@ -76,9 +76,13 @@ where
     X: Ranged<ValueType = f64>,
 {
     let (x, y) = chart.backend_coord(&at);
-    let style = font(12.0)
-        .color(&colour)
-        .pos(Pos::new(HPos::Left, VPos::Center));
+    // A little air between notes stacked above and below the same point.
+    let y = match anchor {
+        VPos::Bottom => y - 2,
+        VPos::Top => y + 3,
+        VPos::Center => y,
+    };
+    let style = font(12.0).color(&colour).pos(Pos::new(HPos::Left, anchor));
     area.draw(&Text::new(
         text.to_string(),
         within(area, (x + 5, y)),
