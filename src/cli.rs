@@ -34,7 +34,8 @@ pub enum Command {
 }
 
 /// Run a scenario: every transport it lists, one after the other, then print a comparison
-/// table and write summary.csv and summary.json.
+/// table and write summary.csv and summary.json, the charts and comparison.md (as
+/// `pushbench report` does).
 ///
 /// Each transport run ramps its clients in at the scenario's connect rate, publishes the
 /// warm-up messages, then the measured ones, and waits (drain) for the last deliveries.
