@@ -1,6 +1,37 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first, so it works on a fresh machine.
-# Every server the tests start listens on 127.0.0.1, port 0.
+# Every server the tests start listens on 127.0.0.1, port 0 (or a free port it was given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# mosquitto (tests/mosquitto.rs), nginx + nchan (tests/nchan.rs) and tshark
+# (scripts/verify-capture.sh), from Debian/Ubuntu packages. Installing never starts a system
+# service (policy-rc.d says no for the duration): the tests start their own instances on
+# loopback.
+missing=()
+command -v mosquitto >/dev/null || missing+=(mosquitto)
+command -v nginx >/dev/null || missing+=(nginx)
+[[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]] || missing+=(libnginx-mod-nchan)
+command -v tshark >/dev/null || missing+=(tshark)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "== installing ${missing[*]}"
+        policy=/usr/sbin/policy-rc.d
+        own_policy=false
+        if [[ ! -e $policy ]]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy"
+            chmod +x "$policy"
+            own_policy=true
+        fi
+        status=0
+        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; } ||
+            status=$?
+        if $own_policy; then rm -f "$policy"; fi
+        [[ $status -eq 0 ]] || { echo "installing ${missing[*]} failed" >&2; exit "$status"; }
+    else
+        echo "warning: ${missing[*]} missing and not root: the tests that need them will fail." >&2
+        echo "  as root: apt-get install -y mosquitto nginx libnginx-mod-nchan tshark" >&2
+    fi
+fi
+
 cargo test --locked --all-targets "$@"

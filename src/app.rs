@@ -6,14 +6,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Command, ReportArgs, RunArgs, ServeArgs, ServeHeaders, ValidateArgs};
+use crate::cli::{
+    Command, CompareArgs, CompareFormat, ReportArgs, RunArgs, ServeArgs, ServeHeaders, ValidateArgs,
+};
 use crate::plan::{Plan, TransportPlan};
 use crate::profile::HeaderProfile;
+use crate::report::compare::{self, Comparison, EXIT_REGRESSION};
+use crate::report::thresholds::{self, EXIT_THRESHOLDS_BROKEN, Outcome};
 use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
 use crate::runner::{self, RunOptions};
 use crate::target::hub::{Hub, HubConfig};
-use crate::target::{Launch, READY_PREFIX};
+use crate::target::{Launch, READY_PREFIX, broker, broker_line};
 use crate::{scenario, sys};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), after writing what it measured.
@@ -31,6 +35,7 @@ pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Command::Validate(args) => validate(&args),
             Command::Serve(args) => serve(args).await,
             Command::Report(args) => render_report(&args),
+            Command::Compare(args) => compare(&args),
         }
     })
 }
@@ -92,18 +97,101 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    println!("{}", console::table(&results));
     if !results.is_empty() {
         failures += print_errors(report::write_reports(&out, &results).1);
+    }
+    let outcomes = thresholds::evaluate(&plan.thresholds, &results);
+    let code = run_exit_code(options.interrupt.is_cancelled(), failures, &outcomes);
+    if args.json {
+        let report = RunReport {
+            scenario: &plan.name,
+            out: &out,
+            exit_code: code,
+            results: &results,
+            thresholds: &outcomes,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_run(&results, &outcomes, &out);
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// An interruption outranks a failure, which outranks a broken threshold: a threshold is
+/// only judged on what was measured.
+fn run_exit_code(interrupted: bool, failures: usize, outcomes: &[Outcome]) -> u8 {
+    if interrupted {
+        EXIT_INTERRUPTED
+    } else if failures > 0 {
+        1
+    } else if outcomes.iter().any(|o| !o.held) {
+        EXIT_THRESHOLDS_BROKEN
+    } else {
+        0
+    }
+}
+
+/// What `run --json` prints: one document a pipeline can parse.
+#[derive(serde::Serialize)]
+struct RunReport<'a> {
+    scenario: &'a str,
+    out: &'a Path,
+    exit_code: u8,
+    results: &'a [RunResult],
+    thresholds: &'a [Outcome],
+}
+
+fn print_run(results: &[RunResult], outcomes: &[Outcome], out: &Path) {
+    println!("{}", console::table(results));
+    if !outcomes.is_empty() {
+        println!("{}", thresholds::summary(outcomes));
+    }
+    if !results.is_empty() {
         println!("results: {}", out.display());
     }
-    Ok(if options.interrupt.is_cancelled() {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else if failures > 0 {
-        ExitCode::FAILURE
+}
+
+/// What `compare --json` prints.
+#[derive(serde::Serialize)]
+struct CompareReport<'a> {
+    baseline: &'a Path,
+    current: &'a Path,
+    exit_code: u8,
+    #[serde(flatten)]
+    comparison: &'a Comparison,
+}
+
+fn compare(args: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let baseline = compare::read_results(&args.baseline).context("reading the baseline")?;
+    let current = compare::read_results(&args.current).context("reading the current results")?;
+    let rules = compare::Rules {
+        max_regression: args.max_regression.clone(),
+        latency_slack_us: args.latency_slack.as_secs_f64() * 1e6,
+    };
+    let comparison = compare::compare(&baseline, &current, &rules);
+    let code = if comparison.regressions > 0 {
+        EXIT_REGRESSION
     } else {
-        ExitCode::SUCCESS
-    })
+        0
+    };
+    if args.json {
+        let report = CompareReport {
+            baseline: &args.baseline,
+            current: &args.current,
+            exit_code: code,
+            comparison: &comparison,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!(
+            "{}",
+            match args.format {
+                CompareFormat::Table => compare::table(&comparison),
+                CompareFormat::Md => compare::markdown(&comparison),
+            }
+        );
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// The scenario's transports, filtered by `--only` (label or kind); an unknown name is an error.
@@ -208,8 +296,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let hub = Hub::start(args.listen, config)
         .await
         .with_context(|| format!("starting the hub on {}", args.listen))?;
-    // The first stdout line is the contract with `Launch::ChildProcess`.
+    // The first stdout lines are the contract with `Launch::ChildProcess`.
     println!("{READY_PREFIX}{}", hub.local_addr());
+    if args.broker {
+        let addrs = tokio::task::spawn_blocking(broker::start).await??;
+        println!("{}", broker_line(&addrs));
+    }
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::report::compare::MaxRegression;
+
 /// Measures what it costs to push server updates to many clients by HTTP polling, long
 /// polling and WebSocket: bytes on the wire and end-to-end latency per delivered message.
 ///
@@ -18,6 +20,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///   pushbench validate scenarios/*.toml
 ///   pushbench serve --listen 127.0.0.1:8080 --headers websocket-org-2010
 ///   pushbench report results/use-case-a/<stamp>
+///   pushbench compare results/baseline/ci-smoke.json results/ci-smoke/<stamp>
+///
+/// Exit codes: 0 ok; 1 error; 2 bad command line; 98 `compare` found a regression;
+/// 99 a run broke a scenario threshold; 130 interrupted (Ctrl-C).
 #[derive(Debug, Parser)]
 #[command(name = "pushbench", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -31,6 +37,7 @@ pub enum Command {
     Validate(ValidateArgs),
     Serve(ServeArgs),
     Report(ReportArgs),
+    Compare(CompareArgs),
 }
 
 /// Run a scenario: every transport it lists, one after the other, then print a comparison
@@ -52,6 +59,49 @@ pub struct RunArgs {
     /// `--only websocket --only http-poll(minimal)`.
     #[arg(long, value_name = "TRANSPORT")]
     pub only: Vec<String>,
+    /// Print one JSON document on stdout (results, thresholds, exit code) instead of the
+    /// table; progress and logs stay on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Compare a run against a baseline: per transport and metric, the baseline, the current
+/// value, the change in % and a verdict. Exits 98 if anything regressed.
+///
+/// Byte counts and delivery are compared exactly (any growth in bytes, any drop in delivery,
+/// any rise in lost or duplicated messages is a regression), except interval polling's bytes
+/// (+0.1%: its count of empty polls depends on timing). Latency may grow by 50%, and must
+/// grow by more than --latency-slack (5 ms) to count. A transport in the baseline but not in the current run
+/// is a regression; one only in the current run is reported.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline: a summary.json (or any results JSON) or a results folder holding one.
+    pub baseline: PathBuf,
+    /// The run to judge: a summary.json or a results folder holding one.
+    pub current: PathBuf,
+    /// How much worse a metric may get, in % of the baseline (repeatable), for every
+    /// transport or for one kind or label, e.g. `latency_p99_us=20%`,
+    /// `http-poll:bytes_per_message=0.5%`, `bytes_per_message=0%`.
+    #[arg(long, value_name = "[TRANSPORT:]METRIC=PCT")]
+    pub max_regression: Vec<MaxRegression>,
+    /// Latency growth smaller than this never counts as a regression, whatever the
+    /// percentage: raise it on a shared or busy machine.
+    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub latency_slack: Duration,
+    /// Output: an aligned table, or markdown for a CI job summary.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+    pub format: CompareFormat,
+    /// Print one JSON document on stdout instead (rows, one-sided transports, regressions,
+    /// exit code).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+/// How `compare` prints its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Table,
+    Md,
 }
 
 /// Render the charts and tables of finished runs from their result files alone (no re-run).
@@ -102,6 +152,10 @@ pub struct ServeArgs {
     /// Messages a WebSocket subscriber may fall behind before it is dropped (and counted).
     #[arg(long, default_value_t = 1024)]
     pub ws_queue: usize,
+    /// Also start the embedded MQTT broker (rumqttd) on two free loopback ports, one for
+    /// MQTT over TCP and one for MQTT over WebSocket (printed on the second line).
+    #[arg(long)]
+    pub broker: bool,
 }
 
 /// Response header profiles the hub can answer with.

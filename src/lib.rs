@@ -7,6 +7,7 @@
 mod app;
 pub mod cli;
 pub mod fleet;
+pub mod last_will;
 pub mod payload;
 pub mod plan;
 pub mod profile;

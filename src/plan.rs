@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::profile::HeaderProfile;
+use crate::report::thresholds::Threshold;
 
 /// A scenario after validation: every field is present and within range.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,9 @@ pub struct Plan {
     pub payload_bytes: usize,
     pub target: TargetPlan,
     pub transports: Vec<TransportPlan>,
+    /// Limits the results must keep (`[thresholds]`); a run that breaks one exits with
+    /// `EXIT_THRESHOLDS_BROKEN`.
+    pub thresholds: Vec<Threshold>,
 }
 
 /// Where the clients connect and the publisher publishes.
@@ -60,6 +64,64 @@ pub enum TransportPlan {
         /// Client read buffer; tungstenite's 128 KiB default costs ~134 KB per connection.
         read_buffer_bytes: usize,
     },
+    /// MQTT: every client subscribes to its channel's topic; the publisher publishes to it.
+    Mqtt(MqttPlan),
+}
+
+/// Options of an MQTT transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttPlan {
+    /// 0, 1 or 2; used by the subscribers and the publisher alike.
+    pub qos: u8,
+    pub version: MqttVersion,
+    pub over: MqttOver,
+    /// Topic pattern: `{channel}` stands for the channel number.
+    pub topic: String,
+    /// Keep-alive the clients announce; the broker drops a silent client after 1.5 times it.
+    pub keep_alive: Duration,
+    pub clean_session: bool,
+    /// Whether the publisher sets the retain flag.
+    pub retain: bool,
+    /// Unacknowledged QoS 1/2 messages a client may have in flight; rumqttc sizes a per-client
+    /// buffer from it, so it is kept small.
+    pub inflight: u16,
+    /// Last Will test: cut every client without DISCONNECT and measure the wills' arrival.
+    pub last_will: Option<LastWillPlan>,
+}
+
+/// A Last Will and Testament run instead of a message stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastWillPlan {
+    /// Topic of the wills (`{client}` stands for the client number).
+    pub topic: String,
+    /// How the clients go away: closing the socket, or falling silent (the broker must then
+    /// notice by its keep-alive timeout).
+    pub cut: WillCut,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WillCut {
+    Close,
+    Silence,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttVersion {
+    V311,
+    V5,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MqttOver {
+    Tcp,
+    Websocket,
+}
+
+impl MqttPlan {
+    /// The topic of channel `channel`.
+    pub fn topic_of(&self, channel: &str) -> String {
+        self.topic.replace("{channel}", channel)
+    }
 }
 
 impl TransportPlan {
@@ -69,6 +131,7 @@ impl TransportPlan {
             TransportPlan::HttpPoll { .. } => "http-poll",
             TransportPlan::HttpLongpoll { .. } => "http-longpoll",
             TransportPlan::Websocket { .. } => "websocket",
+            TransportPlan::Mqtt(_) => "mqtt",
         }
     }
 
@@ -80,6 +143,18 @@ impl TransportPlan {
                 format!("{}({})", self.kind(), headers.name())
             }
             TransportPlan::Websocket { .. } => self.kind().to_string(),
+            TransportPlan::Mqtt(m) => {
+                let version = match m.version {
+                    MqttVersion::V311 => "",
+                    MqttVersion::V5 => "5",
+                };
+                let over = match m.over {
+                    MqttOver::Tcp => "tcp",
+                    MqttOver::Websocket => "ws",
+                };
+                let will = if m.last_will.is_some() { ",will" } else { "" };
+                format!("mqtt{version}(qos{},{over}{will})", m.qos)
+            }
         }
     }
 
@@ -88,7 +163,7 @@ impl TransportPlan {
         match self {
             TransportPlan::HttpPoll { headers, .. }
             | TransportPlan::HttpLongpoll { headers, .. } => headers.clone(),
-            TransportPlan::Websocket { .. } => HeaderProfile::Minimal,
+            TransportPlan::Websocket { .. } | TransportPlan::Mqtt(_) => HeaderProfile::Minimal,
         }
     }
 }

@@ -18,7 +18,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::payload::{Stamp, unix_us};
+use crate::plan::MqttPlan;
 use crate::transport::Endpoint;
+use crate::transport::mqtt::{self, Connection};
+use rumqttc::{AsyncClient, QoS};
 
 /// What to publish.
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ pub struct Schedule {
     pub messages: u64,
     /// The sequence number whose send time opens the measured window.
     pub window_opens_after: u64,
+    /// MQTT options when the target is a broker; HTTP POST to `/pub/{channel}` otherwise.
+    pub mqtt: Option<MqttPlan>,
 }
 
 /// What the publisher did.
@@ -59,25 +64,32 @@ pub async fn publish(
     progress: Arc<Progress>,
     stop: CancellationToken,
 ) -> PublishOutcome {
+    let mut total = PublishOutcome::default();
+    // Connections first: a slow connect must not eat into the schedule and burst it.
+    let mut sinks = Vec::new();
+    for endpoint in endpoints {
+        for channel in 0..schedule.channels {
+            match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), &stop).await {
+                Ok(sink) => sinks.push((Arc::clone(endpoint), sink)),
+                Err(_) => total.errors += 1,
+            }
+        }
+    }
     let lead = Duration::from_millis(50);
     let start = (Instant::now() + lead, SystemTime::now() + lead);
     let mut tasks = JoinSet::new();
-    for (e, endpoint) in endpoints.iter().enumerate() {
-        for channel in 0..schedule.channels {
-            let (endpoint, schedule) = (Arc::clone(endpoint), schedule.clone());
-            let (progress, stop) = (Arc::clone(&progress), stop.clone());
-            let first = e == 0 && channel == 0;
-            tasks.spawn(async move {
-                let mut outcome =
-                    publish_channel(&endpoint, channel, &schedule, start, &progress, &stop).await;
-                if !first {
-                    outcome.window = None;
-                }
-                outcome
-            });
-        }
+    for (i, (endpoint, sink)) in sinks.into_iter().enumerate() {
+        let schedule = schedule.clone();
+        let (progress, stop) = (Arc::clone(&progress), stop.clone());
+        tasks.spawn(async move {
+            let mut outcome =
+                publish_channel(sink, &endpoint, &schedule, start, &progress, &stop).await;
+            if i > 0 {
+                outcome.window = None;
+            }
+            outcome
+        });
     }
-    let mut total = PublishOutcome::default();
     while let Some(joined) = tasks.join_next().await {
         let Ok(o) = joined else { continue };
         total.published += o.published;
@@ -90,17 +102,15 @@ pub async fn publish(
 }
 
 async fn publish_channel(
+    mut sink: Sink,
     endpoint: &Endpoint,
-    channel: u32,
     schedule: &Schedule,
     (start, start_wall): (Instant, SystemTime),
     progress: &Progress,
     stop: &CancellationToken,
 ) -> PublishOutcome {
     let interval = Duration::from_secs_f64(1.0 / schedule.rate_per_s);
-    let path = format!("/pub/{channel}");
     let mut outcome = PublishOutcome::default();
-    let mut conn: Option<SendRequest<Full<Bytes>>> = None;
     let (mut first_sent, mut last_sent, mut window_open) = (None, None, None);
     for seq in 0..schedule.messages {
         let offset = interval.mul_f64(seq as f64);
@@ -117,15 +127,12 @@ async fn publish_channel(
             intended_us: unix_us(start_wall + offset),
         };
         let body = Bytes::from(stamp.encode(schedule.payload_bytes));
-        match post(&mut conn, endpoint, &path, body).await {
+        match sink.send(endpoint, body).await {
             Ok(()) => {
                 outcome.published += 1;
                 progress.published.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
-                outcome.errors += 1;
-                conn = None;
-            }
+            Err(_) => outcome.errors += 1,
         }
         first_sent.get_or_insert(sent);
         last_sent = Some(sent);
@@ -141,6 +148,85 @@ async fn publish_channel(
         outcome.window = window_open.map(|open| last.duration_since(open));
     }
     outcome
+}
+
+/// Where one channel's messages go.
+enum Sink {
+    /// POST to the hub's (or nchan's) publisher location on a keep-alive connection.
+    Http {
+        conn: Option<SendRequest<Full<Bytes>>>,
+        path: String,
+    },
+    /// PUBLISH to the broker; a task polls the connection until the run stops, so that the
+    /// acknowledgement flows of the last messages complete.
+    Mqtt {
+        client: AsyncClient,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+    },
+}
+
+impl Sink {
+    async fn open(
+        endpoint: &Endpoint,
+        channel: u32,
+        mqtt: Option<&MqttPlan>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Sink> {
+        let Some(plan) = mqtt else {
+            return Ok(Sink::Http {
+                conn: None,
+                path: format!("/pub/{channel}"),
+            });
+        };
+        let id = format!("pb-pub-{:08x}-{channel}", rand::random::<u32>());
+        let Connection {
+            client,
+            mut eventloop,
+            claim,
+        } = Connection::open(mqtt::options(&id, endpoint, plan), endpoint.addr).await?;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _claim = claim;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    polled = eventloop.poll() => if polled.is_err() {
+                        // rumqttc reconnects on the next poll; do not spin meanwhile.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Ok(Sink::Mqtt {
+            client,
+            topic: plan.topic_of(&channel.to_string()),
+            qos: mqtt::qos(plan.qos),
+            retain: plan.retain,
+        })
+    }
+
+    async fn send(&mut self, endpoint: &Endpoint, body: Bytes) -> anyhow::Result<()> {
+        match self {
+            Sink::Http { conn, path } => {
+                let result = post(conn, endpoint, path, body).await;
+                if result.is_err() {
+                    *conn = None;
+                }
+                result
+            }
+            Sink::Mqtt {
+                client,
+                topic,
+                qos,
+                retain,
+            } => client
+                .publish_bytes(topic.as_str(), *qos, *retain, body)
+                .await
+                .context("queueing PUBLISH"),
+        }
+    }
 }
 
 /// POSTs one message on the channel's keep-alive connection, opening it when needed.
@@ -160,8 +246,12 @@ async fn post(
         .ready()
         .await
         .context("publisher connection closed")?;
+    // The payload is binary; saying so lets a server that picks the WebSocket frame type from
+    // the message's type (nginx + nchan: text unless `application/octet-stream`) send binary
+    // frames, since a text frame must be UTF-8 and clients reject one that is not.
     let request = Request::post(path)
         .header(hyper::header::HOST, endpoint.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
         .body(Full::new(body))?;
     let response = sender.send_request(request).await.context("publishing")?;
     let status = response.status();

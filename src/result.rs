@@ -98,6 +98,10 @@ pub struct RunResult {
     pub connect_failures: u64,
     pub reconnects: u64,
     pub connect_s: f64,
+    /// Last Will runs: how soon after the cut the broker had to publish the wills (1.5 ×
+    /// keep-alive for clients that fell silent; 0 for closed connections). Latency columns
+    /// then measure will arrival after the cut.
+    pub will_expected_within_us: Option<u64>,
     /// WebSocket subscribers the embedded hub dropped for falling behind.
     pub hub_dropped_slow: Option<u64>,
 

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Fleet, FleetOutcome, MeasuredSeqs, Shared};
+use crate::last_will;
 use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
@@ -62,6 +63,11 @@ pub async fn run_transport(
         .await
         .with_context(|| format!("starting the target for {label}"))?;
     let stop = options.interrupt.child_token();
+    if let TransportPlan::Mqtt(mqtt) = transport
+        && let Some(will) = &mqtt.last_will
+    {
+        return last_will::run(plan, transport, mqtt, will, target, stop, observer).await;
+    }
     let seqs = MeasuredSeqs {
         first: plan.warmup_messages(),
         last: plan.warmup_messages() + plan.window_messages() - 1,
@@ -90,6 +96,10 @@ pub async fn run_transport(
         payload_bytes: plan.payload_bytes,
         messages: seqs.last + 1,
         window_opens_after: seqs.first - 1,
+        mqtt: match transport {
+            TransportPlan::Mqtt(m) => Some(m.clone()),
+            _ => None,
+        },
     };
     let published = publish(plan, &label, &target, &schedule, &shared, observer).await;
     drain(plan, &label, &shared, observer).await;
@@ -320,6 +330,7 @@ fn build_result(
         connect_failures: m.connect_failures,
         reconnects: m.reconnects,
         connect_s: m.connect_s,
+        will_expected_within_us: None,
         hub_dropped_slow: m.hub_dropped_slow,
         fleet_cpu_s: cost.fleet_cpu_s,
         fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,

@@ -13,8 +13,11 @@ use toml::Spanned;
 use toml::de::{DeArray, DeString, DeTable, DeValue};
 
 use crate::payload::HEADER_BYTES;
-use crate::plan::{Plan, TargetPlan, TransportPlan};
+use crate::plan::{
+    LastWillPlan, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan, WillCut,
+};
 use crate::profile::HeaderProfile;
+use crate::report::thresholds::{self, Threshold};
 
 /// Why a scenario file could not become a `Plan`.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,12 @@ const DEFAULT_PAYLOAD_BYTES: usize = 20;
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_LONGPOLL_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_READ_BUFFER_BYTES: usize = 4096;
+const DEFAULT_MQTT_TOPIC: &str = "bench/{channel}";
+/// Long enough that no PINGREQ falls into a typical measured window; 60 s is what clients
+/// commonly use.
+const DEFAULT_MQTT_KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// rumqttc pre-sizes per-client state from it: small keeps 100k clients affordable.
+const DEFAULT_MQTT_INFLIGHT: u16 = 10;
 
 const TOP_LEVEL_FIELDS: &[&str] = &[
     "name",
@@ -72,6 +81,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "messages",
     "target",
     "transports",
+    "thresholds",
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes"];
 const TARGET_FIELDS: &[&str] = &["kind", "urls"];
@@ -136,6 +146,8 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         .duration(Zero::Forbidden)?;
     let drain = optional_duration(&root, "drain", DEFAULT_DRAIN, Zero::Allowed)?;
     let (message_rate_per_s, payload_bytes) = messages(&root)?;
+    let transports = transports(&root, channels)?;
+    let thresholds = thresholds(&root, &transports)?;
     Ok(Plan {
         name,
         description,
@@ -148,7 +160,8 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         message_rate_per_s,
         payload_bytes,
         target: target(&root)?,
-        transports: transports(&root, channels)?,
+        transports,
+        thresholds,
     })
 }
 
@@ -201,6 +214,7 @@ pub fn describe(plan: &Plan) -> String {
             .enumerate()
             .map(|(i, transport)| format!("    {}. {}", i + 1, describe_transport(transport))),
     );
+    lines.extend(describe_thresholds(&plan.thresholds));
     lines.push(format!(
         "  run time:   about {} ({runs} run{} × {} each: ramp + warmup + duration + drain)",
         seconds(total),
@@ -228,8 +242,32 @@ fn describe_transport(transport: &TransportPlan) -> String {
         TransportPlan::Websocket { read_buffer_bytes } => {
             format!("read buffer {read_buffer_bytes} bytes")
         }
+        TransportPlan::Mqtt(m) => {
+            let will = match &m.last_will {
+                Some(w) => format!(", last will on {:?} ({:?} cut)", w.topic, w.cut),
+                None => String::new(),
+            };
+            format!(
+                "topic {:?}, keep-alive {}, clean session {}, retain {}, inflight {}{will}",
+                m.topic,
+                seconds(m.keep_alive),
+                m.clean_session,
+                m.retain,
+                m.inflight
+            )
+        }
     };
     format!("{}: {options}", transport.label())
+}
+
+/// One line per threshold, under a heading; nothing when the plan has none.
+fn describe_thresholds(list: &[Threshold]) -> Vec<String> {
+    if list.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec!["  thresholds: (a run that breaks one exits with code 99)".to_string()];
+    lines.extend(list.iter().map(|t| format!("    {}: {t}", t.scope)));
+    lines
 }
 
 /// The names of custom headers, so a summary shows what a `custom` profile sends.
@@ -389,7 +427,8 @@ fn target_urls(item: &Item) -> Result<Vec<String>> {
             check_url(url).map_err(|problem| {
                 url_item.error(format!(
                     "{url:?} is not a valid target URL: {problem}; \
-                     expected http://HOST:PORT such as \"http://127.0.0.1:8080\""
+                     expected SCHEME://HOST:PORT such as \"http://127.0.0.1:8080\" \
+                     (or mqtt://, ws:// for MQTT brokers)"
                 ))
             })?;
             Ok(url.to_string())
@@ -397,11 +436,13 @@ fn target_urls(item: &Item) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Checks `http://host:port[/...]`; the clients speak plain HTTP/1.1 and WebSocket only.
+/// Checks `SCHEME://host:port[/...]`: `http://` for the HTTP and WebSocket transports,
+/// `mqtt://` for MQTT over TCP, `ws://` for MQTT over WebSocket.
 fn check_url(url: &str) -> std::result::Result<(), &'static str> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("it must start with http://")?;
+    let rest = ["http://", "mqtt://", "ws://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))
+        .ok_or("it must start with http://, mqtt:// or ws://")?;
     let authority = rest.split('/').next().unwrap_or_default();
     let (host, port) = authority.rsplit_once(':').ok_or("it has no port")?;
     let bracketed = host.starts_with('[') && host.ends_with(']');
@@ -423,21 +464,41 @@ enum Kind {
     HttpPoll,
     HttpLongpoll,
     Websocket,
+    Mqtt,
 }
 
-const KINDS: &[Kind] = &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Websocket];
+const KINDS: &[Kind] = &[
+    Kind::HttpPoll,
+    Kind::HttpLongpoll,
+    Kind::Websocket,
+    Kind::Mqtt,
+];
 
 /// Every transport field and the kinds that accept it.
 const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
     (
         "kind",
-        &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Websocket],
+        &[
+            Kind::HttpPoll,
+            Kind::HttpLongpoll,
+            Kind::Websocket,
+            Kind::Mqtt,
+        ],
     ),
     ("interval", &[Kind::HttpPoll]),
     ("headers", &[Kind::HttpPoll, Kind::HttpLongpoll]),
     ("custom_headers", &[Kind::HttpPoll, Kind::HttpLongpoll]),
     ("timeout", &[Kind::HttpLongpoll]),
     ("read_buffer_bytes", &[Kind::Websocket]),
+    ("qos", &[Kind::Mqtt]),
+    ("version", &[Kind::Mqtt]),
+    ("over", &[Kind::Mqtt]),
+    ("topic", &[Kind::Mqtt]),
+    ("keep_alive", &[Kind::Mqtt]),
+    ("clean_session", &[Kind::Mqtt]),
+    ("retain", &[Kind::Mqtt]),
+    ("inflight", &[Kind::Mqtt]),
+    ("last_will", &[Kind::Mqtt]),
 ];
 
 impl Kind {
@@ -446,6 +507,7 @@ impl Kind {
             Kind::HttpPoll => "http-poll",
             Kind::HttpLongpoll => "http-longpoll",
             Kind::Websocket => "websocket",
+            Kind::Mqtt => "mqtt",
         }
     }
 
@@ -508,7 +570,120 @@ fn transport(section: &Section, channels: u64) -> Result<TransportPlan> {
                 None => DEFAULT_READ_BUFFER_BYTES,
             },
         },
+        Kind::Mqtt => TransportPlan::Mqtt(mqtt(section, channels)?),
     })
+}
+
+/// The options of an `mqtt` transport.
+fn mqtt(section: &Section, channels: u64) -> Result<MqttPlan> {
+    let qos = match section.get("qos") {
+        Some(item) => item.whole("QoS level", 0..=2)? as u8,
+        None => 0,
+    };
+    let version = match section.get("version") {
+        Some(item) => item.choice(
+            "MQTT version",
+            &[("3.1.1", MqttVersion::V311), ("5", MqttVersion::V5)],
+        )?,
+        None => MqttVersion::V311,
+    };
+    if version == MqttVersion::V5 {
+        let item = section.get("version").map(|i| i.error(
+            "MQTT 5 is not supported yet: the subscribers speak MQTT 3.1.1; use version = \"3.1.1\"",
+        ));
+        if let Some(error) = item {
+            return Err(error);
+        }
+    }
+    let over = match section.get("over") {
+        Some(item) => item.choice(
+            "MQTT carrier",
+            &[("tcp", MqttOver::Tcp), ("websocket", MqttOver::Websocket)],
+        )?,
+        None => MqttOver::Tcp,
+    };
+    let topic = match section.get("topic") {
+        Some(item) => mqtt_topic(&item, channels)?,
+        None => DEFAULT_MQTT_TOPIC.to_string(),
+    };
+    let keep_alive = match section.get("keep_alive") {
+        Some(item) => {
+            let keep_alive = item.duration(Zero::Allowed)?;
+            if !keep_alive.is_zero()
+                && (keep_alive.subsec_nanos() != 0 || keep_alive.as_secs() > 65_535)
+            {
+                return Err(item.error(
+                    "MQTT keep-alive is a whole number of seconds up to 65535 (\"0s\" turns it off)",
+                ));
+            }
+            keep_alive
+        }
+        None => DEFAULT_MQTT_KEEP_ALIVE,
+    };
+    Ok(MqttPlan {
+        qos,
+        version,
+        over,
+        topic,
+        keep_alive,
+        clean_session: optional_bool(section, "clean_session", true)?,
+        retain: optional_bool(section, "retain", false)?,
+        inflight: match section.get("inflight") {
+            Some(item) => item.whole("inflight window", 1..=65_535)? as u16,
+            None => DEFAULT_MQTT_INFLIGHT,
+        },
+        last_will: match section.get("last_will") {
+            Some(item) => Some(last_will(&item)?),
+            None => None,
+        },
+    })
+}
+
+/// A topic to publish to: no wildcards, and `{channel}` in it when there are several channels.
+fn mqtt_topic(item: &Item, channels: u64) -> Result<String> {
+    let topic = item.string("a topic such as \"bench/{channel}\"")?;
+    if topic.is_empty() || topic.contains(['+', '#']) {
+        return Err(item.error(format!(
+            "{topic:?} is not a topic to publish to: it must be non-empty, without + or # wildcards"
+        )));
+    }
+    if channels > 1 && !topic.contains("{channel}") {
+        return Err(item.error(format!(
+            "{topic:?} names no channel, but there are {channels} channels: put {{channel}} in it, \
+             e.g. \"bench/{{channel}}\""
+        )));
+    }
+    Ok(topic.to_string())
+}
+
+/// `last_will = { topic = "...", cut = "close" | "silence" }`.
+fn last_will(item: &Item) -> Result<LastWillPlan> {
+    let section = item.table()?;
+    section.reject_unknown(&["topic", "cut"])?;
+    let topic = match section.get("topic") {
+        Some(topic) => topic
+            .string("a topic such as \"wills/{client}\"")?
+            .to_string(),
+        None => "pushbench/will/{client}".to_string(),
+    };
+    let cut = match section.get("cut") {
+        Some(cut) => cut.choice(
+            "cut",
+            &[("close", WillCut::Close), ("silence", WillCut::Silence)],
+        )?,
+        None => WillCut::Silence,
+    };
+    Ok(LastWillPlan { topic, cut })
+}
+
+fn optional_bool(section: &Section, key: &str, default: bool) -> Result<bool> {
+    match section.get(key) {
+        Some(item) => match item.value.get_ref() {
+            DeValue::Boolean(flag) => Ok(*flag),
+            other => Err(item.error(format!("expected true or false, found {}", shown(other)))),
+        },
+        None => Ok(default),
+    }
 }
 
 /// Rejects unknown fields, and fields that belong to another kind of transport.
@@ -533,6 +708,42 @@ fn check_transport_fields(section: &Section, kind: Kind) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `[thresholds]`: per scope (`all`, a kind or a label of a listed transport), an array of
+/// expressions such as "latency_p99_us < 50000".
+fn thresholds(root: &Section, transports: &[TransportPlan]) -> Result<Vec<Threshold>> {
+    let Some(item) = root.get("thresholds") else {
+        return Ok(Vec::new());
+    };
+    let mut scopes = vec![thresholds::ALL.to_string()];
+    for transport in transports {
+        for name in [transport.kind().to_string(), transport.label()] {
+            if !scopes.contains(&name) {
+                scopes.push(name);
+            }
+        }
+    }
+    let mut list = Vec::new();
+    for entry in item.table()?.items() {
+        if !scopes.iter().any(|s| s == entry.key) {
+            return Err(entry.key_error(format!(
+                "`{}` names no transport of this scenario: expected one of {}",
+                entry.key,
+                scopes.join(", ")
+            )));
+        }
+        let expressions =
+            entry.array("an array of expressions such as [\"latency_p99_us < 50000\"]")?;
+        for (i, value) in expressions.iter().enumerate() {
+            let element = entry.element(i, value);
+            let text = element.string("an expression such as \"latency_p99_us < 50000\"")?;
+            list.push(
+                thresholds::parse(entry.key, text).map_err(|e| element.error(e.to_string()))?,
+            );
+        }
+    }
+    Ok(list)
 }
 
 /// `headers` and `custom_headers` of an HTTP transport.

@@ -26,7 +26,7 @@ pub struct WireCounts {
     pub sent: u64,
     /// Bytes the client read from the socket (counted at the stream).
     pub received: u64,
-    /// Bytes the kernel saw acknowledged by the peer (`tcpi_bytes_acked`, less the SYN).
+    /// Bytes the kernel sent (`tcpi_bytes_sent` less retransmissions).
     pub kernel_sent: u64,
     /// Bytes the kernel received (`tcpi_bytes_received`).
     pub kernel_received: u64,
@@ -99,17 +99,40 @@ fn kernel_counts(fd: RawFd) -> Option<KernelCounts> {
         return None;
     }
     let segments = u64::from(info.tcpi_segs_in) + u64::from(info.tcpi_segs_out);
-    // `bytes_acked` follows the acknowledged sequence number, and a connecting socket's SYN
-    // takes one (every socket counted here is a client's). The FIN would take another, but
-    // counts are read before the socket closes.
-    let sent = info.tcpi_bytes_acked.saturating_sub(1);
-    let payload = sent + info.tcpi_bytes_received;
+    // Bytes still queued in the kernel are received but not yet read: leave them to the
+    // exchange that reads them.
+    let received = info.tcpi_bytes_received.saturating_sub(unread_bytes(fd));
+    let payload = kernel_sent(&info, len) + received;
     Some(KernelCounts {
-        sent,
-        received: info.tcpi_bytes_received,
+        sent: kernel_sent(&info, len),
+        received,
         segments,
         ip_bytes: payload + segments * header_bytes_per_segment(fd, info.tcpi_options),
     })
+}
+
+/// Bytes received by the kernel that the application has not read yet (`SIOCINQ`).
+fn unread_bytes(fd: RawFd) -> u64 {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD (= SIOCINQ on TCP sockets) writes one int.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) };
+    if rc == 0 { queued.max(0) as u64 } else { 0 }
+}
+
+/// Payload bytes this socket has sent, each once. `tcpi_bytes_sent` (Linux ≥ 4.19) counts a
+/// write when it leaves, so a snapshot right after writing an acknowledgement packet (MQTT's
+/// PUBACK) includes it; retransmitted bytes are taken out. Older kernels only offer
+/// `bytes_acked`, which follows the acknowledged sequence number and so also counts the
+/// connecting socket's SYN (every socket counted here is a client's; counts are read before
+/// the FIN).
+fn kernel_sent(info: &libc::tcp_info, len: libc::socklen_t) -> u64 {
+    let has_bytes_sent =
+        len as usize >= std::mem::offset_of!(libc::tcp_info, tcpi_bytes_retrans) + 8;
+    if has_bytes_sent {
+        info.tcpi_bytes_sent.saturating_sub(info.tcpi_bytes_retrans)
+    } else {
+        info.tcpi_bytes_acked.saturating_sub(1)
+    }
 }
 
 /// `TCPI_OPT_TIMESTAMPS` from linux/tcp.h: the connection carries the 12-byte timestamp option
@@ -146,6 +169,8 @@ fn is_ipv6(fd: RawFd) -> bool {
 #[derive(Debug)]
 pub struct ConnCounter {
     fd: RawFd,
+    /// False for a socket a library owns: its bytes then come from the kernel alone.
+    counted: bool,
     sent: AtomicU64,
     received: AtomicU64,
     /// The kernel's counts read just before the socket closed (its fd may be reused after).
@@ -159,14 +184,45 @@ impl ConnCounter {
             Some(last) => last,
             None => kernel_counts(self.fd).unwrap_or_default(),
         };
+        let (sent, received) = if self.counted {
+            (
+                self.sent.load(Ordering::Relaxed),
+                self.received.load(Ordering::Relaxed),
+            )
+        } else {
+            (kernel.sent, kernel.received)
+        };
         WireCounts {
-            sent: self.sent.load(Ordering::Relaxed),
-            received: self.received.load(Ordering::Relaxed),
+            sent,
+            received,
             kernel_sent: kernel.sent,
             kernel_received: kernel.received,
             segments: kernel.segments,
             ip_bytes: kernel.ip_bytes,
         }
+    }
+}
+
+impl ConnCounter {
+    /// Counters of a socket that a protocol library opened and owns (rumqttc): the kernel's
+    /// `TCP_INFO` is the only witness. `close` must be called before the library closes it.
+    pub fn foreign(fd: RawFd) -> Arc<ConnCounter> {
+        Arc::new(ConnCounter {
+            fd,
+            counted: false,
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            closed: Mutex::new(None),
+        })
+    }
+
+    /// Freezes the counts at their current values: the fd may belong to another socket later.
+    pub fn close(&self) {
+        let last = kernel_counts(self.fd).unwrap_or_default();
+        self.closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(last);
     }
 }
 
@@ -180,6 +236,7 @@ impl CountingStream {
     pub fn new(inner: TcpStream) -> Self {
         let counter = Arc::new(ConnCounter {
             fd: inner.as_raw_fd(),
+            counted: true,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             closed: Mutex::new(None),
@@ -196,12 +253,7 @@ impl CountingStream {
 impl Drop for CountingStream {
     fn drop(&mut self) {
         // Runs before `inner` closes the socket: the last moment TCP_INFO is ours to read.
-        let last = kernel_counts(self.counter.fd).unwrap_or_default();
-        *self
-            .counter
-            .closed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(last);
+        self.counter.close();
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pushbench::plan::{Plan, TargetPlan, TransportPlan};
+use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::scenario::{self, ScenarioError};
 
@@ -103,6 +103,17 @@ fn use_case_a_maps_to_the_articles_numbers() {
             TransportPlan::Websocket {
                 read_buffer_bytes: 4096
             },
+            TransportPlan::Mqtt(MqttPlan {
+                qos: 0,
+                version: MqttVersion::V311,
+                over: MqttOver::Tcp,
+                topic: "bench/{channel}".into(),
+                keep_alive: Duration::from_secs(60),
+                clean_session: true,
+                retain: false,
+                inflight: 10,
+                last_will: None,
+            }),
         ]
     );
 }
@@ -359,7 +370,7 @@ fn wrong_type() {
 
 #[test]
 fn unknown_transport_kind() {
-    let source = BASE.replace("\"websocket\"", "\"mqtt\"");
+    let source = BASE.replace("\"websocket\"", "\"carrier-pigeon\"");
     assert_error(
         &source,
         8,
@@ -403,8 +414,9 @@ fn describe_summarises_the_plan_and_its_run_time() {
         "1. http-poll(websocket-org-2010): interval 1s",
         "3. http-longpoll(minimal): timeout 30s",
         "4. websocket: read buffer 4096 bytes",
-        // 4 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
-        "about 2m 48s",
+        "5. mqtt(qos0,tcp): topic \"bench/{channel}\"",
+        // 5 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
+        "about 3m 30s",
     ] {
         assert!(
             summary.contains(needle),
@@ -458,4 +470,113 @@ fn transports_must_be_an_array_of_tables() {
 fn unreadable_file() {
     let error = scenario::load(Path::new("scenarios/does-not-exist.toml")).map(|_| ());
     assert!(matches!(error, Err(ScenarioError::Read { .. })));
+}
+
+/// `BASE` with a poll transport added (so labels and kinds differ) and a `[thresholds]` table
+/// whose entries start on line 14.
+fn with_thresholds(entries: &str) -> String {
+    format!("{BASE}\n[[transports]]\nkind = \"http-poll\"\n\n[thresholds]\n{entries}")
+}
+
+#[test]
+fn thresholds_apply_to_all_a_kind_or_a_label() {
+    let source = with_thresholds(
+        "all = [\"delivery_ratio >= 0.999\"]\n\
+         websocket = [\"overhead_bytes_per_message <= 2\", \"connect_failures == 0\"]\n\
+         \"http-poll(minimal)\" = [\"latency_p99_us<50000\"]\n",
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    let shown: Vec<String> = plan
+        .thresholds
+        .iter()
+        .map(|t| format!("{}: {t}", t.scope))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "all: delivery_ratio >= 0.999",
+            "websocket: overhead_bytes_per_message <= 2",
+            "websocket: connect_failures == 0",
+            "http-poll(minimal): latency_p99_us < 50000",
+        ]
+    );
+    let summary = scenario::describe(&plan);
+    assert!(
+        summary.contains("http-poll(minimal): latency_p99_us < 50000"),
+        "{summary}"
+    );
+    assert!(parse(BASE).unwrap().thresholds.is_empty());
+}
+
+#[test]
+fn threshold_on_an_unknown_column() {
+    assert_error(
+        &with_thresholds("all = [\"lost == 0\", \"latency_p98_us < 5\"]\n"),
+        14,
+        21,
+        "thresholds.all[1]",
+        "unknown result column `latency_p98_us`",
+    );
+}
+
+#[test]
+fn threshold_on_a_text_column() {
+    assert_error(
+        &with_thresholds("all = [\"transport == 1\"]\n"),
+        14,
+        8,
+        "thresholds.all[0]",
+        "unknown result column `transport`",
+    );
+}
+
+#[test]
+fn threshold_with_a_bad_operator() {
+    assert_error(
+        &with_thresholds("websocket = [\"lost =< 5\"]\n"),
+        14,
+        14,
+        "thresholds.websocket[0]",
+        "\"=<\" is not an operator",
+    );
+}
+
+#[test]
+fn threshold_with_a_bad_number() {
+    assert_error(
+        &with_thresholds("websocket = [\"lost < five\"]\n"),
+        14,
+        14,
+        "thresholds.websocket[0]",
+        "\"five\" is not a number",
+    );
+}
+
+#[test]
+fn threshold_for_a_transport_the_scenario_lacks() {
+    assert_error(
+        &with_thresholds("all = [\"lost == 0\"]\nmqtt = [\"lost == 0\"]\n"),
+        15,
+        1,
+        "thresholds.mqtt",
+        "names no transport of this scenario: expected one of all, websocket, http-poll, http-poll(minimal)",
+    );
+}
+
+#[test]
+fn threshold_that_is_not_a_list_of_strings() {
+    assert_error(
+        &with_thresholds("all = \"lost == 0\"\n"),
+        14,
+        7,
+        "thresholds.all",
+        "expected an array of expressions",
+    );
+    assert_error(
+        &with_thresholds("all = [0]\n"),
+        14,
+        8,
+        "thresholds.all[0]",
+        "expected an expression",
+    );
 }

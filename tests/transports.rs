@@ -11,7 +11,7 @@ use pushbench::payload::Stamp;
 use pushbench::plan::TransportPlan;
 use pushbench::profile::HeaderProfile;
 use pushbench::target::hub::{Hub, HubConfig};
-use pushbench::transport::{ClientSpec, Endpoint, HttpPoll, Transport};
+use pushbench::transport::{ClientSpec, Endpoint, HttpPoll, Received, Transport};
 
 fn websocket() -> TransportPlan {
     TransportPlan::Websocket {
@@ -60,6 +60,8 @@ async fn article_poller() -> (Hub, HttpPoll) {
             interval: Duration::from_millis(50),
             headers: HeaderProfile::WebsocketOrg2010,
         }),
+        index: 0,
+        client_id: "article-poller".into(),
     };
     let poller = HttpPoll::connect(&spec).await.unwrap();
     (hub, poller)
@@ -77,10 +79,11 @@ async fn article_profile_poll_exchange_is_716_plus_193_bytes_plus_body() {
     }
     .encode(21);
     publish(hub.local_addr(), "0", &body).await;
-    let mut delivered: Vec<Bytes> = Vec::new();
+    let mut delivered: Vec<Received> = Vec::new();
     poller.next(&mut delivered).await.unwrap();
     let exchange = poller.wire() - before;
-    assert_eq!(delivered, vec![Bytes::from(body)]);
+    let payloads: Vec<Bytes> = delivered.into_iter().map(|r| r.payload).collect();
+    assert_eq!(payloads, vec![Bytes::from(body)]);
     assert_eq!(exchange.sent, 716);
     assert_eq!(exchange.received, 193 + 21);
     // The kernel saw the same bytes.
@@ -94,7 +97,7 @@ async fn article_profile_poll_exchange_is_716_plus_193_bytes_plus_body() {
 async fn interval_poll_with_nothing_new_gets_a_counted_304() {
     let (hub, mut poller) = article_poller().await;
     let before = poller.wire();
-    let mut delivered: Vec<Bytes> = Vec::new();
+    let mut delivered: Vec<Received> = Vec::new();
     poller.next(&mut delivered).await.unwrap();
     let exchange = poller.wire() - before;
     assert!(delivered.is_empty());

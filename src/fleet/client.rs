@@ -8,14 +8,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
-
-use bytes::Bytes;
+use std::time::Duration;
 
 use super::{ClientOutcome, Shared};
 use crate::payload::{Stamp, unix_us};
 use crate::stats::Delivery;
-use crate::transport::{ClientSpec, Transport};
+use crate::transport::{ClientSpec, Received, Transport};
 use crate::wire::WireCounts;
 
 /// First wait after a failed connect; doubled up to `MAX_BACKOFF`.
@@ -46,7 +44,7 @@ pub async fn run_client<T: Transport>(
     let mut outcome = ClientOutcome::default();
     let mut earlier = WireCounts::default(); // connections that have ended
     let mut bytes = ByteWindow::Waiting;
-    let mut payloads: Vec<Bytes> = Vec::new();
+    let mut payloads: Vec<Received> = Vec::new();
     let mut conn: Option<T> = None;
 
     while !shared.stop.is_cancelled() {
@@ -136,15 +134,18 @@ async fn connect<T: Transport>(spec: &ClientSpec, shared: &Shared) -> Option<T> 
 /// Records the delivery and latency of each payload; returns how many there were and the
 /// highest sequence number among them.
 fn account(
-    payloads: &[Bytes],
+    payloads: &[Received],
     delivery: &mut Delivery,
     shared: &Shared,
     index: usize,
 ) -> (u64, Option<u64>) {
-    let received_us = unix_us(SystemTime::now());
     let mut highest = None;
     let mut count = 0;
-    for stamp in payloads.iter().filter_map(|p| Stamp::decode(p)) {
+    for (stamp, at) in payloads
+        .iter()
+        .filter_map(|r| Some((Stamp::decode(&r.payload)?, r.at)))
+    {
+        let received_us = unix_us(at);
         count += 1;
         highest = highest.max(Some(stamp.seq));
         delivery.record(stamp.seq);

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::plan::TransportPlan;
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
-use crate::transport::{ClientSpec, Endpoint, HttpLongpoll, HttpPoll, Transport, WebSocket};
+use crate::transport::{ClientSpec, Endpoint, HttpLongpoll, HttpPoll, Mqtt, Transport, WebSocket};
 use crate::wire::WireCounts;
 
 /// Latency histograms are sharded so that clients rarely wait for each other's lock.
@@ -149,6 +149,8 @@ impl Fleet {
         let plan = Arc::new(transport.clone());
         let endpoints = endpoints.to_vec();
         let pace = Duration::from_secs_f64(1.0 / connect_rate_per_s);
+        // Distinguishes this run's client ids from an earlier run's on the same broker.
+        let run_id: u32 = rand::random();
         let spawner = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
             let mut ticks = tokio::time::interval(pace);
@@ -162,6 +164,8 @@ impl Fleet {
                     endpoint: Arc::clone(&endpoints[i % endpoints.len()]),
                     channel: (i % channels as usize).to_string(),
                     plan: Arc::clone(&plan),
+                    index: i,
+                    client_id: format!("pb-{run_id:08x}-{i}"),
                 };
                 spawn_client(&mut tasks, spec, Arc::clone(&shared), i);
             }
@@ -210,5 +214,6 @@ fn spawn_client(
         TransportPlan::HttpPoll { .. } => go::<HttpPoll>(tasks, spec, shared, i),
         TransportPlan::HttpLongpoll { .. } => go::<HttpLongpoll>(tasks, spec, shared, i),
         TransportPlan::Websocket { .. } => go::<WebSocket>(tasks, spec, shared, i),
+        TransportPlan::Mqtt(_) => go::<Mqtt>(tasks, spec, shared, i),
     }
 }

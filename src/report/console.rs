@@ -58,6 +58,13 @@ pub fn table(results: &[RunResult]) -> String {
                 r.transport
             ));
         }
+        if let Some(bound) = r.will_expected_within_us {
+            out.push_str(&format!(
+                "note: {}: latency is will arrival after the cut; the broker must publish within {} of a silent client's last packet\n",
+                r.transport,
+                micros(bound)
+            ));
+        }
         if r.connect_failures > 0 || r.reconnects > 0 {
             out.push_str(&format!(
                 "note: {}: {} connect failures, {} reconnects\n",
@@ -76,15 +83,24 @@ fn row(r: &RunResult) -> [String; 13] {
         format!("{}/{}", r.messages_delivered, r.messages_expected),
         r.lost.to_string(),
         r.duplicated.to_string(),
-        format!("{:.2}", r.bytes_per_message),
-        format!("{:.2}", r.overhead_bytes_per_message),
-        format!("{:.2}", r.ip_bytes_per_message),
-        format!("{:.1}", r.setup_bytes_per_client),
+        number(r.bytes_per_message, 2),
+        number(r.overhead_bytes_per_message, 2),
+        number(r.ip_bytes_per_message, 2),
+        number(r.setup_bytes_per_client, 1),
         bits_per_second(r.bandwidth_bps),
         micros(r.latency_p50_us),
         micros(r.latency_p99_us),
         micros(r.latency_max_us),
     ]
+}
+
+/// A figure with `decimals` places, or "-" where nothing was measured.
+fn number(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        "-".to_string()
+    }
 }
 
 /// Bits per second with SI prefixes (10^3, not 2^10).

@@ -3,12 +3,14 @@
 
 pub mod bytes;
 pub mod charts;
+pub mod compare;
 pub mod comparison;
 pub mod console;
 pub mod cost;
 pub mod latency;
 pub mod progress;
 mod rows;
+pub mod thresholds;
 pub mod use_cases;
 
 use std::fs;
@@ -120,15 +122,10 @@ pub struct NoResults(PathBuf);
 pub fn read_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<RunResult>> {
     let mut results = Vec::new();
     for input in inputs {
-        let file = if input.is_dir() {
-            input.join("summary.json")
-        } else {
-            input.clone()
-        };
-        if !file.is_file() {
+        if !input.is_file() && !input.join("summary.json").is_file() {
             return Err(NoResults(input.clone()).into());
         }
-        results.extend(read_json(&file)?);
+        results.extend(compare::read_results(input)?);
     }
     Ok(results)
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::{ClientSpec, Transport};
+use super::{ClientSpec, Received, Transport};
 use crate::plan::TransportPlan;
 use crate::profile::HeaderProfile;
 use crate::wire::{ConnCounter, CountingStream, WireCounts};
@@ -25,6 +25,10 @@ use crate::wire::{ConnCounter, CountingStream, WireCounts};
 /// Path prefixes of the hub's (and nchan's conventional) subscriber locations.
 const POLL_PREFIX: &str = "/sub/poll";
 const LONGPOLL_PREFIX: &str = "/sub/longpoll";
+
+/// Most polls a subscribing interval poller makes to catch up with a server's backlog
+/// (the hub keeps 1,024 messages per channel by default).
+const CATCH_UP_POLLS: usize = 1025;
 
 /// One HTTP/1.1 connection that asks a subscriber location for the next message.
 struct HttpSubscriber {
@@ -148,17 +152,25 @@ impl Transport for HttpPoll {
             bail!("http-poll client given a {} plan", spec.plan.kind());
         };
         let mut subscriber = HttpSubscriber::connect(spec, POLL_PREFIX, headers).await?;
-        // The first poll establishes the client's position: it is part of subscribing.
-        subscriber.exchange().await?;
+        // The first polls establish the client's position, "now": they are part of
+        // subscribing. The hub answers a poll without validators 304 at once; a server that
+        // answers it with its oldest buffered message instead (nginx + nchan's default) is
+        // followed until it has nothing newer, so that messages published before the client
+        // subscribed are never counted as delivered.
+        for _ in 0..CATCH_UP_POLLS {
+            if subscriber.exchange().await?.is_none() {
+                break;
+            }
+        }
         Ok(HttpPoll {
             subscriber,
             schedule: fixed_rate(*interval),
         })
     }
 
-    async fn next(&mut self, delivered: &mut Vec<Bytes>) -> anyhow::Result<()> {
+    async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
         self.schedule.tick().await;
-        delivered.extend(self.subscriber.exchange().await?);
+        delivered.extend(self.subscriber.exchange().await?.map(Received::now));
         Ok(())
     }
 
@@ -190,8 +202,8 @@ impl Transport for HttpLongpoll {
         Ok(HttpLongpoll { subscriber })
     }
 
-    async fn next(&mut self, delivered: &mut Vec<Bytes>) -> anyhow::Result<()> {
-        delivered.extend(self.subscriber.exchange().await?);
+    async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
+        delivered.extend(self.subscriber.exchange().await?.map(Received::now));
         Ok(())
     }
 

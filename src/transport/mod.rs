@@ -2,11 +2,13 @@
 //! loop in `fleet::client` is shared by all of them.
 
 mod http;
+pub mod mqtt;
 mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -14,6 +16,7 @@ use crate::plan::TransportPlan;
 use crate::wire::WireCounts;
 
 pub use http::{HttpLongpoll, HttpPoll};
+pub use mqtt::Mqtt;
 pub use websocket::WebSocket;
 
 /// Where a client connects.
@@ -30,6 +33,27 @@ pub struct ClientSpec {
     pub endpoint: Arc<Endpoint>,
     pub channel: String,
     pub plan: Arc<TransportPlan>,
+    /// Client number within the run (0-based).
+    pub index: usize,
+    /// Unique per run, for protocols that name their clients (MQTT).
+    pub client_id: String,
+}
+
+/// A message as a client received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub payload: Bytes,
+    /// When its last byte was read: the end of its latency.
+    pub at: SystemTime,
+}
+
+impl Received {
+    pub fn now(payload: Bytes) -> Received {
+        Received {
+            payload,
+            at: SystemTime::now(),
+        }
+    }
 }
 
 /// One subscribed connection.
@@ -37,11 +61,12 @@ pub trait Transport: Sized + Send + 'static {
     /// Connects and subscribes; returns once the client would receive the next message.
     fn connect(spec: &ClientSpec) -> impl Future<Output = anyhow::Result<Self>> + Send;
 
-    /// Waits for and performs the next exchange, appending the payloads it delivered
-    /// (none for a poll answered 304).
+    /// Waits for and performs the next exchange, appending the messages it delivered
+    /// (none for a poll answered 304). An exchange ends where the protocol's own work for its
+    /// messages ends (an MQTT QoS 2 flow with its PUBCOMP), so that byte windows are exact.
     fn next(
         &mut self,
-        delivered: &mut Vec<Bytes>,
+        delivered: &mut Vec<Received>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Bytes and segments this connection has carried so far.

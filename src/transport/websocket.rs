@@ -10,7 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::{ClientSpec, Transport};
+use super::{ClientSpec, Received, Transport};
 use crate::plan::TransportPlan;
 use crate::wire::{ConnCounter, CountingStream, WireCounts};
 
@@ -40,15 +40,15 @@ impl Transport for WebSocket {
         Ok(WebSocket { stream, counter })
     }
 
-    async fn next(&mut self, delivered: &mut Vec<Bytes>) -> anyhow::Result<()> {
+    async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
         loop {
             match self.stream.next().await {
                 Some(Ok(Message::Binary(data))) => {
-                    delivered.push(data);
+                    delivered.push(Received::now(data));
                     return Ok(());
                 }
                 Some(Ok(Message::Text(text))) => {
-                    delivered.push(Bytes::from(text.as_str().to_owned()));
+                    delivered.push(Received::now(Bytes::from(text.as_str().to_owned())));
                     return Ok(());
                 }
                 // Pings are answered by tungstenite itself; pongs and raw frames carry no message.

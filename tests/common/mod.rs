@@ -29,6 +29,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         payload_bytes,
         target: TargetPlan::Embedded,
         transports: vec![transport],
+        thresholds: Vec::new(),
     }
 }
 
@@ -62,4 +63,61 @@ pub async fn publish(addr: SocketAddr, channel: &str, body: &[u8]) {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+}
+
+/// A mosquitto started by `scripts/targets/mosquitto.sh` on free loopback ports, stopped on drop.
+pub struct Mosquitto {
+    pub tcp_port: u16,
+    pub ws_port: u16,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let broker = Mosquitto {
+            tcp_port: free(),
+            ws_port: free(),
+        };
+        let status = std::process::Command::new(script("targets/mosquitto.sh"))
+            .args([
+                "start",
+                &broker.tcp_port.to_string(),
+                &broker.ws_port.to_string(),
+            ])
+            .status()
+            .expect("running scripts/targets/mosquitto.sh (is bash there?)");
+        assert!(
+            status.success(),
+            "mosquitto did not start: install it (apt-get install mosquitto)"
+        );
+        broker
+    }
+
+    /// External target URLs of this broker.
+    pub fn urls(&self) -> Vec<String> {
+        vec![
+            format!("mqtt://127.0.0.1:{}", self.tcp_port),
+            format!("ws://127.0.0.1:{}", self.ws_port),
+        ]
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script("targets/mosquitto.sh"))
+            .args(["stop", &self.tcp_port.to_string()])
+            .status();
+    }
+}
+
+fn script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
 }

@@ -1,0 +1,60 @@
+//! MQTT against a broker nobody here wrote: mosquitto on 127.0.0.1 (installed by .ci/run and
+//! scripts/test.sh; these tests fail, not skip, without it).
+
+mod common;
+
+use common::{Mosquitto, run_in_process, small_plan};
+use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, TargetPlan, TransportPlan};
+use pushbench::result::RunResult;
+use std::time::Duration;
+
+fn mqtt(qos: u8, over: MqttOver) -> TransportPlan {
+    TransportPlan::Mqtt(MqttPlan {
+        qos,
+        version: MqttVersion::V311,
+        over,
+        topic: "bench/t".into(),
+        keep_alive: Duration::from_secs(600),
+        clean_session: true,
+        retain: false,
+        inflight: 10,
+        last_will: None,
+    })
+}
+
+async fn run(qos: u8, over: MqttOver) -> RunResult {
+    let broker = Mosquitto::start();
+    let mut plan = small_plan(30, 16, mqtt(qos, over));
+    plan.target = TargetPlan::External {
+        urls: broker.urls(),
+    };
+    let r = run_in_process(&plan).await;
+    assert_eq!(r.messages_delivered, 30 * 10, "{r:?}");
+    assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0), "{r:?}");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos0_costs_exactly_11_bytes_on_mosquitto() {
+    let r = run(0, MqttOver::Tcp).await;
+    assert_eq!(r.overhead_bytes_per_message, 11.0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos1_costs_exactly_17_bytes_on_mosquitto() {
+    let r = run(1, MqttOver::Tcp).await;
+    assert_eq!(r.overhead_bytes_per_message, 17.0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_costs_exactly_25_bytes_on_mosquitto() {
+    let r = run(2, MqttOver::Tcp).await;
+    assert_eq!(r.overhead_bytes_per_message, 25.0, "{r:?}");
+}
+
+/// Each PUBLISH in its own binary frame from the broker: 2 bytes of frame header more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_listener_adds_exactly_the_frame_header() {
+    let r = run(0, MqttOver::Websocket).await;
+    assert_eq!(r.overhead_bytes_per_message, 13.0, "{r:?}");
+}

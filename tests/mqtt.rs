@@ -1,0 +1,94 @@
+//! MQTT transport: exact per-message overhead and QoS delivery semantics against a real
+//! broker on 127.0.0.1 (the embedded rumqttd here; mosquitto in tests/mosquitto.rs).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run_in_process, small_plan};
+use pushbench::plan::{LastWillPlan, MqttOver, MqttPlan, MqttVersion, TransportPlan, WillCut};
+use pushbench::result::RunResult;
+
+/// Subscribers of topic `bench/t` (7 bytes) with a keep-alive far longer than the run.
+pub fn mqtt(qos: u8, over: MqttOver) -> TransportPlan {
+    TransportPlan::Mqtt(MqttPlan {
+        qos,
+        version: MqttVersion::V311,
+        over,
+        topic: "bench/t".into(),
+        keep_alive: Duration::from_secs(600),
+        clean_session: true,
+        retain: false,
+        inflight: 10,
+        last_will: None,
+    })
+}
+
+async fn run(qos: u8, over: MqttOver) -> RunResult {
+    let r = run_in_process(&small_plan(30, 16, mqtt(qos, over))).await;
+    assert_eq!(r.messages_delivered, 30 * 10, "{r:?}");
+    assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0), "{r:?}");
+    assert_eq!(r.window_messages, 30 * 10, "{r:?}");
+    r
+}
+
+/// PUBLISH at QoS 0: fixed header 1 + remaining length 1 + topic length 2 + topic 7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos0_publish_costs_exactly_11_bytes_over_its_payload() {
+    let r = run(0, MqttOver::Tcp).await;
+    assert_eq!(r.overhead_bytes_per_message, 11.0, "{r:?}");
+    assert_eq!(r.window_bytes_up, 0, "a QoS 0 subscriber sends nothing");
+}
+
+/// QoS 1 adds the packet id (2) and the subscriber's PUBACK (4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos1_adds_packet_id_and_puback() {
+    let r = run(1, MqttOver::Tcp).await;
+    assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 4.0, "{r:?}");
+    assert_eq!(r.window_bytes_up, 4 * r.window_messages);
+}
+
+/// QoS 2 adds the packet id (2) and PUBREC + PUBREL + PUBCOMP (4 each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_adds_packet_id_and_three_acks() {
+    let r = run(2, MqttOver::Tcp).await;
+    assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 12.0, "{r:?}");
+    assert_eq!(
+        r.window_bytes_up,
+        8 * r.window_messages,
+        "PUBREC and PUBCOMP"
+    );
+}
+
+/// Over WebSocket each broker→client PUBLISH travels in its own binary frame: 2 bytes more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_over_websocket_adds_the_frame_header() {
+    let r = run(0, MqttOver::Websocket).await;
+    assert_eq!(r.overhead_bytes_per_message, 13.0, "{r:?}");
+    assert!(
+        r.setup_bytes_per_client > 200.0,
+        "the HTTP upgrade is setup: {r:?}"
+    );
+}
+
+/// Clients that fall silent: the broker must notice by its keep-alive timeout (1.5 × 1 s)
+/// and publish every will.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_silenced_client_leaves_its_will_within_the_keep_alive_bound() {
+    let mut plan = small_plan(20, 16, mqtt(1, MqttOver::Tcp));
+    let TransportPlan::Mqtt(m) = &mut plan.transports[0] else {
+        unreachable!()
+    };
+    m.keep_alive = Duration::from_secs(1);
+    m.last_will = Some(LastWillPlan {
+        topic: "wills/{client}".into(),
+        cut: WillCut::Silence,
+    });
+    plan.duration = Duration::from_secs(5);
+    let r = run_in_process(&plan).await;
+    assert_eq!(r.messages_expected, 20, "{r:?}");
+    assert_eq!(r.messages_delivered, 20, "{r:?}");
+    assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
+    assert_eq!(r.will_expected_within_us, Some(1_500_000));
+    assert_eq!(r.clients_connected, 20, "{r:?}");
+}
