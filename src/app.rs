@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Command, CompareArgs, CompareFormat, RunArgs, ServeArgs, ServeHeaders, ValidateArgs,
+    Command, CompareArgs, CompareFormat, ReportArgs, RunArgs, ServeArgs, ServeHeaders, ValidateArgs,
 };
 use crate::plan::{Plan, TransportPlan};
 use crate::profile::HeaderProfile;
@@ -37,6 +37,7 @@ pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Command::Worker => crate::fleet::worker::serve()
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Command::Report(args) => render_report(&args),
             Command::Compare(args) => compare(&args),
         }
     })
@@ -98,6 +99,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if options.interrupt.is_cancelled() {
             break;
         }
+    }
+    if !results.is_empty() {
+        failures += print_errors(report::write_reports(&out, &results).1);
     }
     let outcomes = thresholds::evaluate(&plan.thresholds, &results);
     let code = run_exit_code(options.interrupt.is_cancelled(), failures, &outcomes);
@@ -223,11 +227,39 @@ fn default_out_dir(plan: &Plan) -> PathBuf {
 
 /// Writes the summaries so far; returns how many reporters failed (their errors printed).
 fn write(out: &Path, results: &[RunResult]) -> usize {
-    let (_, errors) = report::write_summaries(out, results);
+    print_errors(report::write_summaries(out, results).1)
+}
+
+/// Prints the errors of failed reporters; returns how many there were.
+fn print_errors(errors: Vec<anyhow::Error>) -> usize {
     for e in &errors {
         eprintln!("error: {e:#}");
     }
     errors.len()
+}
+
+/// Several inputs to `report` and no `--out`: there is no one obvious place for the charts.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} inputs: say where the charts go with --out DIR")]
+struct ReportOutNeeded(usize);
+
+fn render_report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let results = report::read_inputs(&args.inputs)?;
+    let out = match (&args.out, args.inputs.as_slice()) {
+        (Some(out), _) => out.clone(),
+        (None, [input]) if input.is_dir() => input.clone(),
+        (None, [input]) => input.parent().map_or_else(PathBuf::new, Path::to_path_buf),
+        (None, inputs) => return Err(ReportOutNeeded(inputs.len()).into()),
+    };
+    let (written, errors) = report::write_reports(&out, &results);
+    for path in &written {
+        println!("{}", path.display());
+    }
+    Ok(if print_errors(errors) > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn one_line(r: &RunResult) -> String {

@@ -19,6 +19,7 @@ use crate::report::compare::MaxRegression;
 ///   pushbench run scenarios/use-case-a.toml
 ///   pushbench validate scenarios/*.toml
 ///   pushbench serve --listen 127.0.0.1:8080 --headers websocket-org-2010
+///   pushbench report results/use-case-a/<stamp>
 ///   pushbench compare results/baseline/ci-smoke.json results/ci-smoke/<stamp>
 ///
 /// Exit codes: 0 ok; 1 error; 2 bad command line; 98 `compare` found a regression;
@@ -35,6 +36,7 @@ pub enum Command {
     Run(RunArgs),
     Validate(ValidateArgs),
     Serve(ServeArgs),
+    Report(ReportArgs),
     Compare(CompareArgs),
     /// A share of a run's clients, driven by `pushbench run` over stdin/stdout (internal).
     #[command(hide = true)]
@@ -42,7 +44,8 @@ pub enum Command {
 }
 
 /// Run a scenario: every transport it lists, one after the other, then print a comparison
-/// table and write summary.csv and summary.json.
+/// table and write summary.csv and summary.json, the charts and comparison.md (as
+/// `pushbench report` does).
 ///
 /// Each transport run ramps its clients in at the scenario's connect rate, publishes the
 /// warm-up messages, then the measured ones, and waits (drain) for the last deliveries.
@@ -102,6 +105,22 @@ pub struct CompareArgs {
 pub enum CompareFormat {
     Table,
     Md,
+}
+
+/// Render the charts and tables of finished runs from their result files alone (no re-run).
+///
+/// Writes use-cases.png and use-cases-log.png (bit/s per use case beside the article's
+/// bars), bytes-per-message.png, latency.png, latency-distribution.png, cost.png and
+/// comparison.md (measured vs the article, with the reasons). `pushbench run` writes the
+/// same files at its end. Several inputs are drawn together, e.g. use cases A, B and C.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Results directories (results/<scenario>/<stamp>) or summary.json files.
+    #[arg(required = true, value_name = "RESULTS")]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the charts [default: the input's directory; required for several inputs].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Check scenario files without running them: every error names the file, line, column and

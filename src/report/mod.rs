@@ -1,10 +1,17 @@
 //! Reporters: pure functions of the results. Each writes its own file; one that fails does
 //! not stop the others.
 
+pub mod bytes;
+pub mod charts;
 pub mod compare;
+pub mod comparison;
 pub mod console;
+pub mod cost;
+pub mod latency;
 pub mod progress;
+mod rows;
 pub mod thresholds;
+pub mod use_cases;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,11 +63,40 @@ pub fn json_bytes(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A reporter: renders the results as the bytes of one file.
+type Render = fn(&[RunResult]) -> anyhow::Result<Vec<u8>>;
+
+/// The machine-readable summaries, rewritten after every transport of a run.
+const SUMMARIES: [(&str, Render); 2] = [("summary.csv", csv_bytes), ("summary.json", json_bytes)];
+
+/// The charts and tables people read, rendered once the results are complete.
+const REPORTS: [(&str, Render); 7] = [
+    ("use-cases.png", use_cases::linear),
+    ("use-cases-log.png", use_cases::log),
+    ("bytes-per-message.png", bytes::render),
+    ("latency.png", latency::percentile_chart),
+    ("latency-distribution.png", latency::distribution_chart),
+    ("cost.png", cost::render),
+    ("comparison.md", comparison::render),
+];
+
 /// Writes `summary.csv` and `summary.json` into `dir`; returns the files written and the
 /// error of each reporter that failed.
 pub fn write_summaries(dir: &Path, results: &[RunResult]) -> (Vec<PathBuf>, Vec<anyhow::Error>) {
-    type Render = fn(&[RunResult]) -> anyhow::Result<Vec<u8>>;
-    let reporters: [(&str, Render); 2] = [("summary.csv", csv_bytes), ("summary.json", json_bytes)];
+    write_files(dir, results, &SUMMARIES)
+}
+
+/// Writes every chart and table into `dir`: the one entry point of `run` (at its end) and
+/// `report`. A reporter that fails leaves the others' files; its error is returned.
+pub fn write_reports(dir: &Path, results: &[RunResult]) -> (Vec<PathBuf>, Vec<anyhow::Error>) {
+    write_files(dir, results, &REPORTS)
+}
+
+fn write_files(
+    dir: &Path,
+    results: &[RunResult],
+    reporters: &[(&str, Render)],
+) -> (Vec<PathBuf>, Vec<anyhow::Error>) {
     let mut written = Vec::new();
     let mut errors = Vec::new();
     if let Err(e) = fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display())) {
@@ -77,6 +113,26 @@ pub fn write_summaries(dir: &Path, results: &[RunResult]) -> (Vec<PathBuf>, Vec<
         }
     }
     (written, errors)
+}
+
+/// An input of `pushbench report` that holds no results.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0}: no summary.json there; give a results directory (results/<scenario>/<stamp>) or a summary.json file"
+)]
+pub struct NoResults(PathBuf);
+
+/// Reads the results of every input: a results directory (its `summary.json`) or a
+/// `summary.json` file itself, in the order given.
+pub fn read_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<RunResult>> {
+    let mut results = Vec::new();
+    for input in inputs {
+        if !input.is_file() && !input.join("summary.json").is_file() {
+            return Err(NoResults(input.clone()).into());
+        }
+        results.extend(compare::read_results(input)?);
+    }
+    Ok(results)
 }
 
 /// Reads results back from a `summary.json`.
