@@ -33,6 +33,9 @@ pub const READY_PREFIX: &str = "pushbench hub listening on http://";
 /// The line `pushbench serve --broker` prints next: `mqtt://TCP ws://WS`.
 pub const BROKER_READY_PREFIX: &str = "pushbench broker listening on ";
 
+/// How long a hub may take to answer `GET /stats`.
+const STATS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a child hub may take to say it listens.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,6 +55,8 @@ pub struct RunningTarget {
     /// `embedded` or the external URLs, for the result.
     pub label: String,
     server: Server,
+    /// The endpoints are MQTT brokers: there is no hub to ask for its counters.
+    broker: bool,
 }
 
 enum Server {
@@ -108,6 +113,7 @@ impl RunningTarget {
             endpoints,
             label: urls.join(" "),
             server: Server::External,
+            broker: matches!(transport, TransportPlan::Mqtt(_)),
         })
     }
 
@@ -169,6 +175,7 @@ impl RunningTarget {
                 .collect(),
             label: "embedded".to_string(),
             server,
+            broker,
         })
     }
 
@@ -202,6 +209,9 @@ impl RunningTarget {
 
     /// The embedded hubs' own counters, summed over shards.
     pub async fn hub_stats(&self) -> Option<HubStats> {
+        if self.broker {
+            return None;
+        }
         match &self.server {
             Server::External => None,
             Server::InProcess(hubs) if hubs.is_empty() => None,
@@ -209,7 +219,8 @@ impl RunningTarget {
             Server::Children(_) => {
                 let mut all = Vec::new();
                 for endpoint in &self.endpoints {
-                    all.push(fetch_stats(endpoint).await.ok()?);
+                    let fetched = tokio::time::timeout(STATS_TIMEOUT, fetch_stats(endpoint)).await;
+                    all.push(fetched.ok()?.ok()?);
                 }
                 Some(sum_stats(all.into_iter()))
             }
