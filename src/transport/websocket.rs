@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -40,27 +40,40 @@ impl Transport for WebSocket {
         Ok(WebSocket { stream, counter })
     }
 
+    /// One frame, waited for, then every frame tungstenite can yield without waiting: an
+    /// exchange ends with the bytes read so far delivered, so that a client that fell behind
+    /// (several frames per read) still gets exact byte windows.
     async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
-        loop {
-            match self.stream.next().await {
-                Some(Ok(Message::Binary(data))) => {
-                    delivered.push(Received::now(data));
-                    return Ok(());
-                }
-                Some(Ok(Message::Text(text))) => {
-                    delivered.push(Received::now(Bytes::from(text.as_str().to_owned())));
-                    return Ok(());
-                }
-                // Pings are answered by tungstenite itself; pongs and raw frames carry no message.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                Some(Ok(Message::Close(frame))) => bail!("server closed the WebSocket: {frame:?}"),
-                Some(Err(e)) => return Err(e).context("reading WebSocket"),
-                None => bail!("WebSocket ended"),
-            }
+        while delivered.is_empty() {
+            let frame = self.stream.next().await;
+            take(frame, delivered)?;
         }
+        while let Some(frame) = self.stream.next().now_or_never() {
+            take(frame, delivered)?;
+        }
+        Ok(())
     }
 
     fn wire(&self) -> WireCounts {
         self.counter.snapshot()
     }
+}
+
+/// Keeps a frame's message; pings are answered by tungstenite itself, pongs and raw frames
+/// carry none.
+fn take(
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    delivered: &mut Vec<Received>,
+) -> anyhow::Result<()> {
+    match frame {
+        Some(Ok(Message::Binary(data))) => delivered.push(Received::now(data)),
+        Some(Ok(Message::Text(text))) => {
+            delivered.push(Received::now(Bytes::from(text.as_str().to_owned())))
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+        Some(Ok(Message::Close(frame))) => bail!("server closed the WebSocket: {frame:?}"),
+        Some(Err(e)) => return Err(e).context("reading WebSocket"),
+        None => bail!("WebSocket ended"),
+    }
+    Ok(())
 }
