@@ -75,8 +75,9 @@ pub struct RunResult {
     /// Polls per client per second asked for (interval polling only).
     pub exchanges_requested_per_client_per_s: Option<f64>,
     /// True when the run could not hold what was asked: the publisher's achieved rate fell
-    /// under 95% of the requested one or over 1% of its messages left late, or pollers polled
-    /// at under 95% of their rate. Its figures describe the slower run it was.
+    /// under 95% of the requested one or over 1% of its messages left late, pollers polled
+    /// at under 95% of their rate, or the median latency exceeded one message interval
+    /// (deliveries fell behind the stream). Its figures describe the slower run it was.
     pub saturated: bool,
 
     // End-to-end latency: receive time − intended publish time.

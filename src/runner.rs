@@ -290,15 +290,17 @@ struct Cost {
 }
 
 /// A run that could not hold what was asked: the publisher fell behind (achieved rate under
-/// 95% of the requested one, or more than 1% of messages sent over an interval late), or
-/// pollers polled at under 95% of their rate.
-fn saturated(r: &RunResult) -> bool {
+/// 95% of the requested one, or more than 1% of messages sent over an interval late),
+/// pollers polled at under 95% of their rate, or deliveries fell behind the stream (median
+/// latency over one message interval).
+fn saturated(r: &RunResult, message_interval_us: f64) -> bool {
+    let deliveries_behind = r.latency_p50_us as f64 > message_interval_us;
     let publisher_behind = r.publish_rate_achieved_per_s < 0.95 * r.publish_rate_requested_per_s
         || r.publish_late as f64 > 0.01 * r.messages_expected as f64 / r.clients.max(1) as f64;
     let pollers_behind = r.exchanges_requested_per_client_per_s.is_some_and(|asked| {
         r.exchanges_per_client_per_s.is_finite() && r.exchanges_per_client_per_s < 0.95 * asked
     });
-    publisher_behind || pollers_behind
+    publisher_behind || pollers_behind || deliveries_behind
 }
 
 /// `numerator / denominator`, or NaN (empty in CSV, null in JSON) when nothing was counted.
@@ -408,6 +410,6 @@ fn build_result(
         target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),
         ..RunResult::default()
     };
-    result.saturated = saturated(&result);
+    result.saturated = saturated(&result, 1e6 / plan.message_rate_per_s);
     result
 }

@@ -43,6 +43,8 @@ listener $tcp_port 127.0.0.1
 listener $ws_port 127.0.0.1
 protocol websockets
 CONF
+  # One instance holds as many clients as it may open files: raise the soft limit to the hard.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   mosquitto -c "$run_dir/mosquitto.conf" -d
   for _ in $(seq 1 100); do
     if listening "$tcp_port" && listening "$ws_port"; then

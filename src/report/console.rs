@@ -52,6 +52,23 @@ pub fn table(results: &[RunResult]) -> String {
         out.push('\n');
     }
     for r in results {
+        if r.saturated {
+            out.push_str(&format!(
+                "note: {} SATURATED: it could not hold the requested rate (publisher {:.2}/s of {:.2}/s, median latency {}); its figures describe the slower run it was\n",
+                r.transport,
+                r.publish_rate_achieved_per_s,
+                r.publish_rate_requested_per_s,
+                micros(r.latency_p50_us)
+            ));
+        }
+        if let Some(projected) = r.projected_bandwidth_bps {
+            out.push_str(&format!(
+                "note: {} is rate-scaled: {} PROJECTED to the use case's rate from the measured bytes per message (measured {})\n",
+                r.transport,
+                bits_per_second(projected),
+                bits_per_second(r.bandwidth_bps)
+            ));
+        }
         if !r.complete {
             out.push_str(&format!(
                 "note: {} was interrupted; its figures cover only what it saw\n",
@@ -77,8 +94,14 @@ pub fn table(results: &[RunResult]) -> String {
 }
 
 fn row(r: &RunResult) -> [String; 13] {
+    let flags = match (r.saturated, r.projected_bandwidth_bps.is_some()) {
+        (true, true) => " [saturated, rate-scaled]",
+        (true, false) => " [saturated]",
+        (false, true) => " [rate-scaled]",
+        (false, false) => "",
+    };
     [
-        r.transport.clone(),
+        format!("{}{flags}", r.transport),
         r.clients.to_string(),
         format!("{}/{}", r.messages_delivered, r.messages_expected),
         r.lost.to_string(),
