@@ -47,6 +47,10 @@ pub async fn run_client<T: Transport>(
     let mut payloads: Vec<Received> = Vec::new();
     let mut conn: Option<T> = None;
 
+    // One registration with the stop token for the client's life: a fresh `cancelled()` per
+    // message would take the token's lock 100k times a second.
+    let stopped = shared.stop.cancelled();
+    tokio::pin!(stopped);
     while !shared.stop.is_cancelled() {
         let transport = match conn.as_mut() {
             Some(t) => t,
@@ -65,7 +69,7 @@ pub async fn run_client<T: Transport>(
         };
         let step = tokio::select! {
             biased;
-            _ = shared.stop.cancelled() => break,
+            _ = &mut stopped => break,
             step = transport.next(&mut payloads) => step,
         };
         if step.is_err() {
