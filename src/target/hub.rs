@@ -590,6 +590,7 @@ async fn push_frames(mut socket: Socket, mut sub: Subscription, shared: &Shared)
     let counters = &shared.counters;
     loop {
         tokio::select! {
+            biased;
             frame = sub.frames.recv() => match frame {
                 Ok(body) => match send_frame(&mut socket, body, &mut sub).await {
                     Delivery::Sent => bump(&counters.ws_frames_sent),
@@ -619,7 +620,10 @@ enum Delivery {
 /// Sends one frame; gives up when the client falls too far behind while the send is
 /// blocked on a full socket (the broadcast alone would only say so once the send is done).
 async fn send_frame(socket: &mut Socket, body: Bytes, sub: &mut Subscription) -> Delivery {
+    // Biased: a send that completes at once (the usual case) never registers the lag
+    // watcher, whose registration takes a lock shared by every subscriber of the channel.
     tokio::select! {
+        biased;
         sent = socket.send(Message::Binary(body)) => match sent {
             Ok(()) => Delivery::Sent,
             Err(_) => Delivery::Failed,
