@@ -25,7 +25,19 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Runs one subcommand to its end.
 pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // A worker or a target shard is one of several processes sharing the cores: one thread
+    // each spares them the cross-thread wake-ups and work stealing of a multi-thread runtime.
+    let one_of_many = match &command {
+        Command::Worker => true,
+        Command::Serve(args) => args.single_thread,
+        _ => false,
+    };
+    let mut builder = if one_of_many {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -159,6 +159,9 @@ pub struct ServeArgs {
     /// MQTT over TCP and one for MQTT over WebSocket (printed on the second line).
     #[arg(long)]
     pub broker: bool,
+    /// Run on one thread: for one of several shards started by `pushbench run`.
+    #[arg(long, hide = true)]
+    pub single_thread: bool,
 }
 
 /// Response header profiles the hub can answer with.

@@ -145,7 +145,7 @@ impl RunningTarget {
             Launch::ChildProcess { exe } => {
                 let mut children = Vec::new();
                 for k in 0..shards {
-                    let mut child = spawn_serve(exe, &config, shard_ip(k), broker)?;
+                    let mut child = spawn_serve(exe, &config, shard_ip(k), broker, shards > 1)?;
                     let mut lines = ready_lines(&mut child)?;
                     let hub_line = read_ready(&mut lines, READY_PREFIX).await?;
                     let addr = if broker {
@@ -250,6 +250,7 @@ fn spawn_serve(
     config: &HubConfig,
     ip: Ipv4Addr,
     with_broker: bool,
+    single_thread: bool,
 ) -> anyhow::Result<Child> {
     let mut command = Command::new(exe);
     command
@@ -264,6 +265,9 @@ fn spawn_serve(
         .arg(humantime::format_duration(config.longpoll_timeout).to_string());
     if with_broker {
         command.arg("--broker");
+    }
+    if single_thread {
+        command.arg("--single-thread");
     }
     command
         .stdin(Stdio::null())
