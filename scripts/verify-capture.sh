@@ -15,7 +15,15 @@
 # What is a client connection: every TCP connection to the run's server ports whose first
 # client->server bytes do not start with one of $EXCLUDE_PREFIXES (the publisher's
 # "POST /pub/" and the coordinator's "GET /stats" by default; a transport whose publisher
-# speaks another protocol adds its own prefix, e.g. EXCLUDE_PREFIXES+=$'\n'"...").
+# speaks another protocol adds its own prefix, e.g. EXCLUDE_PREFIXES+=$'\n'"..."), that
+# carried some payload (a connection with none is a readiness probe: the embedded broker's
+# start checks that its ports accept connections), and, for MQTT transports (labels mqtt...),
+# whose CONNECT's client id does not start with one of $EXCLUDE_CLIENT_IDS (the publisher's
+# "pb-pub-" and the Last Will watcher's "pb-will-watch-"): MQTT's publisher opens with a
+# CONNECT like every subscriber, so no prefix tells it apart. The client ids come from
+# tshark's MQTT dissector over TCP, and over WebSocket from the unmasked payload of each
+# connection's first client frame (decoded here). A run in which the publisher's CONNECT is
+# not found fails rather than count the publisher as a client.
 # The run's server ports: for an external target the ports of its URLs; for the embedded
 # target the ports that pushbench's own process and its children listen on during the run
 # (found in /proc, so any embedded server, whatever its protocol, is found).
@@ -23,7 +31,9 @@
 # What the capture has that pushbench does not count (reported, not compared):
 #   - the close: pushbench reads each connection's counters just before it closes it, so the
 #     FIN segments, their ACKs and anything after the first FIN of a connection (a late
-#     frame, an RST) are left out of both sides of the comparison and listed apart;
+#     frame, an RST) are left out of both sides of the comparison and listed apart. An MQTT
+#     subscriber's connection is dropped without a DISCONNECT (rumqttc's event loop is
+#     dropped when the client ends): client FIN, server FIN, last ACK, no payload;
 #   - retransmitted payload (pushbench counts payload once; the retransmitted segments are
 #     in its segment count, so they are in the IP-level comparison);
 #   - TCP options beyond timestamps: pushbench charges every segment 20 + 20 + 12 bytes of
@@ -40,6 +50,9 @@ PAYLOAD_LIMIT_PCT=${PAYLOAD_LIMIT_PCT:-0.5}
 IP_LIMIT_PCT=${IP_LIMIT_PCT:-2}
 IFACE=${IFACE:-lo}
 EXCLUDE_PREFIXES=${EXCLUDE_PREFIXES:-$'POST /pub/\nGET /stats'}
+# MQTT: connections whose CONNECT carries a client id starting with one of these are not
+# clients (the publisher's, the Last Will watcher's), space-separated.
+EXCLUDE_CLIENT_IDS=${EXCLUDE_CLIENT_IDS:-pb-pub- pb-will-watch-}
 # Bounds on the waits below.
 RUN_TIMEOUT_S=${RUN_TIMEOUT_S:-600}
 CAPTURE_START_TIMEOUT_S=10
@@ -121,19 +134,63 @@ compare() {
         -e tcp.flags.fin -e tcp.flags.reset -e tcp.analysis.retransmission -e tcp.payload \
         -e tcp.flags.syn -e tcp.hdr_len \
         2>/dev/null >"$results/segments.txt"
+    # MQTT (a transport labelled mqtt...): the publisher's first bytes are a CONNECT like every
+    # subscriber's, so its connection is told by the client id of its CONNECT. Over TCP,
+    # tshark's MQTT dissector reads it (the run's ports decoded as MQTT). Over WebSocket the
+    # client's frames are masked: the ports are decoded as HTTP, tshark follows the upgrade
+    # and hands each frame's unmasked payload on as data (tshark 4.0 does not dissect it as
+    # MQTT), and the CONNECT in a connection's first client frame is decoded here.
+    : >"$results/excluded.txt"
+    if [[ $label == mqtt* ]]; then
+        local decode=() port id
+        if [[ $label == *ws\)* || $label == *websocket* ]]; then
+            while IFS= read -r port; do decode+=(-d "tcp.port==$port,http"); done <"$ports_file"
+            tshark -r "$pcap" "${decode[@]}" -Y "data.data && websocket.mask == 1 && ($filter)" \
+                -T fields -E separator=/t -E occurrence=f -e tcp.stream -e data.data 2>/dev/null |
+                awk -F '\t' '
+                    function byte(i) { return index("0123456789abcdef", substr(h, 2 * i + 1, 1)) * 16 - 17 + index("0123456789abcdef", substr(h, 2 * i + 2, 1)) }
+                    # CONNECT: 0x10, remaining length (1-4 bytes), protocol name (2 + n),
+                    # level, flags, keep-alive (4), client id (2 + n).
+                    !($1 in seen) {
+                        seen[$1] = 1; h = tolower($2)
+                        if (byte(0) != 16) next
+                        i = 1; while (i < 5 && byte(i) >= 128) i++
+                        i += 1; i += 2 + byte(i) * 256 + byte(i + 1); i += 4
+                        n = byte(i) * 256 + byte(i + 1); i += 2; id = ""
+                        for (k = 0; k < n && 2 * (i + k) < length(h); k++) id = id sprintf("%c", byte(i + k))
+                        print $1 "\t" id
+                    }' >"$results/clientids.txt"
+        else
+            while IFS= read -r port; do decode+=(-d "tcp.port==$port,mqtt"); done <"$ports_file"
+            tshark -r "$pcap" "${decode[@]}" -Y "mqtt.clientid && ($filter)" -T fields \
+                -E separator=/t -E occurrence=f -e tcp.stream -e mqtt.clientid \
+                2>/dev/null >"$results/clientids.txt"
+        fi
+        for id in $EXCLUDE_CLIENT_IDS; do
+            awk -F '\t' -v id="$id" 'index($2, id) == 1 { print $1 "\t" id "*" }' \
+                "$results/clientids.txt" >>"$results/excluded.txt"
+        done
+        if ! grep -q $'\tpb-pub-' "$results/excluded.txt"; then
+            echo "FAIL $label: no MQTT CONNECT of the publisher (client id pb-pub-...) in the capture:" \
+                "its connection cannot be told from the clients' ($(wc -l <"$results/clientids.txt") client ids decoded)"
+            return 1
+        fi
+    fi
     local prefixes_hex
     prefixes_hex=$(while IFS= read -r p; do
         [[ -n $p ]] && printf '%s' "$p" | od -An -tx1 -v | tr -d ' \n' && echo
     done <<<"$EXCLUDE_PREFIXES" | paste -sd' ')
     awk -F '\t' -v ports="$ports" -v prefixes="$prefixes_hex" -v label="$label" \
-        -v plimit="$PAYLOAD_LIMIT_PCT" -v iplimit="$IP_LIMIT_PCT" -v csv="$csv" '
+        -v plimit="$PAYLOAD_LIMIT_PCT" -v iplimit="$IP_LIMIT_PCT" -v csv="$csv" \
+        -v exfile="$results/excluded.txt" '
         BEGIN {
+            while ((getline l < exfile) > 0) { split(l, e, "\t"); excluded[e[1]] = "client id " e[2] }
             n = split(ports, p, " "); for (i = 1; i <= n; i++) server[p[i]] = 1
             np = split(prefixes, prefix, " ")
             # pushbench: the row of this transport (the only row: one run per invocation).
-            getline header < csv; nh = split(header, h, ",")
+            getline header < csv; nh = csvsplit(header, h)
             for (i = 1; i <= nh; i++) col[h[i]] = i
-            while ((getline line < csv) > 0) { nf = split(line, f, ","); rows++ }
+            while ((getline line < csv) > 0) { nf = csvsplit(line, f); rows++ }
             if (rows != 1) { printf "FAIL %s: %d result rows in %s, expected 1\n", label, rows, csv; bad = 1; exit }
             pb_up = f[col["total_bytes_up"]]; pb_down = f[col["total_bytes_down"]]
             pb_ip = f[col["total_ip_bytes"]]; pb_segs = f[col["total_segments"]]
@@ -144,6 +201,7 @@ compare() {
             rst = ($7 == 1 || $7 == "True"); retrans = ($8 != "")
             if (!(s in seen)) { seen[s] = 1; order[++streams] = s; if (!up && !($2 in server)) foreign[s] = 1 }
             if (up && len > 0 && !(s in first)) first[s] = $9
+            if (len > 0) payload_seen[s] = 1
             if (closed[s]) { close_segs[s]++; close_ip[s] += ip; close_payload[s] += len; next }
             if (fin || rst) { closed[s] = 1; close_segs[s]++; close_ip[s] += ip; close_payload[s] += len; next }
             segs[s]++; ipb[s] += ip; if (up) ipup[s] += ip; else ipdown[s] += ip
@@ -152,10 +210,30 @@ compare() {
             if (retrans) { rsegs[s]++; rbytes[s] += len; next }
             if (up) pup[s] += len; else pdown[s] += len
         }
-        function client(s,   i) {
-            if (s in foreign) return 0
-            for (i = 1; i <= np; i++) if (index(first[s], prefix[i]) == 1) return 0
-            return 1
+        # Splits one CSV line into f[1..n]; a field may be quoted ("mqtt(qos0,tcp)").
+        function csvsplit(line, f,   n, c, i, q, field) {
+            n = 0; field = ""; q = 0
+            for (i = 1; i <= length(line); i++) {
+                c = substr(line, i, 1)
+                if (q) {
+                    if (c == "\"" && substr(line, i + 1, 1) == "\"") { field = field c; i++ }
+                    else if (c == "\"") q = 0
+                    else field = field c
+                } else if (c == "\"") q = 1
+                else if (c == ",") { f[++n] = field; field = "" }
+                else field = field c
+            }
+            f[++n] = field
+            return n
+        }
+        # Why a connection is not a client connection ("" if it is one).
+        function why_not_client(s,   i) {
+            if (s in foreign) return "foreign"
+            if (s in excluded) return excluded[s]
+            for (i = 1; i <= np; i++) if (index(first[s], prefix[i]) == 1) return "prefix"
+            # No payload either way: a readiness probe (connect, close), never a client.
+            if (!(s in payload_seen)) return "probe"
+            return ""
         }
         function pct(pb, cap) { return cap == 0 ? (pb == 0 ? 0 : 100) : (pb - cap) * 100.0 / cap }
         function row(what, pb, cap, limit,   d, ok) {
@@ -171,13 +249,17 @@ compare() {
             if (bad) exit 1
             for (i = 1; i <= streams; i++) {
                 s = order[i]
-                if (!client(s)) { other++; continue }
+                why = why_not_client(s)
+                if (why != "") { other++; left_out[why]++; continue }
                 conns++; up_b += pup[s]; down_b += pdown[s]; ip_b += ipb[s]; ipu += ipup[s]; ipd += ipdown[s]
                 sg += segs[s]; rs += rsegs[s]; rb += rbytes[s]
                 cs += close_segs[s]; cip += close_ip[s]; cp += close_payload[s]; ex += extra[s]
             }
-            printf "%s: %d client connections (pushbench: %d clients + %d reconnects), %d other connections left out\n",
+            printf "%s: %d client connections (pushbench: %d clients + %d reconnects), %d other connections left out",
                 label, conns, pb_clients, pb_reconnects, other
+            sep = " ("
+            for (why in left_out) { printf "%s%d %s", sep, left_out[why], why; sep = ", " }
+            print (sep == ", " ? ")" : "")
             printf "  %-28s %14s %14s %10s %7s\n", "", "pushbench", "capture", "diff", "limit"
             row("TCP payload up (c->s)", pb_up, up_b, plimit)
             row("TCP payload down (s->c)", pb_down, down_b, plimit)
@@ -211,7 +293,11 @@ for label in "${transports[@]}"; do
     chmod 0777 "$dir" 2>/dev/null || true
     pcap="$dir/capture.pcapng"
     # Headers and the first bytes of payload are enough: lengths come from the IP header.
-    tshark -i "$IFACE" -f tcp -s 160 -B 64 -q -w "$pcap" >"$dir/tshark.log" 2>&1 &
+    # MQTT needs more: over WebSocket, tshark must see the whole HTTP upgrade (it names the
+    # "mqtt" subprotocol) to dissect the CONNECTs that follow.
+    snaplen=160
+    [[ $label == mqtt* ]] && snaplen=1024
+    tshark -i "$IFACE" -f tcp -s "$snaplen" -B 64 -q -w "$pcap" >"$dir/tshark.log" 2>&1 &
     tshark_pid=$!
     for _ in $(seq $((CAPTURE_START_TIMEOUT_S * 10))); do
         grep -q "Capturing on" "$dir/tshark.log" 2>/dev/null && break
