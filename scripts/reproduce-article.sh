@@ -26,17 +26,18 @@ stop_mosquittos() {
 }
 trap stop_mosquittos EXIT
 
-# Starts N mosquitto shards; prints their URLs as a TOML array.
+# Starts N mosquitto shards and sets $urls to their URLs as a TOML array. (Not called in a
+# command substitution: its subshell would lose the ports that the exit trap must stop.)
 start_mosquittos() {
-  local n=$1 urls=()
+  local n=$1 list=()
   for k in $(seq 0 $((n - 1))); do
     local port=$((18831 + 2 * k))
     scripts/targets/mosquitto.sh start "$port" $((port + 1)) >/dev/null
     mosquitto_ports+=("$port")
-    urls+=("\"mqtt://127.0.0.1:$port\"")
+    list+=("\"mqtt://127.0.0.1:$port\"")
   done
   local IFS=,
-  echo "[${urls[*]}]"
+  urls="[${list[*]}]"
 }
 
 # A use case over MQTT QoS 0 against external brokers.
@@ -75,7 +76,7 @@ echo "== use case B, every transport"
 $bin run scenarios/use-case-b.toml --out "$out/use-case-b"
 
 echo "== use case B over MQTT against mosquitto"
-urls=$(start_mosquittos 1)
+start_mosquittos 1
 mqtt_scenario 10000 "1/s" "$urls" "" use-case-b >"$work/b-mosquitto.toml"
 $bin run "$work/b-mosquitto.toml" --out "$out/use-case-b-mosquitto"
 stop_mosquittos
@@ -86,7 +87,7 @@ echo "== use case C rate-scaled: polling, long polling, MQTT (embedded)"
 $bin run scenarios/use-case-c-scaled.toml --out "$out/use-case-c-scaled"
 
 echo "== use case C over MQTT against 6 mosquitto shards, rate-scaled"
-urls=$(start_mosquittos 6)
+start_mosquittos 6
 mqtt_scenario 100000 "0.2/s" "$urls" 'project_to = "1/s"' use-case-c >"$work/c-mosquitto.toml"
 $bin run "$work/c-mosquitto.toml" --out "$out/use-case-c-mosquitto"
 stop_mosquittos

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::plan::{LastWillPlan, MqttPlan, Plan, TransportPlan, WillCut};
 use crate::result::RunResult;
 use crate::runner::{Observer, Phase};
-use crate::stats::{self, Percentiles};
+use crate::stats::{self, Percentiles, per};
 use crate::sys;
 use crate::target::RunningTarget;
 use crate::transport::mqtt::{self, Mqtt};
@@ -155,11 +155,7 @@ pub async fn run(
         lost: connected.saturating_sub(delivered),
         duplicated: wills.duplicated,
         clients_with_loss: connected.saturating_sub(delivered),
-        delivery_ratio: if connected > 0 {
-            delivered as f64 / connected as f64
-        } else {
-            f64::NAN
-        },
+        delivery_ratio: per(delivered as f64, connected as f64),
         bytes_per_message: f64::NAN,
         overhead_bytes_per_message: f64::NAN,
         ip_bytes_per_message: f64::NAN,
@@ -198,14 +194,6 @@ pub async fn run(
 fn reset_rss() -> u64 {
     sys::reset_own_peak_rss();
     sys::rss_bytes("self").unwrap_or(0)
-}
-
-fn per(numerator: f64, denominator: f64) -> f64 {
-    if denominator > 0.0 {
-        numerator / denominator
-    } else {
-        f64::NAN
-    }
 }
 
 /// Collects wills until every connected client's has arrived or `wait` is over.

@@ -3,7 +3,7 @@
 //! Flat on purpose: one `RunResult` is one CSV row and one JSON object. Units are in the names.
 //! `Option` fields are empty in CSV and `null` in JSON when the run could not measure them.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// One transport of one scenario. Fields missing from an older results file read as their
 /// defaults, so baselines stay comparable as columns are added.
@@ -32,6 +32,7 @@ pub struct RunResult {
     pub duplicated: u64,
     pub out_of_order: u64,
     pub clients_with_loss: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub delivery_ratio: f64,
 
     // Wire bytes over each client's byte window (see README: "What is measured").
@@ -42,12 +43,16 @@ pub struct RunResult {
     /// Server→client TCP payload bytes in the windows, all clients.
     pub window_bytes_down: u64,
     /// TCP payload bytes (both directions) per delivered message.
+    #[serde(deserialize_with = "nan_if_null")]
     pub bytes_per_message: f64,
     /// `bytes_per_message` − payload: what the transport costs beyond the message itself.
+    #[serde(deserialize_with = "nan_if_null")]
     pub overhead_bytes_per_message: f64,
     /// Payload plus IP and TCP headers of every segment (pure ACKs included) per message.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ip_bytes_per_message: f64,
     /// The kernel's own TCP payload count per message (`TCP_INFO`): cross-check of `bytes_per_message`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub kernel_bytes_per_message: f64,
     /// Client→server TCP payload bytes of the whole run (setup, warm-up, window, drain), all
     /// clients, counted up to the moment each connection closed (its FIN not included).
@@ -59,18 +64,23 @@ pub struct RunResult {
     /// TCP segments of the whole run, both directions, all clients.
     pub total_segments: u64,
     /// Bytes to connect and subscribe, per connected client (WebSocket upgrade, first poll).
+    #[serde(deserialize_with = "nan_if_null")]
     pub setup_bytes_per_client: f64,
     /// IP-level setup bytes per connected client (adds the TCP handshake).
+    #[serde(deserialize_with = "nan_if_null")]
     pub setup_ip_bytes_per_client: f64,
     /// TCP payload bits per second, all clients, over the measured window.
+    #[serde(deserialize_with = "nan_if_null")]
     pub bandwidth_bps: f64,
     /// For a rate-scaled run (fewer messages per client than the use case asks): the bandwidth
     /// the measured bytes per message come to at the use case's rate. Empty for runs at the
     /// asked-for rate; never mixed up with `bandwidth_bps`, which is always measured.
     pub projected_bandwidth_bps: Option<f64>,
     /// IP-level bits per second, all clients, over the measured window.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ip_bandwidth_bps: f64,
     /// Requests (polls) or frames per client per second inside the window, as achieved.
+    #[serde(deserialize_with = "nan_if_null")]
     pub exchanges_per_client_per_s: f64,
     /// Polls per client per second asked for (interval polling only).
     pub exchanges_requested_per_client_per_s: Option<f64>,
@@ -86,24 +96,29 @@ pub struct RunResult {
     pub latency_p99_us: u64,
     pub latency_p999_us: u64,
     pub latency_max_us: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub latency_mean_us: f64,
     /// The whole latency histogram (HdrHistogram V2 + deflate, base64), for distribution
     /// charts and lossless merging. JSON only: the CSV leaves it out.
     pub latency_histogram: String,
 
     // Publisher.
+    #[serde(deserialize_with = "nan_if_null")]
     pub publish_rate_requested_per_s: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub publish_rate_achieved_per_s: f64,
     /// Messages the publisher sent later than one message interval after their intended time.
     pub publish_late: u64,
     pub publish_errors: u64,
     /// Length of the measured window, from the publish of the last warm-up message to the last measured one.
+    #[serde(deserialize_with = "nan_if_null")]
     pub window_s: f64,
 
     // Connections.
     pub clients_connected: u64,
     pub connect_failures: u64,
     pub reconnects: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub connect_s: f64,
     /// Last Will runs: how soon after the cut the broker had to publish the wills (1.5 ×
     /// keep-alive for clients that fell silent; 0 for closed connections). Latency columns
@@ -114,11 +129,14 @@ pub struct RunResult {
 
     // Cost.
     /// CPU seconds of the measuring process (clients and publisher) during the run.
+    #[serde(deserialize_with = "nan_if_null")]
     pub fleet_cpu_s: f64,
     pub fleet_peak_rss_bytes: u64,
     /// (peak RSS − RSS at the start of the run) ÷ clients: memory the clients added.
+    #[serde(deserialize_with = "nan_if_null")]
     pub fleet_rss_bytes_per_client: f64,
     /// Fleet CPU µs per delivered message.
+    #[serde(deserialize_with = "nan_if_null")]
     pub fleet_cpu_us_per_message: f64,
     /// Worker processes the fleet used (0: the clients ran in the measuring process).
     pub fleet_workers: u64,
@@ -131,6 +149,7 @@ pub struct RunResult {
     pub target_cpu_s: Option<f64>,
     pub target_peak_rss_bytes: Option<u64>,
     /// Embedded target CPU µs per delivered message.
+    #[serde(deserialize_with = "nan_if_null")]
     pub target_cpu_us_per_message: f64,
     /// Target servers (embedded shards, or external URLs used); each got every message.
     pub target_shards: u64,
@@ -138,4 +157,10 @@ pub struct RunResult {
     pub target_shard_cpu_s: Vec<f64>,
     /// Peak RSS of each embedded shard (JSON only).
     pub target_shard_peak_rss_bytes: Vec<u64>,
+}
+
+/// Reads a figure written as `null` back as NaN: NaN (nothing to measure, e.g. bytes per
+/// message of a run that delivered nothing) has no JSON form and is written as `null`.
+fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }

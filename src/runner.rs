@@ -13,14 +13,14 @@ use crate::last_will;
 use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
-use crate::stats::{self, Percentiles};
+use crate::stats::{self, Percentiles, per};
 use crate::sys;
 use crate::target::{Launch, RunningTarget};
 
 /// How often the coordinator looks at the counters while it waits.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Extra time a ramp may take beyond `clients / connect_rate` before publishing starts anyway.
+/// How long a ramp may go without a new connection before publishing starts anyway.
 const RAMP_GRACE: Duration = Duration::from_secs(10);
 
 /// How runs are carried out.
@@ -176,7 +176,9 @@ pub async fn run_transport(
     ))
 }
 
-/// Waits until every client is connected, the ramp's grace time is over, or the run stops.
+/// Waits until every client is connected, the run stops, or connecting stalls: no new
+/// connection for `RAMP_GRACE` once the planned ramp time is over (a slow machine connects
+/// late; publishing before it is done would make late clients miss measured messages).
 async fn ramp(
     plan: &Plan,
     label: &str,
@@ -185,17 +187,24 @@ async fn ramp(
     observer: &dyn Observer,
 ) {
     let clients = u64::from(plan.clients);
-    let deadline = Instant::now()
-        + Duration::from_secs_f64(f64::from(plan.clients) / plan.connect_rate_per_s)
-        + RAMP_GRACE;
+    let planned = Duration::from_secs_f64(f64::from(plan.clients) / plan.connect_rate_per_s);
+    let start = Instant::now();
+    let mut progress = (0, start);
     observer.phase(label, Phase::Connecting, clients);
-    while Instant::now() < deadline && !stop.is_cancelled() {
+    while !stop.is_cancelled() {
         let counts = fleet.counts();
         observer.update(
             counts.connected,
             &format!("{} connect failures", counts.connect_failures),
         );
         if counts.connected >= clients {
+            break;
+        }
+        let now = Instant::now();
+        if counts.connected > progress.0 {
+            progress = (counts.connected, now);
+        }
+        if now > start + planned && now > progress.1 + RAMP_GRACE {
             break;
         }
         tokio::time::sleep(TICK).await;
@@ -301,15 +310,6 @@ fn saturated(r: &RunResult, message_interval_us: f64) -> bool {
         r.exchanges_per_client_per_s.is_finite() && r.exchanges_per_client_per_s < 0.95 * asked
     });
     publisher_behind || pollers_behind || deliveries_behind
-}
-
-/// `numerator / denominator`, or NaN (empty in CSV, null in JSON) when nothing was counted.
-fn per(numerator: f64, denominator: f64) -> f64 {
-    if denominator > 0.0 {
-        numerator / denominator
-    } else {
-        f64::NAN
-    }
 }
 
 fn build_result(

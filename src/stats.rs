@@ -40,6 +40,16 @@ pub fn decode_histogram(text: &str) -> anyhow::Result<Histogram<u64>> {
         .map_err(|e| anyhow::anyhow!("reading a histogram: {e:?}"))
 }
 
+/// `numerator / denominator`, or NaN (empty in CSV, null in JSON) when nothing was counted:
+/// a ratio over nothing is not a measurement.
+pub fn per(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        f64::NAN
+    }
+}
+
 /// Latency percentiles in µs, as reported.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {

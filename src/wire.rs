@@ -233,6 +233,16 @@ pub struct CountingStream {
 }
 
 impl CountingStream {
+    /// Connects to `addr` (no Nagle delay: small messages leave at once) and counts the stream.
+    pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<CountingStream> {
+        use anyhow::Context;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        tcp.set_nodelay(true)?;
+        Ok(CountingStream::new(tcp))
+    }
+
     pub fn new(inner: TcpStream) -> Self {
         let counter = Arc::new(ConnCounter {
             fd: inner.as_raw_fd(),

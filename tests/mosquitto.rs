@@ -3,24 +3,9 @@
 
 mod common;
 
-use common::{Mosquitto, run_in_process, small_plan};
-use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, TargetPlan, TransportPlan};
+use common::{Mosquitto, mqtt, run_in_process, small_plan};
+use pushbench::plan::{MqttOver, TargetPlan};
 use pushbench::result::RunResult;
-use std::time::Duration;
-
-fn mqtt(qos: u8, over: MqttOver) -> TransportPlan {
-    TransportPlan::Mqtt(MqttPlan {
-        qos,
-        version: MqttVersion::V311,
-        over,
-        topic: "bench/t".into(),
-        keep_alive: Duration::from_secs(600),
-        clean_session: true,
-        retain: false,
-        inflight: 10,
-        last_will: None,
-    })
-}
 
 async fn run(qos: u8, over: MqttOver) -> RunResult {
     let broker = Mosquitto::start();

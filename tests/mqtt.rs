@@ -5,24 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{run_in_process, small_plan};
-use pushbench::plan::{LastWillPlan, MqttOver, MqttPlan, MqttVersion, TransportPlan, WillCut};
+use common::{mqtt, run_in_process, small_plan};
+use pushbench::plan::{LastWillPlan, MqttOver, TransportPlan, WillCut};
 use pushbench::result::RunResult;
-
-/// Subscribers of topic `bench/t` (7 bytes) with a keep-alive far longer than the run.
-pub fn mqtt(qos: u8, over: MqttOver) -> TransportPlan {
-    TransportPlan::Mqtt(MqttPlan {
-        qos,
-        version: MqttVersion::V311,
-        over,
-        topic: "bench/t".into(),
-        keep_alive: Duration::from_secs(600),
-        clean_session: true,
-        retain: false,
-        inflight: 10,
-        last_will: None,
-    })
-}
 
 async fn run(qos: u8, over: MqttOver) -> RunResult {
     let r = run_in_process(&small_plan(30, 16, mqtt(qos, over))).await;

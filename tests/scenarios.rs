@@ -57,8 +57,15 @@ fn every_shipped_scenario_parses() {
             let plan = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
             // A variant of a use case (use-case-c-scaled) keeps its name, so that reports
             // group its runs with the use case's.
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            assert!(stem.starts_with(&plan.name), "{stem} is named {}", plan.name);
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            assert!(
+                stem.starts_with(&plan.name),
+                "{stem} is named {}",
+                plan.name
+            );
             assert!(!scenario::describe(&plan).is_empty());
             count += 1;
         }

@@ -45,7 +45,7 @@ protocol websockets
 CONF
   # One instance holds as many clients as it may open files: raise the soft limit to the hard.
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  mosquitto -c "$run_dir/mosquitto.conf" -d
+  mosquitto -c "$run_dir/mosquitto.conf" -d 2>>"$run_dir/mosquitto.log"
   for _ in $(seq 1 100); do
     if listening "$tcp_port" && listening "$ws_port"; then
       echo "mqtt://127.0.0.1:$tcp_port ws://127.0.0.1:$ws_port"

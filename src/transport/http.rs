@@ -13,7 +13,6 @@ use hyper::header::{
 };
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
@@ -58,11 +57,7 @@ impl HttpSubscriber {
         prefix: &str,
         profile: &HeaderProfile,
     ) -> anyhow::Result<Self> {
-        let tcp = TcpStream::connect(spec.endpoint.addr)
-            .await
-            .with_context(|| format!("connecting to {}", spec.endpoint.addr))?;
-        tcp.set_nodelay(true)?;
-        let stream = CountingStream::new(tcp);
+        let stream = CountingStream::connect(spec.endpoint.addr).await?;
         let counter = stream.counter();
         let (sender, conn) = http1::Builder::new()
             .title_case_headers(true)

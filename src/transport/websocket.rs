@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -24,11 +23,7 @@ impl Transport for WebSocket {
         let TransportPlan::Websocket { read_buffer_bytes } = spec.plan.as_ref() else {
             bail!("websocket client given a {} plan", spec.plan.kind());
         };
-        let tcp = TcpStream::connect(spec.endpoint.addr)
-            .await
-            .with_context(|| format!("connecting to {}", spec.endpoint.addr))?;
-        tcp.set_nodelay(true)?;
-        let stream = CountingStream::new(tcp);
+        let stream = CountingStream::connect(spec.endpoint.addr).await?;
         let counter = stream.counter();
         let url = format!("ws://{}/sub/ws/{}", spec.endpoint.authority, spec.channel);
         let config = WebSocketConfig::default()

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pushbench::plan::{Plan, TargetPlan, TransportPlan};
+use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan};
 use pushbench::result::RunResult;
 use pushbench::runner::{self, RunOptions};
 use pushbench::target::Launch;
@@ -122,4 +122,20 @@ fn script(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scripts")
         .join(name)
+}
+
+/// MQTT 3.1.1 subscribers of topic `bench/t` (7 bytes) with a keep-alive far longer than the
+/// run, so that no PINGREQ falls into a byte window.
+pub fn mqtt(qos: u8, over: MqttOver) -> TransportPlan {
+    TransportPlan::Mqtt(MqttPlan {
+        qos,
+        version: MqttVersion::V311,
+        over,
+        topic: "bench/t".into(),
+        keep_alive: Duration::from_secs(600),
+        clean_session: true,
+        retain: false,
+        inflight: 10,
+        last_will: None,
+    })
 }
