@@ -256,8 +256,24 @@ pub fn describe(plan: &Plan) -> String {
             seconds(plan.drain),
         ),
         format!("  target:     {}", describe_target(&plan.target)),
-        "  transports:".to_string(),
     ];
+    if let Some(rate) = plan.project_rate_per_s {
+        lines.push(format!(
+            "  projected:  rate-scaled run; bandwidth also projected to {}/s per client",
+            per_second(rate)
+        ));
+    }
+    let (workers, shards) = (plan.scale.clients_per_worker, plan.scale.clients_per_shard);
+    if workers.is_some() || shards.is_some() {
+        let size =
+            |n: Option<u32>| n.map_or("from the open-files limit".to_string(), |n| n.to_string());
+        lines.push(format!(
+            "  scale:      {} clients per worker, {} per target shard",
+            size(workers),
+            size(shards)
+        ));
+    }
+    lines.push("  transports:".to_string());
     lines.extend(
         plan.transports
             .iter()
