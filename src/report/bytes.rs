@@ -4,7 +4,7 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::VPos;
 
-use super::charts::{self, ARTICLE, font, plot_error};
+use super::charts::{self, ARTICLE, plot_error};
 use super::rows;
 use crate::result::RunResult;
 
@@ -89,14 +89,7 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
             draw_run(root, &chart, row, r)?;
             rows::label(root, &chart, row, &charts::run_label(results, r))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(font(13.0))
-            .draw()
-            .map_err(plot_error)?;
+        charts::legend(&mut chart)?;
         Ok(())
     })
 }

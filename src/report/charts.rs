@@ -59,6 +59,23 @@ pub fn plot_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>
 }
 
 /// A text style of the embedded font.
+/// The legend every chart draws: lower right, on white, in the chart font.
+pub fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(font(13.0))
+        .draw()
+        .map_err(plot_error)
+}
+
 pub fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font())
 }

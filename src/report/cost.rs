@@ -6,7 +6,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::VPos;
 
-use super::charts::{self, Area, duration_us, font, plot_error, si};
+use super::charts::{self, Area, duration_us, plot_error, si};
 use super::rows::{self, RowChart};
 use crate::result::RunResult;
 
@@ -120,14 +120,7 @@ fn draw_panel(area: &Area, results: &[RunResult], panel: &Panel) -> anyhow::Resu
         )?;
         rows::label(area, &chart, row, &charts::run_label(results, r))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(font(13.0))
-        .draw()
-        .map_err(plot_error)
+    charts::legend(&mut chart)
 }
 
 fn draw_bar(

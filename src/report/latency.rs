@@ -103,14 +103,7 @@ pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
             };
             note?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(font(13.0))
-            .draw()
-            .map_err(plot_error)?;
+        charts::legend(&mut chart)?;
         Ok(())
     })
 }
