@@ -49,15 +49,14 @@ pub async fn run(
     let target_cpu_start = target.cost().map(|c| c.0);
 
     let watch_topic = will.topic.replace("{client}", "+");
-    let watcher_options =
-        mqtt::options(&format!("pb-will-watch-{run_id:08x}"), &endpoint, mqtt_plan);
-    let mut watcher = Mqtt::subscribe(
-        watcher_options,
-        endpoint.addr,
-        &watch_topic,
-        mqtt::qos(mqtt_plan.qos),
-    )
-    .await?;
+    let watcher_options = mqtt::options(
+        &format!("pb-will-watch-{run_id:08x}"),
+        &endpoint,
+        mqtt_plan,
+        None,
+    );
+    let mut watcher =
+        Mqtt::subscribe(watcher_options, endpoint.addr, &watch_topic, mqtt_plan.qos).await?;
 
     observer.phase(&label, Phase::Connecting, u64::from(plan.clients));
     let connect_start = tokio::time::Instant::now();

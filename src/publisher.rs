@@ -21,7 +21,6 @@ use crate::payload::{Stamp, unix_us};
 use crate::plan::MqttPlan;
 use crate::transport::Endpoint;
 use crate::transport::mqtt::{self, Connection};
-use rumqttc::{AsyncClient, QoS};
 
 /// What to publish.
 #[derive(Debug, Clone)]
@@ -160,9 +159,9 @@ enum Sink {
     /// PUBLISH to the broker; a task polls the connection until the run stops, so that the
     /// acknowledgement flows of the last messages complete.
     Mqtt {
-        client: AsyncClient,
+        client: mqtt::Client,
         topic: String,
-        qos: QoS,
+        qos: u8,
         retain: bool,
     },
 }
@@ -185,7 +184,7 @@ impl Sink {
             client,
             mut eventloop,
             claim,
-        } = Connection::open(mqtt::options(&id, endpoint, plan), endpoint.addr).await?;
+        } = Connection::open(mqtt::options(&id, endpoint, plan, None), endpoint.addr).await?;
         let stop = stop.clone();
         tokio::spawn(async move {
             let _claim = claim;
@@ -202,7 +201,7 @@ impl Sink {
         Ok(Sink::Mqtt {
             client,
             topic: plan.topic_of(&channel.to_string()),
-            qos: mqtt::qos(plan.qos),
+            qos: plan.qos,
             retain: plan.retain,
         })
     }
@@ -222,7 +221,7 @@ impl Sink {
                 qos,
                 retain,
             } => client
-                .publish_bytes(topic.as_str(), *qos, *retain, body)
+                .publish(topic, *qos, *retain, body)
                 .await
                 .context("queueing PUBLISH"),
         }

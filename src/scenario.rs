@@ -653,14 +653,6 @@ fn mqtt(section: &Section, channels: u64) -> Result<MqttPlan> {
         )?,
         None => MqttVersion::V311,
     };
-    if version == MqttVersion::V5 {
-        let item = section.get("version").map(|i| i.error(
-            "MQTT 5 is not supported yet: the subscribers speak MQTT 3.1.1; use version = \"3.1.1\"",
-        ));
-        if let Some(error) = item {
-            return Err(error);
-        }
-    }
     let over = match section.get("over") {
         Some(item) => item.choice(
             "MQTT carrier",

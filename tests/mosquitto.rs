@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Mosquitto, mqtt, run_in_process, small_plan};
-use pushbench::plan::{MqttOver, TargetPlan};
+use pushbench::plan::{MqttOver, MqttVersion, TargetPlan, TransportPlan};
 use pushbench::result::RunResult;
 
 async fn run(qos: u8, over: MqttOver) -> RunResult {
@@ -42,4 +42,23 @@ async fn qos2_costs_exactly_25_bytes_on_mosquitto() {
 async fn websocket_listener_adds_exactly_the_frame_header() {
     let r = run(0, MqttOver::Websocket).await;
     assert_eq!(r.overhead_bytes_per_message, 13.0, "{r:?}");
+}
+
+/// MQTT 5 through mosquitto: one property-length byte more than 3.1.1, over TCP and WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_costs_one_byte_more_on_mosquitto() {
+    for (over, expected) in [(MqttOver::Tcp, 12.0), (MqttOver::Websocket, 14.0)] {
+        let broker = Mosquitto::start();
+        let mut transport = mqtt(0, over);
+        if let TransportPlan::Mqtt(m) = &mut transport {
+            m.version = MqttVersion::V5;
+        }
+        let mut plan = small_plan(30, 16, transport);
+        plan.target = TargetPlan::External {
+            urls: broker.urls(),
+        };
+        let r = run_in_process(&plan).await;
+        assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
+        assert_eq!(r.overhead_bytes_per_message, expected, "{over:?}: {r:?}");
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{mqtt, run_in_process, small_plan};
-use pushbench::plan::{LastWillPlan, MqttOver, TransportPlan, WillCut};
+use pushbench::plan::{LastWillPlan, MqttOver, MqttVersion, TransportPlan, WillCut};
 use pushbench::result::RunResult;
 
 async fn run(qos: u8, over: MqttOver) -> RunResult {
@@ -76,4 +76,19 @@ async fn every_silenced_client_leaves_its_will_within_the_keep_alive_bound() {
     assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
     assert_eq!(r.will_expected_within_us, Some(1_500_000));
     assert_eq!(r.clients_connected, 20, "{r:?}");
+}
+
+/// MQTT 5: the PUBLISH carries a property length (1 byte, no properties); a PUBACK with
+/// reason Success and no properties stays 4 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_publish_adds_the_property_length() {
+    for (qos, expected) in [(0, 12.0), (1, 12.0 + 2.0 + 4.0)] {
+        let mut transport = mqtt(qos, MqttOver::Tcp);
+        if let TransportPlan::Mqtt(m) = &mut transport {
+            m.version = MqttVersion::V5;
+        }
+        let r = run_in_process(&small_plan(30, 16, transport)).await;
+        assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
+        assert_eq!(r.overhead_bytes_per_message, expected, "QoS {qos}: {r:?}");
+    }
 }

@@ -15,8 +15,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where a started broker listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BrokerAddrs {
+    /// MQTT 3.1.1 over TCP.
     pub tcp: SocketAddr,
+    /// MQTT 3.1.1 over WebSocket (rumqttd's WebSocket listener speaks 3.1.1 only).
     pub ws: SocketAddr,
+    /// MQTT 5 over TCP (rumqttd serves each version on its own listener).
+    pub v5: SocketAddr,
 }
 
 /// Starts rumqttd on two free ports of loopback address `ip` and returns once both accept
@@ -25,6 +29,7 @@ pub fn start(ip: Ipv4Addr) -> anyhow::Result<BrokerAddrs> {
     let addrs = BrokerAddrs {
         tcp: free_port(ip)?,
         ws: free_port(ip)?,
+        v5: free_port(ip)?,
     };
     let config = config(addrs);
     std::thread::Builder::new()
@@ -38,6 +43,7 @@ pub fn start(ip: Ipv4Addr) -> anyhow::Result<BrokerAddrs> {
         .context("starting the broker thread")?;
     wait_listening(addrs.tcp)?;
     wait_listening(addrs.ws)?;
+    wait_listening(addrs.v5)?;
     Ok(addrs)
 }
 
@@ -86,6 +92,7 @@ fn config(addrs: BrokerAddrs) -> Config {
         },
         v4: Some(HashMap::from([("v4".to_string(), server("v4", addrs.tcp))])),
         ws: Some(HashMap::from([("ws".to_string(), server("ws", addrs.ws))])),
+        v5: Some(HashMap::from([("v5".to_string(), server("v5", addrs.v5))])),
         ..Config::default()
     }
 }

@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::plan::{MqttOver, TargetPlan, TransportPlan};
+use crate::plan::{MqttOver, MqttVersion, TargetPlan, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::sys;
 use crate::transport::Endpoint;
@@ -124,7 +124,7 @@ impl RunningTarget {
     ) -> anyhow::Result<Self> {
         let config = hub_config_for(transport);
         let broker = matches!(transport, TransportPlan::Mqtt(_));
-        let ws = matches!(transport, TransportPlan::Mqtt(m) if m.over == MqttOver::Websocket);
+        let pick = |b: BrokerAddrs| broker_listener(transport, b);
         let mut addrs = Vec::new();
         let server = match launch {
             Launch::InProcess => {
@@ -133,7 +133,7 @@ impl RunningTarget {
                     if broker {
                         let ip = shard_ip(k);
                         let b = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
-                        addrs.push(if ws { b.ws } else { b.tcp });
+                        addrs.push(pick(b)?);
                     } else {
                         let hub = Hub::start((shard_ip(k), 0).into(), config.clone()).await?;
                         addrs.push(hub.local_addr());
@@ -151,7 +151,7 @@ impl RunningTarget {
                     let addr = if broker {
                         let b =
                             parse_broker_line(&read_ready(&mut lines, BROKER_READY_PREFIX).await?)?;
-                        if ws { b.ws } else { b.tcp }
+                        pick(b)?
                     } else {
                         hub_line.parse().with_context(|| {
                             format!("parsing the hub's address from {hub_line:?}")
@@ -318,7 +318,27 @@ fn parse_broker_line(rest: &str) -> anyhow::Result<BrokerAddrs> {
     Ok(BrokerAddrs {
         tcp: parse("mqtt://")?,
         ws: parse("ws://")?,
+        v5: parse("mqtt5://")?,
     })
+}
+
+/// The embedded broker's listener for an MQTT transport's version and carrier.
+fn broker_listener(
+    transport: &TransportPlan,
+    addrs: BrokerAddrs,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let TransportPlan::Mqtt(m) = transport else {
+        return Ok(addrs.tcp);
+    };
+    match (m.version, m.over) {
+        (MqttVersion::V311, MqttOver::Tcp) => Ok(addrs.tcp),
+        (MqttVersion::V311, MqttOver::Websocket) => Ok(addrs.ws),
+        (MqttVersion::V5, MqttOver::Tcp) => Ok(addrs.v5),
+        (MqttVersion::V5, MqttOver::Websocket) => bail!(
+            "the embedded broker (rumqttd) speaks MQTT 5 only over TCP: use over = \"tcp\", \
+             or an external broker such as mosquitto for MQTT 5 over WebSocket"
+        ),
+    }
 }
 
 /// The URL scheme of the servers a transport talks to.

@@ -1,4 +1,4 @@
-//! MQTT subscribers on rumqttc (MQTT 3.1.1, over TCP or WebSocket).
+//! MQTT subscribers on rumqttc (MQTT 3.1.1 or 5, over TCP or WebSocket).
 //!
 //! rumqttc opens and owns its socket, so the bytes come from the kernel's `TCP_INFO` alone.
 //! The socket is found by the fd it must get: under a process-wide gate (one MQTT connect at a
@@ -14,13 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
-    Outgoing, Packet, QoS, SubscribeReasonCode,
-};
+use bytes::Bytes;
+use rumqttc::v5;
+use rumqttc::{NetworkOptions, Outgoing};
 
 use super::{ClientSpec, Endpoint, Received, Transport};
-use crate::plan::{MqttOver, MqttPlan, TransportPlan};
+use crate::plan::{MqttOver, MqttPlan, MqttVersion, TransportPlan};
 use crate::wire::{ConnCounter, WireCounts};
 
 /// How long a connect and subscribe may take.
@@ -36,42 +35,187 @@ fn claimed() -> std::sync::MutexGuard<'static, Option<HashSet<RawFd>>> {
     CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The QoS level of a plan's `qos` number.
-pub fn qos(level: u8) -> QoS {
+fn qos4(level: u8) -> rumqttc::QoS {
     match level {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
     }
 }
 
+fn qos5(level: u8) -> v5::mqttbytes::QoS {
+    match level {
+        0 => v5::mqttbytes::QoS::AtMostOnce,
+        1 => v5::mqttbytes::QoS::AtLeastOnce,
+        _ => v5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
+/// rumqttc options of either protocol version.
+pub enum Options {
+    V4(Box<rumqttc::MqttOptions>),
+    V5(Box<v5::MqttOptions>),
+}
+
+/// A will: topic and message.
+pub struct Will {
+    pub topic: String,
+    pub message: String,
+}
+
 /// rumqttc options for one client of `plan` connecting to `endpoint`.
-pub fn options(client_id: &str, endpoint: &Endpoint, plan: &MqttPlan) -> MqttOptions {
-    let mut options = match plan.over {
-        MqttOver::Tcp => MqttOptions::new(
-            client_id,
-            endpoint.addr.ip().to_string(),
+pub fn options(
+    client_id: &str,
+    endpoint: &Endpoint,
+    plan: &MqttPlan,
+    will: Option<Will>,
+) -> Options {
+    let (host, port) = match plan.over {
+        MqttOver::Tcp => (endpoint.addr.ip().to_string(), endpoint.addr.port()),
+        MqttOver::Websocket => (
+            format!("ws://{}/mqtt", endpoint.authority),
             endpoint.addr.port(),
         ),
-        MqttOver::Websocket => {
-            let url = format!("ws://{}/mqtt", endpoint.authority);
-            let mut o = MqttOptions::new(client_id, url, endpoint.addr.port());
-            o.set_transport(rumqttc::Transport::Ws);
-            o
-        }
     };
-    options
-        .set_keep_alive(plan.keep_alive)
-        .set_clean_session(plan.clean_session)
-        .set_inflight(plan.inflight)
-        .set_max_packet_size(2 << 20, 2 << 20);
-    options
+    // Without it, Nagle's algorithm holds small packets (an ack, a PUBREL) until the
+    // previous segment is acknowledged: tens of ms per flow on loopback.
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    match plan.version {
+        MqttVersion::V311 => {
+            let mut o = rumqttc::MqttOptions::new(client_id, host, port);
+            if plan.over == MqttOver::Websocket {
+                o.set_transport(rumqttc::Transport::Ws);
+            }
+            o.set_keep_alive(plan.keep_alive)
+                .set_clean_session(plan.clean_session)
+                .set_inflight(plan.inflight)
+                .set_max_packet_size(2 << 20, 2 << 20);
+            if let Some(w) = will {
+                o.set_last_will(rumqttc::LastWill::new(
+                    w.topic,
+                    w.message,
+                    qos4(plan.qos),
+                    false,
+                ));
+            }
+            Options::V4(Box::new(o))
+        }
+        MqttVersion::V5 => {
+            let mut o = v5::MqttOptions::new(client_id, host, port);
+            if plan.over == MqttOver::Websocket {
+                o.set_transport(rumqttc::Transport::Ws);
+            }
+            o.set_keep_alive(plan.keep_alive)
+                .set_clean_start(plan.clean_session)
+                .set_outgoing_inflight_upper_limit(plan.inflight)
+                .set_max_packet_size(Some(2 << 20))
+                .set_network_options(network);
+            if let Some(w) = will {
+                o.set_last_will(v5::mqttbytes::v5::LastWill::new(
+                    w.topic,
+                    w.message,
+                    qos5(plan.qos),
+                    false,
+                    None,
+                ));
+            }
+            Options::V5(Box::new(o))
+        }
+    }
+}
+
+/// A rumqttc client handle of either version.
+pub enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(v5::AsyncClient),
+}
+
+impl Client {
+    pub async fn subscribe(&self, topic: &str, level: u8) -> anyhow::Result<()> {
+        match self {
+            Client::V4(c) => c.subscribe(topic, qos4(level)).await?,
+            Client::V5(c) => c.subscribe(topic, qos5(level)).await?,
+        }
+        Ok(())
+    }
+
+    /// Queues a PUBLISH (the event loop sends it).
+    pub async fn publish(
+        &self,
+        topic: &str,
+        level: u8,
+        retain: bool,
+        payload: Bytes,
+    ) -> anyhow::Result<()> {
+        match self {
+            Client::V4(c) => c.publish_bytes(topic, qos4(level), retain, payload).await?,
+            Client::V5(c) => c.publish_bytes(topic, qos5(level), retain, payload).await?,
+        }
+        Ok(())
+    }
+}
+
+/// A rumqttc event loop of either version.
+pub enum Loop {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<v5::EventLoop>),
+}
+
+/// What an event loop yielded, as far as pushbench cares.
+pub enum Step {
+    ConnAck(Result<(), String>),
+    SubAck(bool),
+    Publish { pkid: u16, payload: Bytes },
+    Sent(Outgoing),
+    Other,
+}
+
+impl Loop {
+    pub async fn poll(&mut self) -> anyhow::Result<Step> {
+        use rumqttc::{Event, Packet};
+        use v5::mqttbytes::v5::Packet as Packet5;
+        Ok(match self {
+            Loop::V4(l) => match l.poll().await? {
+                Event::Incoming(Packet::ConnAck(a)) => Step::ConnAck(match a.code {
+                    rumqttc::ConnectReturnCode::Success => Ok(()),
+                    code => Err(format!("{code:?}")),
+                }),
+                Event::Incoming(Packet::SubAck(a)) => Step::SubAck(matches!(
+                    a.return_codes.first(),
+                    Some(rumqttc::SubscribeReasonCode::Success(_))
+                )),
+                Event::Incoming(Packet::Publish(p)) => Step::Publish {
+                    pkid: p.pkid,
+                    payload: p.payload,
+                },
+                Event::Outgoing(o) => Step::Sent(o),
+                Event::Incoming(_) => Step::Other,
+            },
+            Loop::V5(l) => match l.poll().await? {
+                v5::Event::Incoming(Packet5::ConnAck(a)) => Step::ConnAck(match a.code {
+                    v5::mqttbytes::v5::ConnectReturnCode::Success => Ok(()),
+                    code => Err(format!("{code:?}")),
+                }),
+                v5::Event::Incoming(Packet5::SubAck(a)) => Step::SubAck(matches!(
+                    a.return_codes.first(),
+                    Some(v5::mqttbytes::v5::SubscribeReasonCode::Success(_))
+                )),
+                v5::Event::Incoming(Packet5::Publish(p)) => Step::Publish {
+                    pkid: p.pkid,
+                    payload: p.payload,
+                },
+                v5::Event::Outgoing(o) => Step::Sent(o),
+                v5::Event::Incoming(_) => Step::Other,
+            },
+        })
+    }
 }
 
 /// An MQTT connection whose socket is known and claimed.
 pub struct Connection {
-    pub client: AsyncClient,
-    pub eventloop: EventLoop,
+    pub client: Client,
+    pub eventloop: Loop,
     pub claim: Claim,
 }
 
@@ -88,13 +232,20 @@ impl Drop for Claim {
 
 impl Connection {
     /// Connects (one connect at a time in this process) and finds the socket.
-    pub async fn open(options: MqttOptions, broker: SocketAddr) -> anyhow::Result<Connection> {
-        let (client, mut eventloop) = AsyncClient::new(options, 10);
-        // Without it, Nagle's algorithm holds small packets (an ack, a PUBREL) until the
-        // previous segment is acknowledged: tens of ms per flow on loopback.
-        let mut network = NetworkOptions::new();
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
+    pub async fn open(options: Options, broker: SocketAddr) -> anyhow::Result<Connection> {
+        let (client, mut eventloop) = match options {
+            Options::V4(o) => {
+                let (c, mut l) = rumqttc::AsyncClient::new(*o, 10);
+                let mut network = NetworkOptions::new();
+                network.set_tcp_nodelay(true);
+                l.set_network_options(network);
+                (Client::V4(c), Loop::V4(Box::new(l)))
+            }
+            Options::V5(o) => {
+                let (c, l) = v5::AsyncClient::new(*o, 10);
+                (Client::V5(c), Loop::V5(Box::new(l)))
+            }
+        };
         let _gate = CONNECT_GATE.lock().await;
         let predicted = lowest_free_fd();
         tokio::time::timeout(SUBSCRIBE_TIMEOUT, wait_connack(&mut eventloop))
@@ -118,7 +269,7 @@ impl Connection {
 pub struct Mqtt {
     conn: Connection,
     counter: Arc<ConnCounter>,
-    qos: QoS,
+    qos: u8,
     /// QoS 1/2 messages received whose acknowledgement flow has not ended yet.
     in_flow: HashMap<u16, Received>,
     /// The last counts read; what is reported once the socket is gone.
@@ -129,10 +280,10 @@ pub struct Mqtt {
 impl Mqtt {
     /// Connects a client with the given options, subscribes it to `topic`, and finds its socket.
     pub async fn subscribe(
-        options: MqttOptions,
+        options: Options,
         broker: SocketAddr,
         topic: &str,
-        level: QoS,
+        level: u8,
     ) -> anyhow::Result<Mqtt> {
         let conn = Connection::open(options, broker).await?;
         conn.client
@@ -155,17 +306,17 @@ impl Mqtt {
 
     async fn wait_suback(&mut self) -> anyhow::Result<()> {
         loop {
-            if let Event::Incoming(Packet::SubAck(ack)) = self.poll().await? {
-                return match ack.return_codes.first() {
-                    Some(SubscribeReasonCode::Success(_)) => Ok(()),
-                    _ => bail!("the broker refused the subscription"),
-                };
+            if let Step::SubAck(granted) = self.poll().await? {
+                if !granted {
+                    bail!("the broker refused the subscription");
+                }
+                return Ok(());
             }
         }
     }
 
     /// The next event; on error the socket is gone, so its counts are frozen first.
-    pub async fn poll(&mut self) -> anyhow::Result<Event> {
+    pub async fn poll(&mut self) -> anyhow::Result<Step> {
         match self.conn.eventloop.poll().await {
             Ok(event) => Ok(event),
             Err(e) => {
@@ -175,18 +326,15 @@ impl Mqtt {
         }
     }
 
-    /// Delivers `received` when its flow ends, per the subscription's QoS.
-    fn flow_step(&mut self, event: Event) -> Option<Received> {
-        match (self.qos, event) {
-            (QoS::AtMostOnce, Event::Incoming(Packet::Publish(p))) => {
-                Some(Received::now(p.payload))
-            }
-            (_, Event::Incoming(Packet::Publish(p))) => {
-                self.in_flow.insert(p.pkid, Received::now(p.payload));
+    /// Delivers a message when its flow ends, per the subscription's QoS.
+    fn flow_step(&mut self, step: Step) -> Option<Received> {
+        match (self.qos, step) {
+            (0, Step::Publish { payload, .. }) => Some(Received::now(payload)),
+            (_, Step::Publish { pkid, payload }) => {
+                self.in_flow.insert(pkid, Received::now(payload));
                 None
             }
-            (QoS::AtLeastOnce, Event::Outgoing(Outgoing::PubAck(pkid)))
-            | (QoS::ExactlyOnce, Event::Outgoing(Outgoing::PubComp(pkid))) => {
+            (1, Step::Sent(Outgoing::PubAck(pkid))) | (2, Step::Sent(Outgoing::PubComp(pkid))) => {
                 self.in_flow.remove(&pkid)
             }
             _ => None,
@@ -199,21 +347,16 @@ impl Transport for Mqtt {
         let TransportPlan::Mqtt(plan) = spec.plan.as_ref() else {
             bail!("mqtt client given a {} plan", spec.plan.kind());
         };
-        let mut opts = options(&spec.client_id, &spec.endpoint, plan);
-        if let Some(will) = &plan.last_will {
-            let topic = will.topic.replace("{client}", &spec.index.to_string());
-            opts.set_last_will(LastWill::new(
-                topic,
-                spec.client_id.clone(),
-                qos(plan.qos),
-                false,
-            ));
-        }
+        let will = plan.last_will.as_ref().map(|w| Will {
+            topic: w.topic.replace("{client}", &spec.index.to_string()),
+            message: spec.client_id.clone(),
+        });
+        let opts = options(&spec.client_id, &spec.endpoint, plan, will);
         Mqtt::subscribe(
             opts,
             spec.endpoint.addr,
             &plan.topic_of(&spec.channel),
-            qos(plan.qos),
+            plan.qos,
         )
         .await
     }
@@ -236,15 +379,10 @@ impl Transport for Mqtt {
     }
 }
 
-async fn wait_connack(eventloop: &mut EventLoop) -> anyhow::Result<()> {
+async fn wait_connack(eventloop: &mut Loop) -> anyhow::Result<()> {
     loop {
-        if let Event::Incoming(Packet::ConnAck(ack)) =
-            eventloop.poll().await.context("connecting")?
-        {
-            return match ack.code {
-                ConnectReturnCode::Success => Ok(()),
-                code => bail!("the broker refused the connection: {code:?}"),
-            };
+        if let Step::ConnAck(answer) = eventloop.poll().await.context("connecting")? {
+            return answer.map_err(|code| anyhow!("the broker refused the connection: {code}"));
         }
     }
 }
