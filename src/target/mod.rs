@@ -30,7 +30,7 @@ use hub::{Hub, HubConfig, HubStats};
 /// The line `pushbench serve` prints once it listens; the address follows it.
 pub const READY_PREFIX: &str = "pushbench hub listening on http://";
 
-/// The line `pushbench serve --broker` prints next: `mqtt://TCP ws://WS`.
+/// The line `pushbench serve --broker` prints next: `mqtt://TCP ws://WS mqtt5://TCP5`.
 pub const BROKER_READY_PREFIX: &str = "pushbench broker listening on ";
 
 /// How long a hub may take to answer `GET /stats`.
@@ -302,8 +302,8 @@ async fn read_ready(lines: &mut ReadyLines, prefix: &str) -> anyhow::Result<Stri
 /// The printed form of a broker's addresses.
 pub fn broker_line(addrs: &BrokerAddrs) -> String {
     format!(
-        "{BROKER_READY_PREFIX}mqtt://{} ws://{}",
-        addrs.tcp, addrs.ws
+        "{BROKER_READY_PREFIX}mqtt://{} ws://{} mqtt5://{}",
+        addrs.tcp, addrs.ws, addrs.v5
     )
 }
 
