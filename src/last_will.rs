@@ -45,7 +45,7 @@ pub async fn run(
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let endpoint = Arc::clone(&target.endpoints[0]);
     let run_id: u32 = rand::random();
-    let (cpu_start, rss_start) = (sys::own_cpu_s(), reset_rss());
+    let (cpu_start, rss_start) = (sys::own_cpu_s(), sys::reset_own_peak_rss());
     let target_cpu_start = target.cost().map(|c| c.0);
 
     let watch_topic = will.topic.replace("{client}", "+");
@@ -188,11 +188,6 @@ pub async fn run(
         target_peak_rss_bytes: target_cost.map(|c| c.1),
         ..RunResult::default()
     })
-}
-
-fn reset_rss() -> u64 {
-    sys::reset_own_peak_rss();
-    sys::rss_bytes("self").unwrap_or(0)
 }
 
 /// Collects wills until every connected client's has arrived or `wait` is over.

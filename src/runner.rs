@@ -77,8 +77,7 @@ pub async fn run_transport(
         last: plan.warmup_messages() + plan.window_messages() - 1,
     };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    sys::reset_own_peak_rss();
-    let fleet_rss_start = sys::rss_bytes("self").unwrap_or(0);
+    let fleet_rss_start = sys::reset_own_peak_rss();
     let fleet_cpu_start = sys::own_cpu_s();
     let target_start = target.shard_costs();
 

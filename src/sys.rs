@@ -15,9 +15,11 @@ pub fn own_cpu_s() -> f64 {
 }
 
 /// Resets this process's peak RSS to its current RSS (Linux ≥ 4.0), so that each run
-/// reports its own peak. Returns false where the kernel does not allow it.
-pub fn reset_own_peak_rss() -> bool {
-    fs::write("/proc/self/clear_refs", "5").is_ok()
+/// reports its own peak, and returns that RSS: the part of the peak the run did not add.
+pub fn reset_own_peak_rss() -> u64 {
+    // Where the kernel does not allow the reset, the peak is the process's lifetime peak.
+    let _ = fs::write("/proc/self/clear_refs", "5");
+    rss_bytes("self").unwrap_or(0)
 }
 
 /// Peak resident memory (`VmHWM`) of process `pid` ("self" for this one), in bytes.

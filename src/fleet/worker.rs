@@ -44,8 +44,7 @@ pub struct WorkerReport {
 /// The worker side: reads its spec from stdin, runs its clients, reports on stdout.
 pub async fn serve() -> anyhow::Result<()> {
     sys::raise_fd_limit();
-    sys::reset_own_peak_rss();
-    let rss_start_bytes = sys::rss_bytes("self").unwrap_or(0);
+    let rss_start_bytes = sys::reset_own_peak_rss();
     let cpu_start = sys::own_cpu_s();
     let mut input = BufReader::new(tokio::io::stdin()).lines();
     let line = input

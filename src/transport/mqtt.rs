@@ -51,6 +51,14 @@ fn qos5(level: u8) -> v5::mqttbytes::QoS {
     }
 }
 
+/// Socket options without Nagle's algorithm, which would hold small packets (an ack, a
+/// PUBREL) until the previous segment is acknowledged: tens of ms per flow on loopback.
+fn no_delay() -> NetworkOptions {
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    network
+}
+
 /// rumqttc options of either protocol version.
 pub enum Options {
     V4(Box<rumqttc::MqttOptions>),
@@ -77,10 +85,6 @@ pub fn options(
             endpoint.addr.port(),
         ),
     };
-    // Without it, Nagle's algorithm holds small packets (an ack, a PUBREL) until the
-    // previous segment is acknowledged: tens of ms per flow on loopback.
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
     match plan.version {
         MqttVersion::V311 => {
             let mut o = rumqttc::MqttOptions::new(client_id, host, port);
@@ -110,7 +114,7 @@ pub fn options(
                 .set_clean_start(plan.clean_session)
                 .set_outgoing_inflight_upper_limit(plan.inflight)
                 .set_max_packet_size(Some(2 << 20))
-                .set_network_options(network);
+                .set_network_options(no_delay());
             if let Some(w) = will {
                 o.set_last_will(v5::mqttbytes::v5::LastWill::new(
                     w.topic,
@@ -236,9 +240,7 @@ impl Connection {
         let (client, mut eventloop) = match options {
             Options::V4(o) => {
                 let (c, mut l) = rumqttc::AsyncClient::new(*o, 10);
-                let mut network = NetworkOptions::new();
-                network.set_tcp_nodelay(true);
-                l.set_network_options(network);
+                l.set_network_options(no_delay());
                 (Client::V4(c), Loop::V4(Box::new(l)))
             }
             Options::V5(o) => {
