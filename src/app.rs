@@ -12,12 +12,12 @@ use crate::cli::{
 use crate::plan::{Plan, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::report::compare::{self, Comparison, EXIT_REGRESSION};
-use crate::report::thresholds::{self, EXIT_THRESHOLDS_BROKEN, Outcome};
 use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
 use crate::runner::{self, RunOptions};
-use crate::target::hub::{Hub, HubConfig};
-use crate::target::{Launch, READY_PREFIX, broker, broker_line};
+use crate::targets::hub::{Hub, HubConfig};
+use crate::targets::{Launch, READY_PREFIX, broker, broker_line};
+use crate::thresholds::{self, EXIT_THRESHOLDS_BROKEN, Outcome};
 use crate::{scenario, sys};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), after writing what it measured.
@@ -159,7 +159,7 @@ struct RunReport<'a> {
 fn print_run(results: &[RunResult], outcomes: &[Outcome], out: &Path) {
     println!("{}", console::table(results));
     if !outcomes.is_empty() {
-        println!("{}", thresholds::summary(outcomes));
+        println!("{}", console::thresholds(outcomes));
     }
     if !results.is_empty() {
         println!("results: {}", out.display());

@@ -9,10 +9,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::report::compare::MaxRegression;
 
 /// Measures what it costs to push server updates to many clients by HTTP polling, long
-/// polling and WebSocket: bytes on the wire and end-to-end latency per delivered message.
+/// polling, WebSocket and MQTT (QoS 0/1/2, 3.1.1 or 5, over TCP or WebSocket): bytes on the
+/// wire, end-to-end latency and the server's CPU and memory per delivered message.
 ///
 /// A scenario file (TOML) names the clients, the message stream and the transports to compare;
-/// `pushbench run` measures each transport against the embedded hub (or an external server)
+/// `pushbench run` measures each transport against the embedded hub and MQTT broker (or an
+/// external server)
 /// and writes summary.csv and summary.json under results/<scenario>/<UTC stamp>/.
 ///
 /// Examples:

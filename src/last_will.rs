@@ -9,12 +9,12 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::observe::{Observer, Phase};
 use crate::plan::{LastWillPlan, MqttPlan, Plan, TransportPlan, WillCut};
 use crate::result::RunResult;
-use crate::runner::{Observer, Phase};
 use crate::stats::{self, Percentiles, per};
 use crate::sys;
-use crate::target::RunningTarget;
+use crate::targets::RunningTarget;
 use crate::transport::mqtt::{self, Mqtt};
 use crate::transport::{ClientSpec, Received, Transport};
 use crate::wire::WireCounts;

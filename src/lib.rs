@@ -1,13 +1,15 @@
 //! pushbench measures what it costs to push server updates to many clients by HTTP polling,
-//! long polling and WebSocket: bytes on the wire and end-to-end latency per delivered message.
+//! long polling, WebSocket and MQTT: bytes on the wire, end-to-end latency and the server's
+//! cost per delivered message.
 //!
 //! `run` executes a parsed command line; tests drive the same library in-process
-//! (`runner::run_transport` with `target::Launch::InProcess`).
+//! (`runner::run_transport` with `targets::Launch::InProcess`). ARCHITECTURE.md maps the code.
 
 mod app;
 pub mod cli;
 pub mod fleet;
 pub mod last_will;
+pub mod observe;
 pub mod payload;
 pub mod plan;
 pub mod profile;
@@ -18,7 +20,8 @@ pub mod runner;
 pub mod scenario;
 pub mod stats;
 pub mod sys;
-pub mod target;
+pub mod targets;
+pub mod thresholds;
 pub mod transport;
 pub mod wire;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::profile::HeaderProfile;
-use crate::report::thresholds::Threshold;
+use crate::thresholds::Threshold;
 
 /// A scenario after validation: every field is present and within range.
 #[derive(Debug, Clone, PartialEq)]

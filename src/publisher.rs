@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::payload::{Stamp, unix_us};
 use crate::plan::MqttPlan;
-use crate::transport::Endpoint;
+use crate::targets::Endpoint;
 use crate::transport::mqtt::{self, Connection};
 
 /// What to publish.

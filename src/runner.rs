@@ -10,12 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{FleetOutcome, FleetSpec, MeasuredSeqs, Running};
 use crate::last_will;
+use crate::observe::{Observer, Phase};
 use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::stats::{self, Percentiles, per};
 use crate::sys;
-use crate::target::{Launch, RunningTarget};
+use crate::targets::{Launch, RunningTarget};
 
 /// How often the coordinator looks at the counters while it waits.
 const TICK: Duration = Duration::from_millis(100);
@@ -30,26 +31,6 @@ pub struct RunOptions {
     /// Cancelled on Ctrl-C: the current run ends early and reports what it has.
     pub interrupt: CancellationToken,
 }
-
-/// Phases a run goes through, for progress display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Connecting,
-    Publishing,
-    Draining,
-}
-
-/// Watches a run. Every method has a no-op default; `()` watches nothing.
-pub trait Observer: Sync {
-    /// A phase starts; `len` is how many units it counts towards.
-    fn phase(&self, _transport: &str, _phase: Phase, _len: u64) {}
-    /// Progress within the phase, with a short status text.
-    fn update(&self, _position: u64, _status: &str) {}
-    /// The run is over.
-    fn done(&self) {}
-}
-
-impl Observer for () {}
 
 /// Runs one transport of `plan` and measures it.
 pub async fn run_transport(

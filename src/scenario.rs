@@ -18,7 +18,7 @@ use crate::plan::{
     WillCut,
 };
 use crate::profile::HeaderProfile;
-use crate::report::thresholds::{self, Threshold};
+use crate::thresholds::{self, Threshold};
 
 /// Why a scenario file could not become a `Plan`.
 #[derive(Debug, thiserror::Error)]

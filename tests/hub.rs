@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use pushbench::profile::{ARTICLE_POLL_PATH, HeaderProfile};
-use pushbench::target::hub::{Hub, HubConfig, HubStats};
+use pushbench::targets::hub::{Hub, HubConfig, HubStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;

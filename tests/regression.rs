@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use pushbench::report::{self, compare::EXIT_REGRESSION, thresholds::EXIT_THRESHOLDS_BROKEN};
+use pushbench::report::{self, compare::EXIT_REGRESSION};
 use pushbench::result::RunResult;
+use pushbench::thresholds::EXIT_THRESHOLDS_BROKEN;
 
 fn pushbench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pushbench"))

@@ -10,8 +10,9 @@ use common::{publish, run_in_process, small_plan};
 use pushbench::payload::Stamp;
 use pushbench::plan::TransportPlan;
 use pushbench::profile::HeaderProfile;
-use pushbench::target::hub::{Hub, HubConfig};
-use pushbench::transport::{ClientSpec, Endpoint, HttpPoll, Received, Transport};
+use pushbench::targets::Endpoint;
+use pushbench::targets::hub::{Hub, HubConfig};
+use pushbench::transport::{ClientSpec, HttpPoll, Received, Transport};
 
 fn websocket() -> TransportPlan {
     TransportPlan::Websocket {

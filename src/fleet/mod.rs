@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::plan::TransportPlan;
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
-use crate::transport::{ClientSpec, Endpoint, HttpLongpoll, HttpPoll, Mqtt, Transport, WebSocket};
+use crate::targets::Endpoint;
+use crate::transport::{ClientSpec, HttpLongpoll, HttpPoll, Mqtt, Transport, WebSocket};
 use crate::wire::WireCounts;
 
 /// Latency histograms are sharded so that clients rarely wait for each other's lock.

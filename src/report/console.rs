@@ -1,6 +1,7 @@
 //! The comparison table printed at the end of a run.
 
 use crate::result::RunResult;
+use crate::thresholds::Outcome;
 
 const HEADERS: [&str; 13] = [
     "transport",
@@ -147,6 +148,27 @@ pub fn micros(us: u64) -> String {
         u if u >= 1_000 => format!("{:.2} ms", u as f64 / 1e3),
         u => format!("{u} µs"),
     }
+}
+
+/// One line per outcome, broken ones marked, then a count: for the console after a run.
+pub fn thresholds(outcomes: &[Outcome]) -> String {
+    let broken = outcomes.iter().filter(|o| !o.held).count();
+    let mut out = String::new();
+    for o in outcomes {
+        let measured = o
+            .measured
+            .map_or_else(|| "not measured".to_string(), |m| format!("measured {m}"));
+        let mark = if o.held { "ok    " } else { "BROKEN" };
+        out.push_str(&format!(
+            "{mark} {}: {} ({measured})\n",
+            o.transport, o.expression
+        ));
+    }
+    out.push_str(&format!(
+        "thresholds: {} held, {broken} broken\n",
+        outcomes.len() - broken
+    ));
+    out
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ pub mod cost;
 pub mod latency;
 pub mod progress;
 mod rows;
-pub mod thresholds;
 pub mod use_cases;
 
 use std::fs;

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::runner::{Observer, Phase};
+use crate::observe::{Observer, Phase};
 
 /// Shows one bar per phase of each transport run.
 #[derive(Default)]

@@ -6,26 +6,18 @@ pub mod mqtt;
 mod websocket;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 
 use crate::plan::TransportPlan;
+use crate::targets::Endpoint;
 use crate::wire::WireCounts;
 
 pub use http::{HttpLongpoll, HttpPoll};
 pub use mqtt::Mqtt;
 pub use websocket::WebSocket;
-
-/// Where a client connects.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    /// `host:port` as the URL names it, for `Host` headers.
-    pub authority: String,
-}
 
 /// Everything one client needs to connect.
 #[derive(Debug, Clone)]

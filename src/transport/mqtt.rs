@@ -18,8 +18,9 @@ use bytes::Bytes;
 use rumqttc::v5;
 use rumqttc::{NetworkOptions, Outgoing};
 
-use super::{ClientSpec, Endpoint, Received, Transport};
+use super::{ClientSpec, Received, Transport};
 use crate::plan::{MqttOver, MqttPlan, MqttVersion, TransportPlan};
+use crate::targets::Endpoint;
 use crate::wire::{ConnCounter, WireCounts};
 
 /// How long a connect and subscribe may take.

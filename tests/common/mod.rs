@@ -8,7 +8,7 @@ use std::time::Duration;
 use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan};
 use pushbench::result::RunResult;
 use pushbench::runner::{self, RunOptions};
-use pushbench::target::Launch;
+use pushbench::targets::Launch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;

@@ -208,27 +208,6 @@ fn outcome(threshold: &Threshold, result: &RunResult) -> Outcome {
     }
 }
 
-/// One line per outcome, broken ones marked, then a count: for the console after a run.
-pub fn summary(outcomes: &[Outcome]) -> String {
-    let broken = outcomes.iter().filter(|o| !o.held).count();
-    let mut out = String::new();
-    for o in outcomes {
-        let measured = o
-            .measured
-            .map_or_else(|| "not measured".to_string(), |m| format!("measured {m}"));
-        let mark = if o.held { "ok    " } else { "BROKEN" };
-        out.push_str(&format!(
-            "{mark} {}: {} ({measured})\n",
-            o.transport, o.expression
-        ));
-    }
-    out.push_str(&format!(
-        "thresholds: {} held, {broken} broken\n",
-        outcomes.len() - broken
-    ));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

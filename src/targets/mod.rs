@@ -5,7 +5,7 @@
 pub mod broker;
 pub mod hub;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -23,7 +23,6 @@ use tokio::process::{Child, Command};
 use crate::plan::{MqttOver, MqttVersion, TargetPlan, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::sys;
-use crate::transport::Endpoint;
 use broker::BrokerAddrs;
 use hub::{Hub, HubConfig, HubStats};
 
@@ -38,6 +37,14 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a child hub may take to say it listens.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a client connects: one server (or shard) of the target.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// `host:port` as the URL names it, for `Host` headers.
+    pub authority: String,
+}
 
 /// How an embedded target is started.
 #[derive(Debug, Clone)]
