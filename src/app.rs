@@ -282,7 +282,7 @@ fn one_line(r: &RunResult) -> String {
         r.messages_expected,
         r.bytes_per_message,
         r.overhead_bytes_per_message,
-        console::micros(r.latency_p99_us)
+        console::latency(r.latency_p99_us)
     )
 }
 

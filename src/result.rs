@@ -89,13 +89,17 @@ pub struct RunResult {
     /// at under 95% of their rate, or the median latency exceeded one message interval
     /// (deliveries fell behind the stream). Its figures describe the slower run it was.
     pub saturated: bool,
+    /// What went wrong with the run that was not the rate: e.g. "target stopped answering at
+    /// 5.1 s: 200 connections closed, 151 publishes failed". Empty when nothing did.
+    pub fault: String,
 
     // End-to-end latency: receive time − intended publish time.
-    pub latency_p50_us: u64,
-    pub latency_p90_us: u64,
-    pub latency_p99_us: u64,
-    pub latency_p999_us: u64,
-    pub latency_max_us: u64,
+    /// Empty (not measured) when nothing was delivered: a latency of no message is not 0 µs.
+    pub latency_p50_us: Option<u64>,
+    pub latency_p90_us: Option<u64>,
+    pub latency_p99_us: Option<u64>,
+    pub latency_p999_us: Option<u64>,
+    pub latency_max_us: Option<u64>,
     #[serde(deserialize_with = "nan_if_null")]
     pub latency_mean_us: f64,
     /// The whole latency histogram (HdrHistogram V2 + deflate, base64), for distribution

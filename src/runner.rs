@@ -251,7 +251,7 @@ struct Measured {
     seqs: MeasuredSeqs,
     fleet: FleetOutcome,
     published: PublishOutcome,
-    latency: Percentiles,
+    latency: Option<Percentiles>,
     latency_histogram: String,
     connect_failures: u64,
     reconnects: u64,
@@ -283,7 +283,9 @@ struct Cost {
 /// pollers polled at under 95% of their rate, or deliveries fell behind the stream (median
 /// latency over one message interval).
 fn saturated(r: &RunResult, message_interval_us: f64) -> bool {
-    let deliveries_behind = r.latency_p50_us as f64 > message_interval_us;
+    let deliveries_behind = r
+        .latency_p50_us
+        .is_some_and(|p50| p50 as f64 > message_interval_us);
     let publisher_behind = r.publish_rate_achieved_per_s < 0.95 * r.publish_rate_requested_per_s
         || r.publish_late as f64 > 0.01 * r.messages_expected as f64 / r.clients.max(1) as f64;
     let pollers_behind = r.exchanges_requested_per_client_per_s.is_some_and(|asked| {
@@ -353,12 +355,12 @@ fn build_result(
             TransportPlan::HttpPoll { interval, .. } => Some(1.0 / interval.as_secs_f64()),
             _ => None,
         },
-        latency_p50_us: m.latency.p50,
-        latency_p90_us: m.latency.p90,
-        latency_p99_us: m.latency.p99,
-        latency_p999_us: m.latency.p999,
-        latency_max_us: m.latency.max,
-        latency_mean_us: m.latency.mean,
+        latency_p50_us: m.latency.map(|p| p.p50),
+        latency_p90_us: m.latency.map(|p| p.p90),
+        latency_p99_us: m.latency.map(|p| p.p99),
+        latency_p999_us: m.latency.map(|p| p.p999),
+        latency_max_us: m.latency.map(|p| p.max),
+        latency_mean_us: m.latency.map_or(f64::NAN, |p| p.mean),
         latency_histogram: m.latency_histogram.clone(),
         publish_rate_requested_per_s: plan.message_rate_per_s
             * f64::from(plan.channels)

@@ -63,11 +63,12 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    pub fn of(histogram: &Histogram<u64>) -> Percentiles {
+    /// `None` for an empty histogram: no latency was measured.
+    pub fn of(histogram: &Histogram<u64>) -> Option<Percentiles> {
         if histogram.is_empty() {
-            return Percentiles::default();
+            return None;
         }
-        Percentiles {
+        Some(Percentiles {
             p50: histogram.value_at_quantile(0.50),
             p90: histogram.value_at_quantile(0.90),
             p99: histogram.value_at_quantile(0.99),
@@ -75,7 +76,7 @@ impl Percentiles {
             max: histogram.max(),
             mean: histogram.mean(),
             count: histogram.len(),
-        }
+        })
     }
 }
 
@@ -191,12 +192,12 @@ mod tests {
         for v in 1..=1000 {
             record_latency(&mut h, v);
         }
-        let p = Percentiles::of(&h);
+        let p = Percentiles::of(&h).unwrap();
         assert_eq!(p.count, 1000);
         assert_eq!(p.p50, 500);
         assert_eq!(p.max, 1000);
-        assert_eq!(Percentiles::of(&new_histogram()), Percentiles::default());
+        assert_eq!(Percentiles::of(&new_histogram()), None);
         let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
-        assert_eq!(Percentiles::of(&back), p);
+        assert_eq!(Percentiles::of(&back), Some(p));
     }
 }

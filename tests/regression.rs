@@ -107,8 +107,8 @@ fn result(transport: &str, kind: &str, bytes_per_message: f64, p99_us: u64) -> R
         bytes_per_message,
         overhead_bytes_per_message: bytes_per_message - 20.0,
         setup_bytes_per_client: 328.0,
-        latency_p50_us: 4000,
-        latency_p99_us: p99_us,
+        latency_p50_us: Some(4000),
+        latency_p99_us: Some(p99_us),
         ..RunResult::default()
     }
 }

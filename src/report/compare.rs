@@ -502,7 +502,7 @@ mod tests {
             messages_delivered: 100,
             delivery_ratio: 1.0,
             bytes_per_message: 22.0,
-            latency_p99_us: 10_000,
+            latency_p99_us: Some(10_000),
             ..RunResult::default()
         }
     }

@@ -220,9 +220,9 @@ fn runs_table(results: &[RunResult]) -> anyhow::Result<String> {
             r.ip_bytes_per_message,
             si(r.bandwidth_bps, "bit/s"),
             optional(r.projected_bandwidth_bps, |v| si(v, "bit/s")),
-            duration_us(r.latency_p50_us as f64),
-            duration_us(r.latency_p99_us as f64),
-            duration_us(r.latency_max_us as f64),
+            duration_us(r.latency_p50_us.map_or(f64::NAN, |v| v as f64)),
+            duration_us(r.latency_p99_us.map_or(f64::NAN, |v| v as f64)),
+            duration_us(r.latency_max_us.map_or(f64::NAN, |v| v as f64)),
             optional(fleet_cpu, duration_us),
             optional(target_cpu, duration_us),
         )?;

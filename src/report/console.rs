@@ -53,13 +53,16 @@ pub fn table(results: &[RunResult]) -> String {
         out.push('\n');
     }
     for r in results {
+        if !r.fault.is_empty() {
+            out.push_str(&format!("note: {} FAULT: {}\n", r.transport, r.fault));
+        }
         if r.saturated {
             out.push_str(&format!(
                 "note: {} SATURATED: it could not hold the requested rate (publisher {:.2}/s of {:.2}/s, median latency {}); its figures describe the slower run it was\n",
                 r.transport,
                 r.publish_rate_achieved_per_s,
                 r.publish_rate_requested_per_s,
-                micros(r.latency_p50_us)
+                latency(r.latency_p50_us)
             ));
         }
         if let Some(projected) = r.projected_bandwidth_bps {
@@ -112,9 +115,9 @@ fn row(r: &RunResult) -> [String; 13] {
         number(r.ip_bytes_per_message, 2),
         number(r.setup_bytes_per_client, 1),
         bits_per_second(r.bandwidth_bps),
-        micros(r.latency_p50_us),
-        micros(r.latency_p99_us),
-        micros(r.latency_max_us),
+        latency(r.latency_p50_us),
+        latency(r.latency_p99_us),
+        latency(r.latency_max_us),
     ]
 }
 
@@ -148,6 +151,11 @@ pub fn micros(us: u64) -> String {
         u if u >= 1_000 => format!("{:.2} ms", u as f64 / 1e3),
         u => format!("{u} µs"),
     }
+}
+
+/// A latency figure, or "-" where nothing was measured.
+pub fn latency(us: Option<u64>) -> String {
+    us.map_or_else(|| "-".to_string(), micros)
 }
 
 /// One line per outcome, broken ones marked, then a count: for the console after a run.

@@ -24,11 +24,11 @@ pub fn distribution_size(results: &[RunResult]) -> (u32, u32) {
 /// The percentiles of a run, in µs, with their names.
 fn percentiles(r: &RunResult) -> [(&'static str, f64); 5] {
     [
-        ("p50", r.latency_p50_us as f64),
-        ("p90", r.latency_p90_us as f64),
-        ("p99", r.latency_p99_us as f64),
-        ("p99.9", r.latency_p999_us as f64),
-        ("max", r.latency_max_us as f64),
+        ("p50", r.latency_p50_us.map_or(f64::NAN, |v| v as f64)),
+        ("p90", r.latency_p90_us.map_or(f64::NAN, |v| v as f64)),
+        ("p99", r.latency_p99_us.map_or(f64::NAN, |v| v as f64)),
+        ("p99.9", r.latency_p999_us.map_or(f64::NAN, |v| v as f64)),
+        ("max", r.latency_max_us.map_or(f64::NAN, |v| v as f64)),
     ]
 }
 
