@@ -173,6 +173,14 @@ impl TransportPlan {
         }
     }
 
+    /// How a Last Will run cuts its clients off; `None` for a message stream.
+    pub fn will_cut(&self) -> Option<WillCut> {
+        match self {
+            TransportPlan::Mqtt(m) => m.last_will.as_ref().map(|w| w.cut),
+            _ => None,
+        }
+    }
+
     /// The header profile the embedded hub answers with for this transport.
     pub fn response_profile(&self) -> HeaderProfile {
         match self {

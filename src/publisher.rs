@@ -47,6 +47,37 @@ pub struct PublishOutcome {
     pub achieved_rate_per_s: f64,
     /// Time from sending `window_opens_after` to sending the last message (first channel).
     pub window: Option<Duration>,
+    /// The highest sequence number any channel tried to publish (sent or failed).
+    pub highest_attempted: Option<u64>,
+    /// When, after the start of publishing, the first publish failed.
+    pub first_error_at: Option<Duration>,
+    /// When, after the start of publishing, the target last accepted a message.
+    pub last_ok_at: Option<Duration>,
+    /// Every channel's last attempt failed: the target had stopped answering.
+    pub ended_failing: bool,
+}
+
+impl PublishOutcome {
+    /// Adds another channel's outcome.
+    fn merge(&mut self, o: PublishOutcome) {
+        self.ended_failing = (self.ended_failing || self.published + self.errors == 0)
+            && (o.ended_failing || o.published + o.errors == 0);
+        self.published += o.published;
+        self.errors += o.errors;
+        self.late += o.late;
+        self.achieved_rate_per_s += o.achieved_rate_per_s;
+        self.window = self.window.or(o.window);
+        self.highest_attempted = self.highest_attempted.max(o.highest_attempted);
+        self.first_error_at = earliest(self.first_error_at, o.first_error_at);
+        self.last_ok_at = self.last_ok_at.max(o.last_ok_at);
+    }
+}
+
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Live count for progress display.
@@ -70,7 +101,11 @@ pub async fn publish(
         for channel in 0..schedule.channels {
             match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), &stop).await {
                 Ok(sink) => sinks.push((Arc::clone(endpoint), sink)),
-                Err(_) => total.errors += 1,
+                Err(_) => {
+                    total.errors += 1;
+                    total.first_error_at = Some(Duration::ZERO);
+                    total.ended_failing = true;
+                }
             }
         }
     }
@@ -90,12 +125,9 @@ pub async fn publish(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let Ok(o) = joined else { continue };
-        total.published += o.published;
-        total.errors += o.errors;
-        total.late += o.late;
-        total.achieved_rate_per_s += o.achieved_rate_per_s;
-        total.window = total.window.or(o.window);
+        if let Ok(o) = joined {
+            total.merge(o);
+        }
     }
     total
 }
@@ -126,12 +158,20 @@ async fn publish_channel(
             intended_us: unix_us(start_wall + offset),
         };
         let body = Bytes::from(stamp.encode(schedule.payload_bytes));
-        match sink.send(endpoint, body).await {
+        outcome.highest_attempted = Some(seq);
+        let result = sink.send(endpoint, body).await;
+        let at = Some(Instant::now().duration_since(start));
+        outcome.ended_failing = result.is_err();
+        match result {
             Ok(()) => {
                 outcome.published += 1;
+                outcome.last_ok_at = at;
                 progress.published.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => outcome.errors += 1,
+            Err(_) => {
+                outcome.errors += 1;
+                outcome.first_error_at = outcome.first_error_at.or(at);
+            }
         }
         first_sent.get_or_insert(sent);
         last_sent = Some(sent);

@@ -163,8 +163,63 @@ pub struct RunResult {
     pub target_shard_peak_rss_bytes: Vec<u64>,
 }
 
+impl RunResult {
+    /// A result in which nothing is measured yet: every figure NaN (null in JSON, empty in
+    /// CSV) and every optional one empty, so that a figure a run does not measure can never
+    /// read as a measured zero. (`Default` keeps zeros: it fills the columns that older
+    /// results files lack.)
+    pub fn not_measured() -> RunResult {
+        RunResult {
+            delivery_ratio: f64::NAN,
+            bytes_per_message: f64::NAN,
+            overhead_bytes_per_message: f64::NAN,
+            ip_bytes_per_message: f64::NAN,
+            kernel_bytes_per_message: f64::NAN,
+            setup_bytes_per_client: f64::NAN,
+            setup_ip_bytes_per_client: f64::NAN,
+            bandwidth_bps: f64::NAN,
+            ip_bandwidth_bps: f64::NAN,
+            exchanges_per_client_per_s: f64::NAN,
+            latency_mean_us: f64::NAN,
+            publish_rate_requested_per_s: f64::NAN,
+            publish_rate_achieved_per_s: f64::NAN,
+            window_s: f64::NAN,
+            connect_s: f64::NAN,
+            fleet_cpu_s: f64::NAN,
+            fleet_rss_bytes_per_client: f64::NAN,
+            fleet_cpu_us_per_message: f64::NAN,
+            target_cpu_us_per_message: f64::NAN,
+            ..RunResult::default()
+        }
+    }
+}
+
 /// Reads a figure written as `null` back as NaN: NaN (nothing to measure, e.g. bytes per
 /// message of a run that delivered nothing) has no JSON form and is written as `null`.
 fn nan_if_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every figure of a fresh result is null: a new `f64` column left out of
+    /// `not_measured` would show up here as 0.
+    #[test]
+    fn nothing_reads_as_measured_before_it_is() {
+        let serde_json::Value::Object(columns) =
+            serde_json::to_value(RunResult::not_measured()).unwrap()
+        else {
+            panic!("a result serializes as an object");
+        };
+        let floats: Vec<&String> = columns
+            .iter()
+            .filter(|(_, v)| v.as_number().is_some_and(|n| n.is_f64()))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(floats.is_empty(), "measured before measuring: {floats:?}");
+        assert!(columns["latency_p50_us"].is_null());
+        assert!(columns["target_cpu_s"].is_null());
+    }
 }

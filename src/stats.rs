@@ -93,7 +93,9 @@ pub struct Delivery {
 }
 
 /// Delivery counts, summed over clients.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, derive_more::AddAssign,
+)]
 pub struct DeliveryCounts {
     pub expected: u64,
     pub delivered: u64,
@@ -143,27 +145,23 @@ impl Delivery {
         }
     }
 
-    pub fn counts(&self) -> DeliveryCounts {
-        let lost = self.expected - self.distinct;
+    /// The counts, expecting only the tracked messages up to `due_through`: an interrupted
+    /// run expects what was published before the interruption, not what never was.
+    pub fn counts(&self, due_through: u64) -> DeliveryCounts {
+        let expected = if due_through < self.first {
+            0
+        } else {
+            self.expected.min(due_through - self.first + 1)
+        };
+        let lost = expected.saturating_sub(self.distinct);
         DeliveryCounts {
-            expected: self.expected,
+            expected,
             delivered: self.distinct,
             lost,
             duplicated: self.duplicated,
             out_of_order: self.out_of_order,
             clients_with_loss: u64::from(lost > 0),
         }
-    }
-}
-
-impl std::ops::AddAssign for DeliveryCounts {
-    fn add_assign(&mut self, o: DeliveryCounts) {
-        self.expected += o.expected;
-        self.delivered += o.delivered;
-        self.lost += o.lost;
-        self.duplicated += o.duplicated;
-        self.out_of_order += o.out_of_order;
-        self.clients_with_loss += o.clients_with_loss;
     }
 }
 
@@ -177,13 +175,27 @@ mod tests {
         for seq in [9, 10, 12, 11, 12, 14, 15] {
             d.record(seq);
         }
-        let c = d.counts();
+        let c = d.counts(u64::MAX);
         assert_eq!(c.expected, 5);
         assert_eq!(c.delivered, 4);
         assert_eq!(c.lost, 1);
         assert_eq!(c.duplicated, 1);
         assert_eq!(c.out_of_order, 1); // 11 after 12
         assert_eq!(c.clients_with_loss, 1);
+    }
+
+    #[test]
+    fn an_interruption_expects_only_what_was_due() {
+        let mut d = Delivery::new(10, 14);
+        for seq in [10, 11] {
+            d.record(seq);
+        }
+        let through_11 = d.counts(11);
+        assert_eq!((through_11.expected, through_11.lost), (2, 0));
+        assert_eq!(through_11.clients_with_loss, 0);
+        let through_12 = d.counts(12);
+        assert_eq!((through_12.expected, through_12.lost), (3, 1));
+        assert_eq!(d.counts(9).expected, 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! negotiated) per segment, pure ACKs included.
 
 use std::io;
-use std::ops::{Add, Sub};
+use std::ops::Sub;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,7 +20,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// What one connection (or a sum of connections) carried.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    derive_more::Add,
+    derive_more::AddAssign,
+)]
 pub struct WireCounts {
     /// Bytes the client wrote to the socket (counted at the stream).
     pub sent: u64,
@@ -40,20 +51,6 @@ impl WireCounts {
     /// Payload bytes in both directions, as counted at the stream.
     pub fn total(&self) -> u64 {
         self.sent + self.received
-    }
-}
-
-impl Add for WireCounts {
-    type Output = WireCounts;
-    fn add(self, o: WireCounts) -> WireCounts {
-        WireCounts {
-            sent: self.sent + o.sent,
-            received: self.received + o.received,
-            kernel_sent: self.kernel_sent + o.kernel_sent,
-            kernel_received: self.kernel_received + o.kernel_received,
-            segments: self.segments + o.segments,
-            ip_bytes: self.ip_bytes + o.ip_bytes,
-        }
     }
 }
 

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{ClientOutcome, Shared};
+use super::{FleetOutcome, Shared};
 use crate::payload::{Stamp, unix_us};
+use crate::plan::WillCut;
 use crate::stats::Delivery;
 use crate::transport::{ClientSpec, Received, Transport};
 use crate::wire::WireCounts;
@@ -33,15 +34,16 @@ enum ByteWindow {
     },
 }
 
-/// Runs one client until it has received the last measured message or the run stops.
+/// Runs one client until it has received the last measured message, the run stops, or the
+/// client is cut off (then it stays down until the run stops).
 pub async fn run_client<T: Transport>(
     spec: ClientSpec,
     shared: Arc<Shared>,
     index: usize,
-) -> ClientOutcome {
+) -> FleetOutcome {
     let window = shared.window;
     let mut delivery = Delivery::new(window.first, window.last);
-    let mut outcome = ClientOutcome::default();
+    let mut outcome = FleetOutcome::default();
     let mut earlier = WireCounts::default(); // connections that have ended
     let mut bytes = ByteWindow::Waiting;
     let mut payloads: Vec<Received> = Vec::new();
@@ -51,6 +53,8 @@ pub async fn run_client<T: Transport>(
     // message would take the token's lock 100k times a second.
     let stopped = shared.stop.cancelled();
     tokio::pin!(stopped);
+    let cut = shared.cut.cancelled();
+    tokio::pin!(cut);
     while !shared.stop.is_cancelled() {
         let transport = match conn.as_mut() {
             Some(t) => t,
@@ -58,8 +62,9 @@ pub async fn run_client<T: Transport>(
                 let Some(t) = connect::<T>(&spec, &shared).await else {
                     break;
                 };
-                if outcome.setup.is_none() {
-                    outcome.setup = Some(t.wire());
+                if outcome.clients_connected == 0 {
+                    outcome.setup = t.wire();
+                    outcome.clients_connected = 1;
                     shared.connected.fetch_add(1, Ordering::Relaxed);
                 } else {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -70,11 +75,16 @@ pub async fn run_client<T: Transport>(
         let step = tokio::select! {
             biased;
             _ = &mut stopped => break,
+            _ = &mut cut => {
+                stay_down(&spec, &mut conn, &mut earlier, &mut stopped).await;
+                break;
+            }
             step = transport.next(&mut payloads) => step,
         };
         if step.is_err() {
-            earlier = earlier + transport.wire();
+            earlier += transport.wire();
             conn = None;
+            shared.disconnects.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let (count, highest) = account(&payloads, &mut delivery, &shared, index);
@@ -113,8 +123,24 @@ pub async fn run_client<T: Transport>(
         ByteWindow::Open { start } => now - start,
         ByteWindow::Closed { start, end } => end - start,
     };
-    outcome.delivery = delivery.counts();
+    outcome.delivery = delivery.counts(shared.due_through());
     outcome
+}
+
+/// A cut client: it closes its connection without a goodbye (`Close`) or keeps it open but
+/// mute (`Silence`, so that only the server's keep-alive can notice), until the run stops.
+async fn stay_down<T: Transport>(
+    spec: &ClientSpec,
+    conn: &mut Option<T>,
+    earlier: &mut WireCounts,
+    stopped: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+) {
+    if spec.plan.will_cut() != Some(WillCut::Silence)
+        && let Some(closed) = conn.take()
+    {
+        *earlier += closed.wire();
+    }
+    stopped.as_mut().await;
 }
 
 /// Connects, retrying with backoff until it works or the run stops; counts failures.

@@ -34,9 +34,17 @@ pub struct Shared {
     pub window: MeasuredSeqs,
     /// Cancelled when the run ends (drain over, or interrupted).
     pub stop: CancellationToken,
+    /// Cancelled at the moment every client is cut off (a Last Will run): each then closes
+    /// its connection or falls silent, as its plan says, and stays down.
+    pub cut: CancellationToken,
+    /// The highest sequence number that was due when publishing ended (every measured one,
+    /// unless the run was interrupted): set before `stop`, read as each client ends.
+    due_through: AtomicU64,
     pub connected: AtomicU64,
     pub connect_failures: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Connections that broke (the server closed them, or the network failed) mid-run.
+    pub disconnects: AtomicU64,
     pub delivered: AtomicU64,
     /// Clients that closed their byte window (received the last measured message).
     pub finished: AtomicU64,
@@ -49,9 +57,12 @@ impl Shared {
         Shared {
             window,
             stop,
+            cut: CancellationToken::new(),
+            due_through: AtomicU64::new(u64::MAX),
             connected: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             first_error: Mutex::new(None),
@@ -68,6 +79,16 @@ impl Shared {
         record_latency(&mut h, latency_us);
     }
 
+    /// Ends the run: the clients expect the measured messages up to `due_through`.
+    pub fn end(&self, due_through: u64) {
+        self.due_through.store(due_through, Ordering::Relaxed);
+        self.stop.cancel();
+    }
+
+    pub fn due_through(&self) -> u64 {
+        self.due_through.load(Ordering::Relaxed)
+    }
+
     /// Keeps the first connect error, so that a run where nothing connects can say why.
     fn note_error(&self, error: &anyhow::Error) {
         let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -81,6 +102,7 @@ impl Shared {
             connected: load(&self.connected),
             connect_failures: load(&self.connect_failures),
             reconnects: load(&self.reconnects),
+            disconnects: load(&self.disconnects),
             delivered: load(&self.delivered),
             finished: load(&self.finished),
         }
@@ -106,74 +128,32 @@ impl Shared {
 }
 
 /// Live counters of a fleet (summed over workers by the coordinator).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, derive_more::AddAssign,
+)]
 pub struct Counts {
     pub connected: u64,
     pub connect_failures: u64,
     pub reconnects: u64,
+    pub disconnects: u64,
     pub delivered: u64,
     /// Clients that ended (received the last measured message, or were stopped).
     pub finished: u64,
 }
 
-impl std::ops::AddAssign for Counts {
-    fn add_assign(&mut self, o: Counts) {
-        self.connected += o.connected;
-        self.connect_failures += o.connect_failures;
-        self.reconnects += o.reconnects;
-        self.delivered += o.delivered;
-        self.finished += o.finished;
-    }
-}
-
-/// What one client measured.
-#[derive(Debug, Default, Clone)]
-pub struct ClientOutcome {
-    pub delivery: DeliveryCounts,
-    /// Bytes of the first connection's connect and subscribe; `None` if it never connected.
-    pub setup: Option<WireCounts>,
-    pub window_wire: WireCounts,
-    /// Everything the client's connections carried, from connect to the end of the run.
-    pub total_wire: WireCounts,
-    pub window_messages: u64,
-    pub window_exchanges: u64,
-}
-
-/// Every client's outcome, summed.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// What one client measured, and every client's outcome summed: a client that connected
+/// counts one in `clients_connected` and its first connection's bytes in `setup`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, derive_more::AddAssign)]
 pub struct FleetOutcome {
     pub delivery: DeliveryCounts,
+    /// Bytes of the first connection's connect and subscribe.
     pub setup: WireCounts,
     pub clients_connected: u64,
     pub window_wire: WireCounts,
+    /// Everything the connections carried, from connect to the end of the run.
     pub total_wire: WireCounts,
     pub window_messages: u64,
     pub window_exchanges: u64,
-}
-
-impl FleetOutcome {
-    /// Adds another fleet's (a worker's) outcome.
-    pub fn merge(&mut self, o: &FleetOutcome) {
-        self.delivery += o.delivery;
-        self.setup = self.setup + o.setup;
-        self.clients_connected += o.clients_connected;
-        self.window_wire = self.window_wire + o.window_wire;
-        self.total_wire = self.total_wire + o.total_wire;
-        self.window_messages += o.window_messages;
-        self.window_exchanges += o.window_exchanges;
-    }
-
-    fn add(&mut self, c: ClientOutcome) {
-        self.delivery += c.delivery;
-        if let Some(setup) = c.setup {
-            self.setup = self.setup + setup;
-            self.clients_connected += 1;
-        }
-        self.window_wire = self.window_wire + c.window_wire;
-        self.total_wire = self.total_wire + c.total_wire;
-        self.window_messages += c.window_messages;
-        self.window_exchanges += c.window_exchanges;
-    }
 }
 
 /// What one fleet (in this process or in a worker) runs: clients `first..first + clients` of
@@ -194,8 +174,8 @@ pub struct FleetSpec {
 
 /// The running clients of one fleet.
 pub struct Fleet {
-    tasks: JoinSet<ClientOutcome>,
-    spawner: tokio::task::JoinHandle<JoinSet<ClientOutcome>>,
+    tasks: JoinSet<FleetOutcome>,
+    spawner: tokio::task::JoinHandle<JoinSet<FleetOutcome>>,
 }
 
 impl Fleet {
@@ -240,7 +220,7 @@ impl Fleet {
         let mut outcome = FleetOutcome::default();
         while let Some(joined) = self.tasks.join_next().await {
             if let Ok(client) = joined {
-                outcome.add(client);
+                outcome += client;
             }
         }
         outcome
@@ -248,13 +228,13 @@ impl Fleet {
 }
 
 fn spawn_client(
-    tasks: &mut JoinSet<ClientOutcome>,
+    tasks: &mut JoinSet<FleetOutcome>,
     spec: ClientSpec,
     shared: Arc<Shared>,
     i: usize,
 ) {
     fn go<T: Transport>(
-        tasks: &mut JoinSet<ClientOutcome>,
+        tasks: &mut JoinSet<FleetOutcome>,
         spec: ClientSpec,
         shared: Arc<Shared>,
         i: usize,
@@ -298,6 +278,23 @@ pub struct Merged {
     pub worker_delivered: Vec<u64>,
 }
 
+impl Merged {
+    fn new(latency: Histogram<u64>) -> Merged {
+        Merged {
+            outcome: FleetOutcome::default(),
+            latency,
+            counts: Counts::default(),
+            first_error: None,
+            workers: 0,
+            workers_lost: 0,
+            workers_cpu_s: 0.0,
+            workers_peak_rss_bytes: 0,
+            workers_rss_added_bytes: 0,
+            worker_delivered: Vec::new(),
+        }
+    }
+}
+
 impl Running {
     /// Runs `spec` here when it fits `per_worker`, or in `ceil(clients / per_worker)` worker
     /// processes of `exe` (each with an equal share of the clients and of the connect rate).
@@ -339,35 +336,33 @@ impl Running {
         }
     }
 
-    /// Waits for every client (or worker) to end, and merges what they measured.
-    pub async fn finish(self) -> anyhow::Result<Merged> {
+    /// Cuts every client off at once (see `Shared::cut`).
+    pub fn cut(&self) {
         match self {
-            Running::Local { fleet, shared } => Ok(Merged {
-                outcome: fleet.join().await,
-                latency: shared.latency(),
-                counts: shared.counts(),
-                first_error: shared.first_error(),
-                workers: 0,
-                workers_lost: 0,
-                workers_cpu_s: 0.0,
-                workers_peak_rss_bytes: 0,
-                workers_rss_added_bytes: 0,
-                worker_delivered: Vec::new(),
-            }),
+            Running::Local { shared, .. } => shared.cut.cancel(),
+            Running::Workers(workers) => workers.cut(),
+        }
+    }
+
+    /// Ends the run (the clients expect the measured messages up to `due_through`), waits
+    /// for every client (or worker) to end, and merges what they measured.
+    pub async fn finish(self, due_through: u64) -> anyhow::Result<Merged> {
+        match self {
+            Running::Local { fleet, shared } => {
+                shared.end(due_through);
+                Ok(Merged {
+                    outcome: fleet.join().await,
+                    counts: shared.counts(),
+                    first_error: shared.first_error(),
+                    ..Merged::new(shared.latency())
+                })
+            }
             Running::Workers(workers) => {
                 let count = workers.shares.len() as u64;
-                let reports = workers.join().await;
+                let reports = workers.finish(due_through).await;
                 let mut merged = Merged {
-                    outcome: FleetOutcome::default(),
-                    latency: new_histogram(),
-                    counts: Counts::default(),
-                    first_error: None,
                     workers: count,
-                    workers_lost: 0,
-                    workers_cpu_s: 0.0,
-                    workers_peak_rss_bytes: 0,
-                    workers_rss_added_bytes: 0,
-                    worker_delivered: Vec::new(),
+                    ..Merged::new(new_histogram())
                 };
                 for report in reports {
                     let Some(r) = report else {
@@ -376,7 +371,7 @@ impl Running {
                         continue;
                     };
                     merged.worker_delivered.push(r.outcome.delivery.delivered);
-                    merged.outcome.merge(&r.outcome);
+                    merged.outcome += r.outcome;
                     merged
                         .latency
                         .add(crate::stats::decode_histogram(&r.latency_histogram)?)

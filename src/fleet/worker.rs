@@ -2,12 +2,14 @@
 //! fleet re-executes its own binary as `pushbench worker`, one per share of the clients.
 //!
 //! The protocol is JSON lines on the worker's stdio. The coordinator writes the worker's
-//! `FleetSpec`, then `stop` when the run ends; the worker writes `counts {…}` every
+//! `FleetSpec`, `cut` if the clients are to be cut off, then `stop DUE` when the run ends
+//! (`DUE`: the highest sequence number that was due); the worker writes `counts {…}` every
 //! `REPORT_EVERY` and, after `stop`, one `result {…}` with what its clients measured
 //! (delivery, bytes, the serialized latency histogram, its CPU and memory).
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ const REPORT_EVERY: Duration = Duration::from_millis(200);
 /// How long a worker may take to report after `stop` before it counts as lost.
 const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP: &str = "stop";
+const CUT: &str = "cut";
 const COUNTS: &str = "counts ";
 const RESULT: &str = "result ";
 
@@ -55,15 +58,25 @@ pub async fn serve() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let shared = Arc::new(Shared::new(spec.seqs, stop.clone()));
     let fleet = Fleet::start(&spec, Arc::clone(&shared));
-    let watch_stop = stop.clone();
+    let commands = Arc::clone(&shared);
     tokio::spawn(async move {
-        // `stop`, or the coordinator gone (EOF), ends the run.
+        // `stop DUE`, or the coordinator gone (EOF: everything was due), ends the run.
+        let mut due = u64::MAX;
         while let Ok(Some(line)) = input.next_line().await {
-            if line.trim() == STOP {
-                break;
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some(CUT) => commands.cut.cancel(),
+                Some(STOP) => {
+                    due = words
+                        .next()
+                        .and_then(|d| d.parse().ok())
+                        .unwrap_or(u64::MAX);
+                    break;
+                }
+                _ => {}
             }
         }
-        watch_stop.cancel();
+        commands.end(due);
     });
     let mut out = tokio::io::stdout();
     while !stop.is_cancelled() {
@@ -95,16 +108,32 @@ pub async fn serve() -> anyhow::Result<()> {
 pub struct Workers {
     tasks: JoinSet<(usize, Option<WorkerReport>)>,
     counts: Arc<Mutex<Vec<Counts>>>,
+    commands: Commands,
     pub shares: Vec<u32>,
 }
 
+/// What the coordinator tells every worker after its spec.
+#[derive(Clone)]
+struct Commands {
+    cut: CancellationToken,
+    stop: CancellationToken,
+    /// Set before `stop` is cancelled.
+    due_through: Arc<AtomicU64>,
+}
+
 impl Workers {
-    /// Starts one `exe worker` per spec.
+    /// Starts one `exe worker` per spec; cancelling `stop` (an interruption) ends them as
+    /// `finish` does, with every message counted as due.
     pub fn start(
         exe: &Path,
         specs: Vec<FleetSpec>,
         stop: CancellationToken,
     ) -> anyhow::Result<Workers> {
+        let commands = Commands {
+            cut: CancellationToken::new(),
+            stop,
+            due_through: Arc::new(AtomicU64::new(u64::MAX)),
+        };
         let counts = Arc::new(Mutex::new(vec![Counts::default(); specs.len()]));
         let shares = specs.iter().map(|s| s.clients).collect();
         let mut tasks = JoinSet::new();
@@ -114,17 +143,26 @@ impl Workers {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
+                // Out of the terminal's process group: Ctrl-C reaches the coordinator only,
+                // which then ends the workers with `stop` and collects what they measured.
+                .process_group(0)
                 .kill_on_drop(true)
                 .spawn()
                 .with_context(|| format!("starting worker {k} ({} worker)", exe.display()))?;
-            let (counts, stop) = (Arc::clone(&counts), stop.clone());
-            tasks.spawn(async move { (k, drive(k, child, spec, counts, stop).await) });
+            let (counts, commands) = (Arc::clone(&counts), commands.clone());
+            tasks.spawn(async move { (k, drive(k, child, spec, counts, commands).await) });
         }
         Ok(Workers {
             tasks,
             counts,
+            commands,
             shares,
         })
+    }
+
+    /// Cuts every worker's clients off.
+    pub fn cut(&self) {
+        self.commands.cut.cancel();
     }
 
     /// The workers' live counters, summed.
@@ -137,8 +175,13 @@ impl Workers {
         sum
     }
 
-    /// Every worker's report, in worker order; `None` for a worker that died or never reported.
-    pub async fn join(mut self) -> Vec<Option<WorkerReport>> {
+    /// Ends the run and returns every worker's report, in worker order; `None` for a worker
+    /// that died or never reported.
+    pub async fn finish(mut self, due_through: u64) -> Vec<Option<WorkerReport>> {
+        self.commands
+            .due_through
+            .store(due_through, Ordering::Relaxed);
+        self.commands.stop.cancel();
         let mut reports = vec![None; self.shares.len()];
         while let Some(joined) = self.tasks.join_next().await {
             if let Ok((k, report)) = joined {
@@ -155,7 +198,7 @@ async fn drive(
     mut child: Child,
     spec: FleetSpec,
     counts: Arc<Mutex<Vec<Counts>>>,
-    stop: CancellationToken,
+    commands: Commands,
 ) -> Option<WorkerReport> {
     let mut stdin = child.stdin.take()?;
     let stdout = child.stdout.take()?;
@@ -163,10 +206,17 @@ async fn drive(
     stdin.write_all(job.as_bytes()).await.ok()?;
     let mut lines = BufReader::new(stdout).lines();
     let mut deadline = None;
+    let mut cut_sent = false;
     loop {
         let line = tokio::select! {
-            _ = stop.cancelled(), if deadline.is_none() => {
-                let _ = stdin.write_all(format!("{STOP}\n").as_bytes()).await;
+            _ = commands.cut.cancelled(), if !cut_sent && deadline.is_none() => {
+                let _ = stdin.write_all(format!("{CUT}\n").as_bytes()).await;
+                cut_sent = true;
+                continue;
+            }
+            _ = commands.stop.cancelled(), if deadline.is_none() => {
+                let due = commands.due_through.load(Ordering::Relaxed);
+                let _ = stdin.write_all(format!("{STOP} {due}\n").as_bytes()).await;
                 deadline = Some(tokio::time::Instant::now() + RESULT_TIMEOUT);
                 continue;
             }

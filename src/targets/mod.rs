@@ -214,6 +214,26 @@ impl RunningTarget {
         })
     }
 
+    /// The child shards that are no longer running, each as "shard K (pid P) exited: …".
+    pub fn exited_shards(&mut self) -> Vec<String> {
+        let Server::Children(children) = &mut self.server else {
+            return Vec::new();
+        };
+        children
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(k, child)| {
+                let pid = child
+                    .id()
+                    .map_or_else(String::new, |p| format!(" (pid {p})"));
+                match child.try_wait() {
+                    Ok(Some(status)) => Some(format!("shard {k}{pid} exited: {status}")),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// The embedded hubs' own counters, summed over shards.
     pub async fn hub_stats(&self) -> Option<HubStats> {
         if self.broker {

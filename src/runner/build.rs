@@ -1,0 +1,309 @@
+//! What a run counted, and the one place that turns it into a `RunResult`. The result starts
+//! with nothing measured (`RunResult::not_measured`), so a figure a mode does not measure
+//! stays empty instead of reading as zero.
+
+use crate::fleet::{MeasuredSeqs, Merged};
+use crate::last_will::Wills;
+use crate::plan::{Plan, TransportPlan};
+use crate::publisher::PublishOutcome;
+use crate::result::RunResult;
+use crate::stats::{self, Percentiles, per};
+use crate::sys;
+use crate::targets::RunningTarget;
+
+/// What made the clients receive something.
+pub enum Stimulus {
+    /// The publisher's message stream.
+    Stream(PublishOutcome),
+    /// The clients were cut off; the brokers published their wills.
+    Wills(Wills),
+}
+
+/// What the fleet, the publisher and the target counted.
+pub struct Measured {
+    pub seqs: MeasuredSeqs,
+    /// The highest sequence number that was due (the last measured one, unless interrupted).
+    pub due_through: u64,
+    pub fleet: Merged,
+    pub stimulus: Stimulus,
+    pub connect_s: f64,
+    pub hub_dropped_slow: Option<u64>,
+    /// Embedded target shards found dead at the end, described.
+    pub exited_shards: Vec<String>,
+    pub complete: bool,
+    /// Servers published to: each gets every message.
+    pub endpoints: u64,
+}
+
+/// CPU and memory readings taken when the clients start, to subtract at the end.
+pub struct CostMeter {
+    fleet_rss_start: u64,
+    fleet_cpu_start: f64,
+    target_cpu_start: Vec<f64>,
+}
+
+/// What the run cost the fleet and the (embedded) target.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cost {
+    /// The coordinator's and every worker's CPU seconds.
+    pub fleet_cpu_s: f64,
+    /// The coordinator's and every worker's peak RSS, summed.
+    pub fleet_peak_rss_bytes: u64,
+    /// What the clients added to those peaks (peak − RSS at the start of the run).
+    pub fleet_rss_added_bytes: u64,
+    pub target_shard_cpu_s: Vec<f64>,
+    pub target_shard_peak_rss_bytes: Vec<u64>,
+}
+
+impl CostMeter {
+    pub fn start(target: &RunningTarget) -> CostMeter {
+        CostMeter {
+            fleet_rss_start: sys::reset_own_peak_rss(),
+            fleet_cpu_start: sys::own_cpu_s(),
+            target_cpu_start: target.shard_costs().iter().map(|c| c.0).collect(),
+        }
+    }
+
+    pub fn finish(&self, target: &RunningTarget, fleet: &Merged) -> Cost {
+        let target_end = target.shard_costs();
+        let fleet_peak = sys::peak_rss_bytes("self").unwrap_or(0);
+        Cost {
+            fleet_cpu_s: sys::own_cpu_s() - self.fleet_cpu_start + fleet.workers_cpu_s,
+            fleet_peak_rss_bytes: fleet_peak + fleet.workers_peak_rss_bytes,
+            fleet_rss_added_bytes: fleet_peak.saturating_sub(self.fleet_rss_start)
+                + fleet.workers_rss_added_bytes,
+            target_shard_cpu_s: target_end
+                .iter()
+                .zip(self.target_cpu_start.iter().chain(std::iter::repeat(&0.0)))
+                .map(|((end, _), start)| end - start)
+                .collect(),
+            target_shard_peak_rss_bytes: target_end.iter().map(|c| c.1).collect(),
+        }
+    }
+}
+
+/// A run that could not hold what was asked: the publisher fell behind (achieved rate under
+/// 95% of the requested one, or more than 1% of messages sent over an interval late),
+/// pollers polled at under 95% of their rate, or deliveries fell behind the stream (median
+/// latency over one message interval). Only judged for a run without a fault: a dead target
+/// slows the publisher too, and that is not the rate's doing.
+fn saturated(r: &RunResult, message_interval_us: f64) -> bool {
+    let deliveries_behind = r
+        .latency_p50_us
+        .is_some_and(|p50| p50 as f64 > message_interval_us);
+    let publisher_behind = r.publish_rate_achieved_per_s < 0.95 * r.publish_rate_requested_per_s
+        || r.publish_late as f64 > 0.01 * r.messages_expected as f64 / r.clients.max(1) as f64;
+    let pollers_behind = r.exchanges_requested_per_client_per_s.is_some_and(|asked| {
+        r.exchanges_per_client_per_s.is_finite() && r.exchanges_per_client_per_s < 0.95 * asked
+    });
+    r.fault.is_empty() && (publisher_behind || pollers_behind || deliveries_behind)
+}
+
+/// What went wrong that was not the rate, in words; empty when nothing did. Publishes that
+/// failed, fleet workers or target shards that died are faults; broken connections and
+/// failed connects are named as their evidence (on their own they can be a server's
+/// ordinary keep-alive limits).
+fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
+    let counts = &m.fleet.counts;
+    let mut causes = Vec::new();
+    let mut lead = None;
+    if let Some(p) = published.filter(|p| p.errors > 0) {
+        let at = |t: Option<std::time::Duration>| t.unwrap_or_default().as_secs_f64();
+        if p.ended_failing {
+            let since = p
+                .last_ok_at
+                .map_or(at(p.first_error_at), |ok| ok.as_secs_f64());
+            lead = Some(format!(
+                "target stopped answering {since:.1} s into publishing"
+            ));
+        }
+        causes.push(format!(
+            "{} of {} publishes failed (the first {:.1} s into publishing)",
+            p.errors,
+            p.errors + p.published,
+            at(p.first_error_at)
+        ));
+    }
+    causes.extend(m.exited_shards.iter().map(|s| format!("target {s}")));
+    if m.fleet.workers_lost > 0 {
+        causes.push(format!(
+            "{} of {} fleet workers died (their clients count as lost)",
+            m.fleet.workers_lost, m.fleet.workers
+        ));
+    }
+    if causes.is_empty() {
+        return String::new();
+    }
+    if counts.disconnects > 0 {
+        causes.push(format!("{} connections broke", counts.disconnects));
+    }
+    if counts.connect_failures > 0 {
+        causes.push(format!("{} connects failed", counts.connect_failures));
+    }
+    match lead {
+        Some(lead) => format!("{lead}: {}", causes.join(", ")),
+        None => causes.join(", "),
+    }
+}
+
+pub fn build_result(
+    plan: &Plan,
+    transport: &TransportPlan,
+    target: String,
+    started_at: String,
+    m: &Measured,
+    cost: &Cost,
+) -> anyhow::Result<RunResult> {
+    let clients = u64::from(plan.clients);
+    let outcome = &m.fleet.outcome;
+    let connected = outcome.clients_connected as f64;
+    let target_cpu_s =
+        (!cost.target_shard_cpu_s.is_empty()).then(|| cost.target_shard_cpu_s.iter().sum::<f64>());
+    let mut r = RunResult {
+        scenario: plan.name.clone(),
+        transport: transport.label(),
+        transport_kind: transport.kind().to_string(),
+        target,
+        started_at,
+        complete: m.complete,
+        clients,
+        channels: u64::from(plan.channels),
+        total_bytes_up: outcome.total_wire.sent,
+        total_bytes_down: outcome.total_wire.received,
+        total_ip_bytes: outcome.total_wire.ip_bytes,
+        total_segments: outcome.total_wire.segments,
+        setup_bytes_per_client: per(outcome.setup.total() as f64, connected),
+        setup_ip_bytes_per_client: per(outcome.setup.ip_bytes as f64, connected),
+        clients_connected: outcome.clients_connected,
+        connect_failures: m.fleet.counts.connect_failures,
+        reconnects: m.fleet.counts.reconnects,
+        connect_s: m.connect_s,
+        hub_dropped_slow: m.hub_dropped_slow,
+        fleet_cpu_s: cost.fleet_cpu_s,
+        fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,
+        fleet_rss_bytes_per_client: per(cost.fleet_rss_added_bytes as f64, clients as f64),
+        fleet_workers: m.fleet.workers,
+        fleet_workers_lost: m.fleet.workers_lost,
+        fleet_worker_delivered: m.fleet.worker_delivered.clone(),
+        target_cpu_s,
+        target_peak_rss_bytes: (!cost.target_shard_peak_rss_bytes.is_empty())
+            .then(|| cost.target_shard_peak_rss_bytes.iter().sum()),
+        target_shards: m.endpoints,
+        target_shard_cpu_s: cost.target_shard_cpu_s.clone(),
+        target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),
+        ..RunResult::not_measured()
+    };
+    let latency = match &m.stimulus {
+        Stimulus::Stream(published) => {
+            stream(&mut r, plan, transport, m, published, target_cpu_s, cost);
+            &m.fleet.latency
+        }
+        Stimulus::Wills(wills) => {
+            will_arrivals(&mut r, wills);
+            &wills.latency
+        }
+    };
+    set_latency(&mut r, latency)?;
+    r.fault = fault(
+        m,
+        match &m.stimulus {
+            Stimulus::Stream(p) => Some(p),
+            Stimulus::Wills(_) => None,
+        },
+    );
+    r.saturated =
+        matches!(m.stimulus, Stimulus::Stream(_)) && saturated(&r, 1e6 / plan.message_rate_per_s);
+    Ok(r)
+}
+
+/// The figures of a message stream: delivery, bytes over the windows, the publisher.
+fn stream(
+    r: &mut RunResult,
+    plan: &Plan,
+    transport: &TransportPlan,
+    m: &Measured,
+    published: &PublishOutcome,
+    target_cpu_s: Option<f64>,
+    cost: &Cost,
+) {
+    let outcome = &m.fleet.outcome;
+    let clients = r.clients;
+    let due = m.due_through.min(m.seqs.last);
+    let per_client = if due < m.seqs.first {
+        0
+    } else {
+        due - m.seqs.first + 1
+    };
+    let expected = clients * per_client;
+    let delivered = outcome.delivery.delivered;
+    let wire = outcome.window_wire;
+    let messages = outcome.window_messages as f64;
+    let nominal_window = (m.seqs.last - m.seqs.first + 1) as f64 / plan.message_rate_per_s;
+    let window_s = published.window.map_or(nominal_window, |w| w.as_secs_f64());
+    let connected = outcome.clients_connected as f64;
+    let bytes_per_message = per(wire.total() as f64, messages);
+    r.payload_bytes = plan.payload_bytes as u64;
+    r.messages_expected = expected;
+    r.messages_delivered = delivered;
+    r.lost = expected.saturating_sub(delivered);
+    r.duplicated = outcome.delivery.duplicated;
+    r.out_of_order = outcome.delivery.out_of_order;
+    r.clients_with_loss = outcome.delivery.clients_with_loss
+        + if per_client > 0 {
+            clients - outcome.clients_connected.min(clients)
+        } else {
+            0
+        };
+    r.delivery_ratio = per(delivered as f64, expected as f64);
+    r.window_messages = outcome.window_messages;
+    r.window_bytes_up = wire.sent;
+    r.window_bytes_down = wire.received;
+    r.bytes_per_message = bytes_per_message;
+    r.overhead_bytes_per_message = bytes_per_message - plan.payload_bytes as f64;
+    r.ip_bytes_per_message = per(wire.ip_bytes as f64, messages);
+    r.kernel_bytes_per_message = per((wire.kernel_sent + wire.kernel_received) as f64, messages);
+    r.bandwidth_bps = per(wire.total() as f64 * 8.0, window_s);
+    r.projected_bandwidth_bps = plan
+        .project_rate_per_s
+        .map(|rate| bytes_per_message * 8.0 * clients as f64 * rate);
+    r.ip_bandwidth_bps = per(wire.ip_bytes as f64 * 8.0, window_s);
+    r.exchanges_per_client_per_s = per(outcome.window_exchanges as f64, connected * window_s);
+    r.exchanges_requested_per_client_per_s = match transport {
+        TransportPlan::HttpPoll { interval, .. } => Some(1.0 / interval.as_secs_f64()),
+        _ => None,
+    };
+    r.publish_rate_requested_per_s =
+        plan.message_rate_per_s * f64::from(plan.channels) * m.endpoints as f64;
+    r.publish_rate_achieved_per_s = published.achieved_rate_per_s;
+    r.publish_late = published.late;
+    r.publish_errors = published.errors;
+    r.window_s = window_s;
+    r.fleet_cpu_us_per_message = per(cost.fleet_cpu_s * 1e6, delivered as f64);
+    r.target_cpu_us_per_message =
+        target_cpu_s.map_or(f64::NAN, |cpu| per(cpu * 1e6, delivered as f64));
+}
+
+/// The figures of a Last Will run: one will owed per client connected at the cut; latency
+/// is will arrival after the cut. No message stream, so no bytes or publisher figures.
+fn will_arrivals(r: &mut RunResult, wills: &Wills) {
+    r.messages_expected = wills.expected;
+    r.messages_delivered = wills.delivered;
+    r.lost = wills.expected.saturating_sub(wills.delivered);
+    r.duplicated = wills.duplicated;
+    r.clients_with_loss = r.lost;
+    r.delivery_ratio = per(wills.delivered as f64, wills.expected as f64);
+    r.will_expected_within_us = Some(wills.bound.as_micros() as u64);
+    r.window_s = wills.waited.as_secs_f64();
+}
+
+fn set_latency(r: &mut RunResult, histogram: &hdrhistogram::Histogram<u64>) -> anyhow::Result<()> {
+    let p = Percentiles::of(histogram);
+    r.latency_p50_us = p.map(|p| p.p50);
+    r.latency_p90_us = p.map(|p| p.p90);
+    r.latency_p99_us = p.map(|p| p.p99);
+    r.latency_p999_us = p.map(|p| p.p999);
+    r.latency_max_us = p.map(|p| p.max);
+    r.latency_mean_us = p.map_or(f64::NAN, |p| p.mean);
+    r.latency_histogram = stats::encode_histogram(histogram)?;
+    Ok(())
+}
