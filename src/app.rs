@@ -100,6 +100,11 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         match runner::run_transport(&plan, transport, &options, &bars).await {
             Ok(result) => {
                 eprintln!("{}", one_line(&result));
+                // A fault is a failed run whose figures are still worth keeping.
+                if !result.fault.is_empty() {
+                    eprintln!("error: {}: {}", result.transport, result.fault);
+                    failures += 1;
+                }
                 results.push(result);
                 failures += write(&out, &results);
             }

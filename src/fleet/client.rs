@@ -192,3 +192,148 @@ fn account(
     shared.delivered.fetch_add(count, Ordering::Relaxed);
     (count, highest)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::fleet::{Counts, MeasuredSeqs};
+    use crate::plan::TransportPlan;
+    use crate::targets::Endpoint;
+    use crate::transport::fake::{self, Fake, SETUP, Step, deliver};
+
+    /// Warm-up messages 0..=2, measured 3..=5.
+    const WINDOW: MeasuredSeqs = MeasuredSeqs { first: 3, last: 5 };
+
+    fn spec(client_id: &str) -> ClientSpec {
+        ClientSpec {
+            endpoint: Arc::new(Endpoint {
+                addr: ([127, 0, 0, 1], 9).into(),
+                authority: "127.0.0.1:9".into(),
+            }),
+            channel: "0".into(),
+            plan: Arc::new(TransportPlan::Websocket {
+                read_buffer_bytes: 4096,
+            }),
+            index: 0,
+            client_id: client_id.into(),
+        }
+    }
+
+    /// Runs one scripted client to its end: by itself, or once it has delivered `delivered`
+    /// messages, by ending the run with `due_through`.
+    async fn run(
+        client_id: &str,
+        connections: Vec<Vec<Step>>,
+        end_after: Option<(u64, u64)>,
+    ) -> (FleetOutcome, Counts, u64) {
+        fake::script(client_id, connections);
+        let shared = Arc::new(Shared::new(WINDOW, CancellationToken::new()));
+        let client = tokio::spawn(run_client::<Fake>(
+            spec(client_id),
+            Arc::clone(&shared),
+            0,
+        ));
+        if let Some((delivered, due_through)) = end_after {
+            while shared.counts().delivered < delivered {
+                tokio::task::yield_now().await;
+            }
+            shared.end(due_through);
+        }
+        let outcome = client.await.unwrap();
+        let latency = shared.latency();
+        assert!(latency.is_empty() || latency.min() == fake::LATENCY.as_micros() as u64);
+        (outcome, shared.counts(), latency.len())
+    }
+
+    #[tokio::test]
+    async fn the_window_opens_after_the_last_warm_up_message_and_closes_with_the_last_measured() {
+        let script = vec![vec![
+            deliver(&[0]),
+            deliver(&[1, 2]),
+            deliver(&[3]),
+            deliver(&[4]),
+            deliver(&[5]),
+            deliver(&[6]),
+        ]];
+        let (o, counts, latencies) = run("window-edges", script, None).await;
+        assert_eq!((o.window_messages, o.window_exchanges), (3, 3));
+        assert_eq!((o.window_wire.sent, o.window_wire.received), (15, 90));
+        assert_eq!((o.setup.sent, o.setup.received), SETUP);
+        // Everything up to the exchange that closed the window (messages 0..=5); the
+        // exchange of message 6 was never read.
+        assert_eq!(o.total_wire.sent, SETUP.0 + 5 * 6);
+        assert_eq!(o.total_wire.received, SETUP.1 + 30 * 6);
+        assert_eq!((o.delivery.expected, o.delivery.delivered), (3, 3));
+        assert_eq!((o.delivery.lost, o.clients_connected), (0, 1));
+        assert_eq!((counts.connected, counts.reconnects), (1, 0));
+        assert_eq!(latencies, 3, "latency is recorded for measured messages only");
+    }
+
+    #[tokio::test]
+    async fn a_reconnect_in_the_window_puts_its_setup_in_the_window() {
+        let script = vec![
+            vec![deliver(&[2]), deliver(&[3]), Step::Break],
+            vec![deliver(&[4]), deliver(&[5])],
+        ];
+        let (o, counts, _) = run("reconnect", script, None).await;
+        assert_eq!((counts.reconnects, counts.disconnects), (1, 1));
+        assert_eq!(o.window_messages, 3);
+        assert_eq!(o.window_wire.sent, 5 + SETUP.0 + 5 + 5);
+        assert_eq!(o.window_wire.received, 30 + SETUP.1 + 30 + 30);
+        // Setup is the first connection's only.
+        assert_eq!((o.setup.sent, o.setup.received), SETUP);
+        assert_eq!(o.total_wire.sent, 2 * SETUP.0 + 4 * 5);
+        assert_eq!(o.delivery.delivered, 3);
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_reordering_are_counted_and_carry_their_bytes() {
+        let script = vec![vec![
+            deliver(&[2]),
+            deliver(&[4]),
+            deliver(&[3]),
+            deliver(&[4]),
+            deliver(&[5]),
+        ]];
+        let (o, _, latencies) = run("duplicate", script, None).await;
+        assert_eq!(o.delivery.delivered, 3);
+        assert_eq!(o.delivery.duplicated, 1);
+        assert_eq!(o.delivery.out_of_order, 1);
+        assert_eq!(o.window_messages, 4, "the duplicate was carried, so it is counted");
+        assert_eq!(o.window_wire.received, 4 * 30);
+        assert_eq!(latencies, 4);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_client_expects_only_what_was_due() {
+        let script = vec![vec![deliver(&[2]), deliver(&[3])]];
+        let (o, _, _) = run("interrupted", script, Some((2, 4))).await;
+        assert_eq!((o.delivery.expected, o.delivery.delivered), (2, 1));
+        assert_eq!(o.delivery.lost, 1);
+        // The window never closed: it runs to the end of the client.
+        assert_eq!((o.window_messages, o.window_wire.received), (1, 30));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_connects_has_no_setup_and_loses_everything() {
+        let shared = Arc::new(Shared::new(WINDOW, CancellationToken::new()));
+        let client = tokio::spawn(run_client::<Fake>(
+            spec("never-scripted"),
+            Arc::clone(&shared),
+            0,
+        ));
+        while shared.counts().connect_failures < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shared.end(u64::MAX);
+        let o = client.await.unwrap();
+        assert_eq!(o.clients_connected, 0);
+        assert_eq!(o.setup, WireCounts::default());
+        assert_eq!((o.delivery.expected, o.delivery.lost), (3, 3));
+        assert!(shared.first_error().unwrap().contains("no script left"));
+    }
+}

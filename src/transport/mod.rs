@@ -1,6 +1,8 @@
 //! How a client receives messages. Each transport is one file behind `Transport`; the client
 //! loop in `fleet::client` is shared by all of them.
 
+#[cfg(test)]
+pub mod fake;
 mod http;
 pub mod mqtt;
 mod websocket;
