@@ -222,14 +222,14 @@ impl RunningTarget {
         match &self.server {
             Server::External => None,
             Server::InProcess(hubs) if hubs.is_empty() => None,
-            Server::InProcess(hubs) => Some(sum_stats(hubs.iter().map(Hub::stats))),
+            Server::InProcess(hubs) => Some(hubs.iter().map(Hub::stats).sum()),
             Server::Children(_) => {
-                let mut all = Vec::new();
+                let mut sum = HubStats::default();
                 for endpoint in &self.endpoints {
                     let fetched = tokio::time::timeout(STATS_TIMEOUT, fetch_stats(endpoint)).await;
-                    all.push(fetched.ok()?.ok()?);
+                    sum += fetched.ok()?.ok()?;
                 }
-                Some(sum_stats(all.into_iter()))
+                Some(sum)
             }
         }
     }
@@ -241,15 +241,6 @@ impl RunningTarget {
             }
         }
     }
-}
-
-fn sum_stats(all: impl Iterator<Item = HubStats>) -> HubStats {
-    all.fold(HubStats::default(), |mut sum, s| {
-        sum.ws_dropped_slow += s.ws_dropped_slow;
-        sum.published += s.published;
-        sum.connections_accepted += s.connections_accepted;
-        sum
-    })
 }
 
 fn spawn_serve(
@@ -387,4 +378,37 @@ async fn fetch_stats(endpoint: &Endpoint) -> anyhow::Result<HubStats> {
     }
     let body = response.into_body().collect().await?.to_bytes();
     Ok(serde_json::from_slice(&body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_stats_add_up_in_every_field() {
+        let one = HubStats {
+            connections_accepted: 1,
+            published: 3,
+            poll_messages: 4,
+            poll_not_modified: 5,
+            longpoll_messages: 6,
+            longpoll_timeouts: 7,
+            ws_sessions: 8,
+            ws_frames_sent: 9,
+            ws_dropped_slow: 10,
+        };
+        let sum: HubStats = [one.clone(), one.clone()].into_iter().sum();
+        let twice = HubStats {
+            connections_accepted: 2,
+            published: 6,
+            poll_messages: 8,
+            poll_not_modified: 10,
+            longpoll_messages: 12,
+            longpoll_timeouts: 14,
+            ws_sessions: 16,
+            ws_frames_sent: 18,
+            ws_dropped_slow: 20,
+        };
+        assert_eq!(sum, twice);
+    }
 }

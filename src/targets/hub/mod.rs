@@ -65,8 +65,18 @@ impl Default for HubConfig {
     }
 }
 
-/// A snapshot of the hub's counters.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// A snapshot of the hub's counters. Shards' snapshots add up field by field.
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    serde::Serialize,
+    serde::Deserialize,
+    derive_more::Add,
+    derive_more::AddAssign,
+    derive_more::Sum,
+)]
 pub struct HubStats {
     pub connections_accepted: u64,
     pub published: u64,
