@@ -72,7 +72,8 @@ enum Server {
     Children(Vec<Child>),
 }
 
-/// The hub configuration a transport run needs: its response headers and long-poll timeout.
+/// The hub configuration a transport run needs: its response headers, its long-poll timeout,
+/// and a header timeout that an interval poller idle between two polls never reaches.
 pub fn hub_config_for(transport: &TransportPlan) -> HubConfig {
     let mut config = HubConfig {
         profile: match transport.response_profile() {
@@ -81,8 +82,12 @@ pub fn hub_config_for(transport: &TransportPlan) -> HubConfig {
         },
         ..HubConfig::default()
     };
-    if let TransportPlan::HttpLongpoll { timeout, .. } = transport {
-        config.longpoll_timeout = *timeout;
+    match transport {
+        TransportPlan::HttpLongpoll { timeout, .. } => config.longpoll_timeout = *timeout,
+        TransportPlan::HttpPoll { interval, .. } => {
+            config.header_timeout = config.header_timeout.max(interval.saturating_mul(2));
+        }
+        TransportPlan::Websocket { .. } | TransportPlan::Mqtt(_) => {}
     }
     config
 }
@@ -260,7 +265,9 @@ fn spawn_serve(
             config.profile.name(),
         ])
         .arg("--longpoll-timeout")
-        .arg(humantime::format_duration(config.longpoll_timeout).to_string());
+        .arg(humantime::format_duration(config.longpoll_timeout).to_string())
+        .arg("--header-timeout")
+        .arg(humantime::format_duration(config.header_timeout).to_string());
     if with_broker {
         command.arg("--broker");
     }
@@ -384,10 +391,27 @@ async fn fetch_stats(endpoint: &Endpoint) -> anyhow::Result<HubStats> {
 mod tests {
     use super::*;
 
+    fn poll_every(interval: Duration) -> TransportPlan {
+        TransportPlan::HttpPoll {
+            interval,
+            headers: HeaderProfile::Minimal,
+        }
+    }
+
+    #[test]
+    fn an_interval_poller_idle_between_polls_is_not_cut() {
+        let default = HubConfig::default().header_timeout;
+        let often = hub_config_for(&poll_every(Duration::from_secs(1)));
+        assert_eq!(often.header_timeout, default);
+        let rarely = hub_config_for(&poll_every(Duration::from_secs(60)));
+        assert_eq!(rarely.header_timeout, Duration::from_secs(120));
+    }
+
     #[test]
     fn shard_stats_add_up_in_every_field() {
         let one = HubStats {
             connections_accepted: 1,
+            header_timeouts: 2,
             published: 3,
             poll_messages: 4,
             poll_not_modified: 5,
@@ -400,6 +424,7 @@ mod tests {
         let sum: HubStats = [one.clone(), one.clone()].into_iter().sum();
         let twice = HubStats {
             connections_accepted: 2,
+            header_timeouts: 4,
             published: 6,
             poll_messages: 8,
             poll_not_modified: 10,

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,6 +44,16 @@ pub struct HubConfig {
     pub profile: HeaderProfile,
     /// How long a long poll is held before it is answered 304.
     pub longpoll_timeout: Duration,
+    /// How long a connection may take to send a complete request header (through its blank
+    /// line) before it is closed, without an answer, and counted in `header_timeouts`. So a
+    /// client that stalls mid-header cannot hold a connection for ever.
+    ///
+    /// The clock (hyper's `header_read_timeout`) starts whenever the connection waits for a
+    /// request header: at accept for the first request, and once the previous response is
+    /// written for every later one, so an idle keep-alive connection is closed after this
+    /// long too. It stops when the header is complete: a slow request body, a long poll
+    /// being held and an upgraded WebSocket connection are not covered.
+    pub header_timeout: Duration,
     /// Messages kept per channel; the oldest is evicted first.
     pub history: usize,
     /// Per-channel WebSocket broadcast capacity: a subscriber further behind is dropped.
@@ -58,6 +68,7 @@ impl Default for HubConfig {
         HubConfig {
             profile: HeaderProfile::Minimal,
             longpoll_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
             history: 1024,
             ws_queue: 1024,
             ws_read_buffer_bytes: 4096,
@@ -79,6 +90,9 @@ impl Default for HubConfig {
 )]
 pub struct HubStats {
     pub connections_accepted: u64,
+    /// Connections closed because a request header was not complete within
+    /// `header_timeout` (idle keep-alive connections included).
+    pub header_timeouts: u64,
     pub published: u64,
     /// Interval-poll 200s.
     pub poll_messages: u64,
@@ -150,6 +164,7 @@ fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
 #[derive(Default)]
 struct Counters {
     connections_accepted: AtomicU64,
+    header_timeouts: AtomicU64,
     published: AtomicU64,
     poll_messages: AtomicU64,
     poll_not_modified: AtomicU64,
@@ -165,6 +180,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         HubStats {
             connections_accepted: get(&self.connections_accepted),
+            header_timeouts: get(&self.header_timeouts),
             published: get(&self.published),
             poll_messages: get(&self.poll_messages),
             poll_not_modified: get(&self.poll_not_modified),
@@ -215,21 +231,31 @@ async fn accept_loop(listener: TcpListener, state: Arc<HubState>) {
     }
 }
 
-/// Serves one connection until it closes, upgrades, or the hub is dropped.
+/// Serves one connection until it closes, upgrades, stalls on a request header, or the hub
+/// is dropped.
 async fn serve_connection(stream: TcpStream, state: Arc<HubState>) {
     // Latency is measured: do not let Nagle hold small answers back.
     let _ = stream.set_nodelay(true);
     let mut shutdown = state.shutdown.clone();
     let cursor = Arc::new(Cursor::default());
-    let service =
-        service_fn(move |req| routes::handle(req, Arc::clone(&state), Arc::clone(&cursor)));
+    let service = {
+        let state = Arc::clone(&state);
+        service_fn(move |req| routes::handle(req, Arc::clone(&state), Arc::clone(&cursor)))
+    };
     let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_timeout)
         .title_case_headers(true)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::select! {
-        _ = connection => {}
+        served = connection => {
+            // hyper's only timeout on a server connection is the header read timeout.
+            if served.is_err_and(|e| e.is_timeout()) {
+                bump(&state.counters.header_timeouts);
+            }
+        }
         _ = shutdown.changed() => {}
     }
 }
