@@ -308,6 +308,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ServeHeaders::WebsocketOrg2010 => HeaderProfile::WebsocketOrg2010,
         },
         longpoll_timeout: args.longpoll_timeout,
+        header_timeout: args.header_timeout,
         history: args.history,
         ws_queue: args.ws_queue,
         ..HubConfig::default()

@@ -151,6 +151,11 @@ pub struct ServeArgs {
     /// How long a long-poll request is held before it is answered 304.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub longpoll_timeout: Duration,
+    /// How long a connection may take to send a complete request header, counted from
+    /// accept or from the previous response (so idle keep-alive connections too), before it
+    /// is closed and counted (`header_timeouts` in /stats). A long poll being held is not cut.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
     /// Messages kept per channel for pollers that fall behind.
     #[arg(long, default_value_t = 1024)]
     pub history: usize,

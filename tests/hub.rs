@@ -442,3 +442,87 @@ async fn websocket_route_without_upgrade_is_refused() {
     assert_eq!(reply.status, 400);
     assert_eq!(hub.stats().ws_sessions, 0);
 }
+
+/// Waits for the server to close `stream` (a read of 0 bytes or an error) for at most
+/// `limit`; returns how long it took, or `None` if it stayed open. The hub must send nothing.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = tokio::time::Instant::now();
+    let mut chunk = [0u8; 1024];
+    match timeout(limit, stream.read(&mut chunk)).await {
+        Err(_) => None,
+        Ok(Ok(0) | Err(_)) => Some(started.elapsed()),
+        Ok(Ok(n)) => panic!("unexpected {n} bytes from the hub"),
+    }
+}
+
+/// Short enough for a quick test, long enough to tell "before" from "after" on a busy machine.
+const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn half_sent_header_is_closed_after_the_header_timeout() {
+    let hub = start(HubConfig {
+        header_timeout: HEADER_TIMEOUT,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut stalled = connect(&hub).await;
+    stalled
+        .write_all(b"GET /sub/poll/1 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let closed = closed_within(&mut stalled, HEADER_TIMEOUT + WAIT).await;
+    let after = closed.expect("a half-sent header kept its connection open");
+    assert!(
+        after >= HEADER_TIMEOUT - Duration::from_millis(50),
+        "{after:?}"
+    );
+    let stats = wait_stats(&hub, WAIT, |s| s.header_timeouts >= 1).await;
+    assert_eq!(stats.header_timeouts, 1, "{stats:?}");
+    assert_eq!(stats.poll_not_modified, 0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let hub = start(HubConfig {
+        header_timeout: HEADER_TIMEOUT,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut idle = connect(&hub).await;
+    let reply = exchange(&mut idle, &get("/sub/poll/1", &host(hub.local_addr()))).await;
+    assert_eq!(reply.status, 304);
+    // The clock restarts with each response: the connection is kept for a while...
+    let early = closed_within(&mut idle, HEADER_TIMEOUT / 2).await;
+    assert_eq!(early, None, "closed before the header timeout");
+    assert_eq!(hub.stats().header_timeouts, 0);
+    // ...and closed once it has waited the header timeout for the next request.
+    let closed = closed_within(&mut idle, HEADER_TIMEOUT + WAIT).await;
+    assert!(
+        closed.is_some(),
+        "an idle keep-alive connection stayed open"
+    );
+    let stats = wait_stats(&hub, WAIT, |s| s.header_timeouts >= 1).await;
+    assert_eq!(stats.header_timeouts, 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn long_poll_outlasts_the_header_timeout() {
+    let longpoll_timeout = HEADER_TIMEOUT * 3;
+    let hub = start(HubConfig {
+        header_timeout: HEADER_TIMEOUT,
+        longpoll_timeout,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut poller = connect(&hub).await;
+    let started = tokio::time::Instant::now();
+    let reply = exchange(
+        &mut poller,
+        &get("/sub/longpoll/held", &host(hub.local_addr())),
+    )
+    .await;
+    assert_eq!(reply.status, 304);
+    assert!(started.elapsed() >= longpoll_timeout - Duration::from_millis(50));
+    let stats = hub.stats();
+    assert_eq!((stats.longpoll_timeouts, stats.header_timeouts), (1, 0));
+}

@@ -72,7 +72,8 @@ enum Server {
     Children(Vec<Child>),
 }
 
-/// The hub configuration a transport run needs: its response headers and long-poll timeout.
+/// The hub configuration a transport run needs: its response headers, its long-poll timeout,
+/// and a header timeout that an interval poller idle between two polls never reaches.
 pub fn hub_config_for(transport: &TransportPlan) -> HubConfig {
     let mut config = HubConfig {
         profile: match transport.response_profile() {
@@ -81,8 +82,12 @@ pub fn hub_config_for(transport: &TransportPlan) -> HubConfig {
         },
         ..HubConfig::default()
     };
-    if let TransportPlan::HttpLongpoll { timeout, .. } = transport {
-        config.longpoll_timeout = *timeout;
+    match transport {
+        TransportPlan::HttpLongpoll { timeout, .. } => config.longpoll_timeout = *timeout,
+        TransportPlan::HttpPoll { interval, .. } => {
+            config.header_timeout = config.header_timeout.max(interval.saturating_mul(2));
+        }
+        TransportPlan::Websocket { .. } | TransportPlan::Mqtt(_) => {}
     }
     config
 }
@@ -242,14 +247,14 @@ impl RunningTarget {
         match &self.server {
             Server::External => None,
             Server::InProcess(hubs) if hubs.is_empty() => None,
-            Server::InProcess(hubs) => Some(sum_stats(hubs.iter().map(Hub::stats))),
+            Server::InProcess(hubs) => Some(hubs.iter().map(Hub::stats).sum()),
             Server::Children(_) => {
-                let mut all = Vec::new();
+                let mut sum = HubStats::default();
                 for endpoint in &self.endpoints {
                     let fetched = tokio::time::timeout(STATS_TIMEOUT, fetch_stats(endpoint)).await;
-                    all.push(fetched.ok()?.ok()?);
+                    sum += fetched.ok()?.ok()?;
                 }
-                Some(sum_stats(all.into_iter()))
+                Some(sum)
             }
         }
     }
@@ -261,15 +266,6 @@ impl RunningTarget {
             }
         }
     }
-}
-
-fn sum_stats(all: impl Iterator<Item = HubStats>) -> HubStats {
-    all.fold(HubStats::default(), |mut sum, s| {
-        sum.ws_dropped_slow += s.ws_dropped_slow;
-        sum.published += s.published;
-        sum.connections_accepted += s.connections_accepted;
-        sum
-    })
 }
 
 fn spawn_serve(
@@ -289,7 +285,9 @@ fn spawn_serve(
             config.profile.name(),
         ])
         .arg("--longpoll-timeout")
-        .arg(humantime::format_duration(config.longpoll_timeout).to_string());
+        .arg(humantime::format_duration(config.longpoll_timeout).to_string())
+        .arg("--header-timeout")
+        .arg(humantime::format_duration(config.header_timeout).to_string());
     if with_broker {
         command.arg("--broker");
     }
@@ -407,4 +405,55 @@ async fn fetch_stats(endpoint: &Endpoint) -> anyhow::Result<HubStats> {
     }
     let body = response.into_body().collect().await?.to_bytes();
     Ok(serde_json::from_slice(&body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll_every(interval: Duration) -> TransportPlan {
+        TransportPlan::HttpPoll {
+            interval,
+            headers: HeaderProfile::Minimal,
+        }
+    }
+
+    #[test]
+    fn an_interval_poller_idle_between_polls_is_not_cut() {
+        let default = HubConfig::default().header_timeout;
+        let often = hub_config_for(&poll_every(Duration::from_secs(1)));
+        assert_eq!(often.header_timeout, default);
+        let rarely = hub_config_for(&poll_every(Duration::from_secs(60)));
+        assert_eq!(rarely.header_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn shard_stats_add_up_in_every_field() {
+        let one = HubStats {
+            connections_accepted: 1,
+            header_timeouts: 2,
+            published: 3,
+            poll_messages: 4,
+            poll_not_modified: 5,
+            longpoll_messages: 6,
+            longpoll_timeouts: 7,
+            ws_sessions: 8,
+            ws_frames_sent: 9,
+            ws_dropped_slow: 10,
+        };
+        let sum: HubStats = [one.clone(), one.clone()].into_iter().sum();
+        let twice = HubStats {
+            connections_accepted: 2,
+            header_timeouts: 4,
+            published: 6,
+            poll_messages: 8,
+            poll_not_modified: 10,
+            longpoll_messages: 12,
+            longpoll_timeouts: 14,
+            ws_sessions: 16,
+            ws_frames_sent: 18,
+            ws_dropped_slow: 20,
+        };
+        assert_eq!(sum, twice);
+    }
 }
