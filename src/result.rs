@@ -130,6 +130,9 @@ pub struct RunResult {
     pub will_expected_within_us: Option<u64>,
     /// WebSocket subscribers the embedded hub dropped for falling behind.
     pub hub_dropped_slow: Option<u64>,
+    /// Connections the embedded hub closed for not completing a request header within its
+    /// `--header-timeout` (idle keep-alive connections included).
+    pub hub_header_timeouts: Option<u64>,
 
     // Cost.
     /// CPU seconds of the measuring process (clients and publisher) during the run.

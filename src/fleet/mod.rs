@@ -279,7 +279,7 @@ pub struct Merged {
 }
 
 impl Merged {
-    fn new(latency: Histogram<u64>) -> Merged {
+    pub fn new(latency: Histogram<u64>) -> Merged {
         Merged {
             outcome: FleetOutcome::default(),
             latency,

@@ -150,7 +150,7 @@ pub async fn run_transport(
         fleet,
         stimulus,
         connect_s,
-        hub_dropped_slow: hub_stats.map(|s| s.ws_dropped_slow),
+        hub: hub_stats,
         exited_shards,
         complete: !interrupt.is_cancelled(),
         endpoints,
