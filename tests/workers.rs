@@ -80,3 +80,74 @@ fn a_run_over_three_workers_and_two_shards_adds_up() {
         assert_eq!(histogram.len(), r.messages_delivered, "{}", r.transport);
     }
 }
+
+const LAST_WILL: &str = r#"
+name = "last-will-scaled"
+clients = 40
+connect_rate = "200/s"
+warmup = "1s"
+duration = "6s"
+drain = "2s"
+
+[messages]
+rate = "1/s"
+
+[scale]
+clients_per_worker = 20     # 2 worker processes
+clients_per_shard = 20      # 2 broker processes
+
+[[transports]]
+kind = "mqtt"
+qos = 1
+keep_alive = "2s"
+last_will = { topic = "wills/{client}", cut = "silence" }
+"#;
+
+/// A Last Will run is a mode of the shared run: with the broker in two shards and the clients
+/// in two worker processes, every cut client's will arrives (each at the watcher of its own
+/// shard), and what a Last Will run does not measure stays "not measured".
+#[test]
+fn every_will_arrives_across_broker_shards_and_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("last-will.toml");
+    std::fs::write(&scenario, LAST_WILL).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
+    let results = report::read_json(&dir.path().join("summary.json")).unwrap();
+    let r = &results[0];
+    assert_eq!((r.fleet_workers, r.fleet_workers_lost), (2, 0), "{r:?}");
+    assert_eq!(r.target_shards, 2, "{r:?}");
+    assert_eq!(r.clients_connected, 40, "{r:?}");
+    assert_eq!((r.messages_expected, r.messages_delivered), (40, 40), "{r:?}");
+    assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
+    assert_eq!(r.will_expected_within_us, Some(3_000_000));
+    assert!(r.fault.is_empty() && !r.saturated, "{r:?}");
+    let raw: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for column in [
+        "bytes_per_message",
+        "bandwidth_bps",
+        "publish_rate_requested_per_s",
+        "publish_rate_achieved_per_s",
+        "fleet_cpu_us_per_message",
+        "target_cpu_us_per_message",
+    ] {
+        assert!(
+            raw[0][column].is_null(),
+            "{column} should be not measured (null), is {}",
+            raw[0][column]
+        );
+    }
+    assert!(raw[0]["fleet_cpu_s"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(raw[0]["target_cpu_s"].as_f64().is_some_and(|s| s > 0.0));
+}
