@@ -98,7 +98,7 @@ fn comparison_carries_the_measured_values_beside_the_article() {
     // Long polling is not in the article: summary only. Missing target cost stays missing.
     assert!(!md.contains("| A | http-longpoll(minimal) |"));
     assert!(md.contains("| use-case-a | http-longpoll(minimal) | 1000 | 30000/30000 | 275.70 |"));
-    assert!(md.contains("| 17.6 Mbit/s | — | 4.00 ms | 5.96 ms | 17.0 ms | 12 µs | — |"));
+    assert!(md.contains("| 17.6 Mbit/s | - | 4.00 ms | 5.96 ms | 17.0 ms | 12 µs | - |"));
 }
 
 #[test]

@@ -4,45 +4,50 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::VPos;
 
+use super::article;
 use super::charts::{self, ARTICLE, plot_error};
 use super::rows;
+use super::units::{self, Digits};
 use crate::result::RunResult;
 
 pub const SIZE: (u32, u32) = (1200, 800);
 
-/// The article's polling overhead as it counts it (characters, no line ends) and on the wire.
-pub const ARTICLE_POLL_BYTES: f64 = 871.0;
-pub const ARTICLE_POLL_WIRE_BYTES: f64 = 909.0;
-/// The article's WebSocket overhead: one small server→client frame header.
-pub const ARTICLE_WS_BYTES: f64 = 2.0;
+/// The layers of a bar, bottom up, with their colours: overhead first, so its end reads
+/// against the article's figures, which count overhead only.
+const LAYERS: [(&str, RGBColor); 3] = [
+    ("protocol overhead", RGBColor(213, 94, 0)),
+    ("payload", RGBColor(0, 114, 178)),
+    ("TCP/IP headers", RGBColor(190, 190, 190)),
+];
 
-const OVERHEAD: RGBColor = RGBColor(213, 94, 0);
-const PAYLOAD: RGBColor = RGBColor(0, 114, 178);
-const HEADERS: RGBColor = RGBColor(190, 190, 190);
-
-/// One run's bytes per message, bottom up: overhead first, so its end reads against the
-/// article's figures, which count overhead only.
-fn segments(r: &RunResult) -> [(f64, RGBColor, &'static str); 3] {
+/// One run's bytes per message in the order of `LAYERS`; none when it delivered nothing.
+fn segments(r: &RunResult) -> Option<[f64; 3]> {
+    if !r.bytes_per_message.is_finite() {
+        return None;
+    }
     let tcp_ip = (r.ip_bytes_per_message - r.bytes_per_message).max(0.0);
-    [
-        (
-            r.overhead_bytes_per_message.max(0.0),
-            OVERHEAD,
-            "protocol overhead",
-        ),
-        (r.payload_bytes as f64, PAYLOAD, "payload"),
-        (tcp_ip, HEADERS, "TCP/IP headers"),
-    ]
+    Some([
+        r.overhead_bytes_per_message.max(0.0),
+        r.payload_bytes as f64,
+        tcp_ip,
+    ])
 }
 
 /// The article's figure for a run's transport kind, as a note and the marks to draw.
-fn article(r: &RunResult) -> Option<(&'static str, &'static [f64])> {
+fn article_figure(r: &RunResult) -> Option<(String, &'static [f64])> {
     match r.transport_kind.as_str() {
         "http-poll" => Some((
-            "article: 871 B overhead (909 B with line ends)",
-            &[ARTICLE_POLL_BYTES, ARTICLE_POLL_WIRE_BYTES],
+            format!(
+                "article: {} B overhead ({} B with line ends)",
+                article::POLL_BYTES,
+                article::POLL_WIRE_BYTES
+            ),
+            &[article::POLL_BYTES, article::POLL_WIRE_BYTES],
         )),
-        "websocket" => Some(("article: 2 B overhead", &[ARTICLE_WS_BYTES])),
+        "websocket" => Some((
+            format!("article: {} B overhead", article::WEBSOCKET_BYTES),
+            &[article::WEBSOCKET_BYTES],
+        )),
         _ => None,
     }
 }
@@ -51,8 +56,9 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     let runs = charts::ordered(results);
     let widest = runs
         .iter()
-        .map(|r| segments(r).iter().map(|s| s.0).sum::<f64>())
-        .fold(ARTICLE_POLL_WIRE_BYTES, f64::max);
+        .filter_map(|r| segments(r))
+        .map(|s| s.iter().sum::<f64>())
+        .fold(article::POLL_WIRE_BYTES, f64::max);
     charts::render_png(SIZE, |root| {
         let mut chart = rows::build(
             root,
@@ -60,13 +66,9 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
             runs.len(),
             0.0..widest * 1.75,
             "bytes per message (both directions; TCP/IP headers include pure ACKs)",
-            &|v| format!("{v:.0} B"),
+            &|v| units::bytes(*v, Digits::Fixed(0)),
         )?;
-        for (label, colour) in [
-            ("protocol overhead", OVERHEAD),
-            ("payload", PAYLOAD),
-            ("TCP/IP headers", HEADERS),
-        ] {
+        for (label, colour) in LAYERS {
             chart
                 .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
                 .map_err(plot_error)?
@@ -102,21 +104,29 @@ fn draw_run(
 ) -> anyhow::Result<()> {
     let y = row as f64;
     let mut start = 0.0;
-    for (bytes, colour, _) in segments(r) {
-        let corners = [(start, y + 0.22), (start + bytes, y + 0.78)];
-        chart
-            .plotting_area()
-            .draw(&Rectangle::new(corners, colour.filled()))
-            .map_err(plot_error)?;
-        start += bytes;
-    }
-    let [overhead, payload, tcp_ip] = segments(r).map(|s| s.0);
-    let sums = format!(
-        "overhead {overhead:.1} + payload {payload:.0} + TCP/IP {tcp_ip:.1} = {:.1} B",
-        r.ip_bytes_per_message
-    );
+    let sums = match segments(r) {
+        Some(segments) => {
+            for (bytes, (_, colour)) in segments.iter().zip(LAYERS) {
+                let corners = [(start, y + 0.22), (start + bytes, y + 0.78)];
+                chart
+                    .plotting_area()
+                    .draw(&Rectangle::new(corners, colour.filled()))
+                    .map_err(plot_error)?;
+                start += bytes;
+            }
+            let [overhead, payload, tcp_ip] = segments;
+            format!(
+                "overhead {} + payload {} + TCP/IP {} = {}",
+                units::figure(overhead, Digits::Fixed(1)),
+                units::figure(payload, Digits::Fixed(0)),
+                units::figure(tcp_ip, Digits::Fixed(1)),
+                units::bytes(r.ip_bytes_per_message, Digits::Fixed(1))
+            )
+        }
+        None => "no messages delivered".to_string(),
+    };
     // Notes start right of the bar and of the article's marks, so neither covers the other.
-    let notes_x = article(r).map_or(start, |(_, marks)| {
+    let notes_x = article_figure(r).map_or(start, |(_, marks)| {
         marks.iter().fold(start, |x, m| x.max(*m))
     });
     rows::note(
@@ -126,7 +136,7 @@ fn draw_run(
         &sums,
         BLACK,
     )?;
-    if let Some((note, marks)) = article(r) {
+    if let Some((note, marks)) = article_figure(r) {
         for mark in marks {
             let line = vec![(*mark, y + 0.12), (*mark, y + 0.88)];
             chart
@@ -134,7 +144,7 @@ fn draw_run(
                 .draw(&PathElement::new(line, ARTICLE.stroke_width(3)))
                 .map_err(plot_error)?;
         }
-        rows::note(root, chart, ((notes_x, y + 0.5), VPos::Top), note, ARTICLE)?;
+        rows::note(root, chart, ((notes_x, y + 0.5), VPos::Top), &note, ARTICLE)?;
     }
     Ok(())
 }

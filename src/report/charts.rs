@@ -1,4 +1,4 @@
-//! What every chart shares: the embedded font, PNG encoding, colours, run labels and units.
+//! What every chart shares: the embedded font, PNG encoding, colours and run labels.
 
 use std::sync::OnceLock;
 
@@ -6,6 +6,7 @@ use anyhow::Context;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::article;
 use crate::result::RunResult;
 
 /// The chart font, compiled in so charts render the same on a machine without any fonts
@@ -58,7 +59,6 @@ pub fn plot_error<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>
     anyhow::anyhow!("drawing a chart: {e}")
 }
 
-/// A text style of the embedded font.
 /// The legend every chart draws: lower right, on white, in the chart font.
 pub fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> anyhow::Result<()>
 where
@@ -76,6 +76,7 @@ where
         .map_err(plot_error)
 }
 
+/// A text style of the embedded font.
 pub fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font())
 }
@@ -119,23 +120,21 @@ pub fn scenarios(results: &[RunResult]) -> Vec<String> {
             names.push(r.scenario.clone());
         }
     }
-    names.sort_by_key(|name| use_case(name).map_or(3, |(index, _)| index));
+    names.sort_by_key(|name| {
+        article::USE_CASES
+            .iter()
+            .position(|u| u.scenario == name)
+            .unwrap_or(article::USE_CASES.len())
+    });
     names
-}
-
-/// Use case A, B or C of the article, by scenario name: (index, letter).
-pub fn use_case(scenario: &str) -> Option<(usize, char)> {
-    match scenario {
-        "use-case-a" => Some((0, 'A')),
-        "use-case-b" => Some((1, 'B')),
-        "use-case-c" => Some((2, 'C')),
-        _ => None,
-    }
 }
 
 /// "Use Case A" as the article names it, or the scenario's own name.
 pub fn group_title(scenario: &str) -> String {
-    use_case(scenario).map_or_else(|| scenario.to_string(), |(_, l)| format!("Use Case {l}"))
+    article::use_case(scenario).map_or_else(
+        || scenario.to_string(),
+        |u| format!("Use Case {}", u.letter),
+    )
 }
 
 /// Runs in report order: by scenario, then transport, as they appear.
@@ -152,38 +151,6 @@ pub fn run_label(results: &[RunResult], r: &RunResult) -> String {
         format!("{} · {}", group_title(&r.scenario), r.transport)
     } else {
         r.transport.clone()
-    }
-}
-
-/// A number with SI prefixes (10^3 steps), e.g. `6.97 M`; `unit` follows.
-pub fn si(value: f64, unit: &str) -> String {
-    let (scaled, prefix) = match value.abs() {
-        v if v >= 1e9 => (value / 1e9, "G"),
-        v if v >= 1e6 => (value / 1e6, "M"),
-        v if v >= 1e3 => (value / 1e3, "k"),
-        _ => (value, ""),
-    };
-    format!("{} {prefix}{unit}", three_digits(scaled))
-}
-
-/// About three significant digits, no trailing ".0" on whole numbers: axis ticks stay short.
-fn three_digits(value: f64) -> String {
-    let digits = if value.abs() >= 100.0 || value.fract() == 0.0 {
-        0
-    } else if value.abs() >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{value:.digits$}")
-}
-
-/// A latency in µs in the unit that keeps it readable.
-pub fn duration_us(us: f64) -> String {
-    match us {
-        u if u >= 1e6 => format!("{} s", three_digits(u / 1e6)),
-        u if u >= 1e3 => format!("{} ms", three_digits(u / 1e3)),
-        u => format!("{} µs", three_digits(u.round())),
     }
 }
 
@@ -214,17 +181,6 @@ pub fn hatch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn si_prefixes_are_powers_of_ten() {
-        assert_eq!(si(6_968_000.0, "bit/s"), "6.97 Mbit/s");
-        assert_eq!(si(16_000.0, "bit/s"), "16 kbit/s");
-        assert_eq!(si(696_800_000.0, "bit/s"), "697 Mbit/s");
-        assert_eq!(si(2.5, "B"), "2.50 B");
-        assert_eq!(duration_us(508_160.0), "508 ms");
-        assert_eq!(duration_us(9_310.0), "9.31 ms");
-        assert_eq!(duration_us(10_000_000.0), "10 s");
-    }
 
     #[test]
     fn use_cases_come_first_in_their_order() {

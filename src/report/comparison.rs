@@ -3,27 +3,27 @@
 
 use std::fmt::Write;
 
-use super::bytes::{ARTICLE_POLL_BYTES, ARTICLE_POLL_WIRE_BYTES, ARTICLE_WS_BYTES};
-use super::charts::{self, duration_us, si};
+use super::article::{self, POLL_BYTES, POLL_WIRE_BYTES, WEBSOCKET_BYTES};
+use super::charts;
 use super::cost::cpu_us_per_message;
-use super::use_cases::{ARTICLE_POLLING_BPS, ARTICLE_WEBSOCKET_BPS};
+use super::units::{self, Digits, NOT_MEASURED};
 use crate::result::RunResult;
 
-/// Clients of the article's use cases A, B and C.
-const ARTICLE_CLIENTS: [u64; 3] = [1_000, 10_000, 100_000];
-/// The article's own "Mbps" (bit/s ÷ 2^20), as it prints them: polling, then WebSocket.
-const ARTICLE_POLLING_MBPS: [&str; 3] = ["6.6", "66", "665"];
-const ARTICLE_WEBSOCKET_MBPS: [&str; 3] = ["0.015", "0.153", "1.526"];
-/// The header profile that carries the article's own example request and response.
-const ARTICLE_PROFILE: &str = "http-poll(websocket-org-2010)";
-
-const PREAMBLE: &str = "# Measured vs the article
+/// What the table compares, and the article's unit against the one used here.
+fn preamble() -> String {
+    let case_a = &article::USE_CASES[0];
+    format!(
+        "# Measured vs the article
 
 The article is websocket.org's \"HTML5 Web Sockets: A Quantum Leap in Scalability for the Web\"
-(~2010): polling costs 871 bytes of overhead per message, WebSocket 2, at one message per second
+(~2010): polling costs {POLL_BYTES} bytes of overhead per message, WebSocket {WEBSOCKET_BYTES}, at one message per second
 per client. Bandwidth here is bit/s with SI prefixes (1 Mbit/s = 10^6 bit/s); the article's
-\"Mbps\" divides by 2^20 (6,968,000 bit/s is its \"6.6 Mbps\"). Ratio = measured ÷ article.
-";
+\"Mbps\" divides by 2^20 ({} is its \"{} Mbps\"). Ratio = measured ÷ article.
+",
+        units::grouped(case_a.polling.bps, "bit/s"),
+        case_a.polling.mbps
+    )
+}
 
 /// One row: the article's figure beside a measured one.
 struct Row {
@@ -37,7 +37,7 @@ struct Row {
 }
 
 pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
-    let mut out = String::from(PREAMBLE);
+    let mut out = preamble();
     let rows: Vec<Row> = charts::ordered(results)
         .into_iter()
         .flat_map(rows_of)
@@ -55,13 +55,13 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
         for row in &rows {
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {:.2} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 row.case,
                 row.transport,
                 row.figure,
                 row.article,
                 row.measured,
-                row.ratio,
+                units::figure(row.ratio, Digits::Fixed(2)),
                 row.reasons.join("; ")
             )?;
         }
@@ -81,23 +81,29 @@ fn rows_of(r: &RunResult) -> Vec<Row> {
     rows
 }
 
+/// The article's letter of a run's use case, or its scenario's name.
 fn case(r: &RunResult) -> String {
-    charts::use_case(&r.scenario).map_or_else(|| r.scenario.clone(), |(_, l)| l.to_string())
+    article::use_case(&r.scenario).map_or_else(|| r.scenario.clone(), |u| u.letter.to_string())
 }
 
 fn overhead_row(r: &RunResult) -> Option<Row> {
     let measured = r.overhead_bytes_per_message;
     let (article, reasons) = match r.transport_kind.as_str() {
-        "http-poll" => (ARTICLE_POLL_BYTES, poll_overhead_reasons(r)),
-        "websocket" => (ARTICLE_WS_BYTES, websocket_overhead_reasons(r)),
+        "http-poll" => (POLL_BYTES, poll_overhead_reasons(r)),
+        "websocket" => (WEBSOCKET_BYTES, websocket_overhead_reasons(r)),
         _ => return None,
+    };
+    let reasons = if measured.is_finite() {
+        reasons
+    } else {
+        vec!["no message delivered: no overhead per message to compare".into()]
     };
     Some(Row {
         case: case(r),
         transport: r.transport.clone(),
         figure: "overhead B/message",
-        article: format!("{article:.0} B"),
-        measured: format!("{measured:.2} B"),
+        article: units::bytes(article, Digits::Fixed(0)),
+        measured: units::bytes(measured, Digits::Fixed(2)),
         ratio: measured / article,
         reasons,
     })
@@ -105,14 +111,17 @@ fn overhead_row(r: &RunResult) -> Option<Row> {
 
 fn poll_overhead_reasons(r: &RunResult) -> Vec<String> {
     let mut reasons = Vec::new();
-    if r.transport == ARTICLE_PROFILE {
-        reasons.push(
-            "871 counts characters without line ends; the wire carries 909 (716 + 193)".into(),
-        );
-        let extra = r.overhead_bytes_per_message - ARTICLE_POLL_WIRE_BYTES;
+    if r.transport == article::PROFILE_LABEL {
+        reasons.push(format!(
+            "{POLL_BYTES} counts characters without line ends; the wire carries {POLL_WIRE_BYTES} ({} + {})",
+            article::POLL_REQUEST_WIRE_BYTES,
+            article::POLL_RESPONSE_WIRE_BYTES
+        ));
+        let extra = r.overhead_bytes_per_message - POLL_WIRE_BYTES;
         if extra > 0.005 {
             reasons.push(format!(
-                "polls that found nothing new (304) add {extra:.2} B per message"
+                "polls that found nothing new (304) add {} per message",
+                units::bytes(extra, Digits::Fixed(2))
             ));
         }
     } else {
@@ -122,29 +131,23 @@ fn poll_overhead_reasons(r: &RunResult) -> Vec<String> {
 }
 
 fn websocket_overhead_reasons(r: &RunResult) -> Vec<String> {
-    let extra = r.overhead_bytes_per_message - ARTICLE_WS_BYTES;
+    let extra = r.overhead_bytes_per_message - WEBSOCKET_BYTES;
     if extra.abs() <= 0.005 {
-        vec!["same: one 2-byte frame header per message (RFC 6455 §5.2)".into()]
+        vec![format!(
+            "same: one {WEBSOCKET_BYTES}-byte frame header per message (RFC 6455 §5.2)"
+        )]
     } else {
         vec![format!(
-            "{extra:+.2} B beyond the 2-byte frame header: larger frames (> 125 B payload) or control frames"
+            "{extra:+.2} B beyond the {WEBSOCKET_BYTES}-byte frame header: larger frames (> 125 B payload) or control frames"
         )]
     }
 }
 
 fn bandwidth_row(r: &RunResult) -> Option<Row> {
-    let (index, letter) = charts::use_case(&r.scenario)?;
-    let (article, mbps, per_message) = match r.transport_kind.as_str() {
-        "http-poll" => (
-            ARTICLE_POLLING_BPS[index],
-            ARTICLE_POLLING_MBPS[index],
-            ARTICLE_POLL_BYTES,
-        ),
-        "websocket" => (
-            ARTICLE_WEBSOCKET_BPS[index],
-            ARTICLE_WEBSOCKET_MBPS[index],
-            ARTICLE_WS_BYTES,
-        ),
+    let case = article::use_case(&r.scenario)?;
+    let (article, per_message) = match r.transport_kind.as_str() {
+        "http-poll" => (case.polling, POLL_BYTES),
+        "websocket" => (case.websocket, WEBSOCKET_BYTES),
         _ => return None,
     };
     let (measured, label) = match r.projected_bandwidth_bps {
@@ -152,52 +155,43 @@ fn bandwidth_row(r: &RunResult) -> Option<Row> {
         None => (r.bandwidth_bps, ""),
     };
     let mut reasons = vec![format!(
-        "the article counts only the {per_message:.0} B of overhead, not the {} B payload",
+        "the article counts only the {per_message} B of overhead, not the {} B payload",
         r.payload_bytes
     )];
-    if r.transport_kind == "http-poll" && r.transport == ARTICLE_PROFILE {
-        reasons.push("its 871 B leave out the line ends (909 B on the wire)".into());
-    }
-    reasons.push(format!(
-        "{:.2} B measured ÷ {per_message:.0} B counted = {:.2}",
-        r.bytes_per_message,
-        r.bytes_per_message / per_message
-    ));
-    if r.clients != ARTICLE_CLIENTS[index] {
+    if r.transport_kind == "http-poll" && r.transport == article::PROFILE_LABEL {
         reasons.push(format!(
-            "measured with {} clients, use case {letter} has {}",
-            r.clients, ARTICLE_CLIENTS[index]
+            "its {POLL_BYTES} B leave out the line ends ({POLL_WIRE_BYTES} B on the wire)"
+        ));
+    }
+    if r.bytes_per_message.is_finite() {
+        reasons.push(format!(
+            "{} measured ÷ {per_message} B counted = {}",
+            units::bytes(r.bytes_per_message, Digits::Fixed(2)),
+            units::figure(r.bytes_per_message / per_message, Digits::Fixed(2))
+        ));
+    }
+    if r.clients != case.clients {
+        reasons.push(format!(
+            "measured with {} clients, use case {} has {}",
+            r.clients, case.letter, case.clients
         ));
     }
     if r.projected_bandwidth_bps.is_some() {
         reasons.push("projected: measured bytes per message at the use case's rate of one message per second".into());
     }
     Some(Row {
-        case: case(r),
+        case: case.letter.to_string(),
         transport: r.transport.clone(),
         figure: "bandwidth",
-        article: format!("{} bit/s (\"{mbps} Mbps\")", grouped(article)),
-        measured: format!("{} bit/s{label}", grouped(measured)),
-        ratio: measured / article,
+        article: format!(
+            "{} (\"{} Mbps\")",
+            units::grouped(article.bps, "bit/s"),
+            article.mbps
+        ),
+        measured: format!("{}{label}", units::grouped(measured, "bit/s")),
+        ratio: measured / article.bps,
         reasons,
     })
-}
-
-/// An integer with thousands separators: 6968000 → "6,968,000".
-fn grouped(value: f64) -> String {
-    let digits = format!("{:.0}", value.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if value < 0.0 { format!("-{out}") } else { out }
-}
-
-fn optional(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
-    value.map_or_else(|| "—".to_string(), format)
 }
 
 /// The summary table: one row per run.
@@ -205,29 +199,36 @@ fn runs_table(results: &[RunResult]) -> anyhow::Result<String> {
     let mut out = String::from(
         "| scenario | transport | clients | delivered | B/msg | overhead B/msg | IP B/msg | bandwidth | projected | p50 | p99 | max | fleet CPU/msg | target CPU/msg |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let bytes = |b: f64| units::figure(b, Digits::Fixed(2));
+    let bps = |bps: f64| units::bits_per_second(bps, Digits::Three);
+    let cpu = |us: Option<f64>| units::optional(us, |us| units::duration_us(us, Digits::Three));
+    let latency = |us: Option<u64>| units::latency(us, Digits::Three);
     for r in charts::ordered(results) {
         let (fleet_cpu, target_cpu) = cpu_us_per_message(r);
         writeln!(
             out,
-            "| {} | {} | {} | {}/{} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.transport,
             r.clients,
             r.messages_delivered,
             r.messages_expected,
-            r.bytes_per_message,
-            r.overhead_bytes_per_message,
-            r.ip_bytes_per_message,
-            si(r.bandwidth_bps, "bit/s"),
-            optional(r.projected_bandwidth_bps, |v| si(v, "bit/s")),
-            duration_us(r.latency_p50_us.map_or(f64::NAN, |v| v as f64)),
-            duration_us(r.latency_p99_us.map_or(f64::NAN, |v| v as f64)),
-            duration_us(r.latency_max_us.map_or(f64::NAN, |v| v as f64)),
-            optional(fleet_cpu, duration_us),
-            optional(target_cpu, duration_us),
+            bytes(r.bytes_per_message),
+            bytes(r.overhead_bytes_per_message),
+            bytes(r.ip_bytes_per_message),
+            bps(r.bandwidth_bps),
+            units::optional(r.projected_bandwidth_bps, bps),
+            latency(r.latency_p50_us),
+            latency(r.latency_p99_us),
+            latency(r.latency_max_us),
+            cpu(fleet_cpu),
+            cpu(target_cpu),
         )?;
     }
-    out.push_str("\nB = TCP payload bytes, both directions; IP adds IP and TCP headers; latency = receive time − intended publish time; — = not measured.\n");
+    writeln!(
+        out,
+        "\nB = TCP payload bytes, both directions; IP adds IP and TCP headers; latency = receive time − intended publish time; {NOT_MEASURED} = not measured."
+    )?;
     Ok(out)
 }
 
@@ -236,8 +237,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_read_as_in_the_article() {
-        assert_eq!(grouped(6_968_000.0), "6,968,000");
-        assert_eq!(grouped(160.0), "160");
+    fn a_run_that_delivered_nothing_reads_as_not_measured() {
+        let silent = RunResult {
+            scenario: "use-case-a".into(),
+            transport: "websocket".into(),
+            transport_kind: "websocket".into(),
+            clients: 1_000,
+            messages_expected: 30_000,
+            bytes_per_message: f64::NAN,
+            overhead_bytes_per_message: f64::NAN,
+            ip_bytes_per_message: f64::NAN,
+            bandwidth_bps: 0.0,
+            ..RunResult::default()
+        };
+        let md = String::from_utf8(render(&[silent]).unwrap()).unwrap();
+        assert!(!md.contains("NaN") && !md.contains("- measured"), "{md}");
+        assert!(
+            md.contains(
+                "| A | websocket | overhead B/message | 2 B | - | - | no message delivered"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 0/30000 | - | - | - | 0 bit/s | - | - | - | - | - | - |"),
+            "{md}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The comparison table printed at the end of a run.
 
+use super::units::{self, Digits};
 use crate::result::RunResult;
 use crate::thresholds::Outcome;
 
@@ -26,7 +27,7 @@ pub fn table(results: &[RunResult]) -> String {
     let widths: Vec<usize> = (0..HEADERS.len())
         .map(|c| {
             rows.iter()
-                .map(|r| r[c].len())
+                .map(|r| r[c].chars().count())
                 .chain([HEADERS[c].len()])
                 .max()
                 .unwrap_or(0)
@@ -58,10 +59,10 @@ pub fn table(results: &[RunResult]) -> String {
         }
         if r.saturated {
             out.push_str(&format!(
-                "note: {} SATURATED: it could not hold the requested rate (publisher {:.2}/s of {:.2}/s, median latency {}); its figures describe the slower run it was\n",
+                "note: {} SATURATED: it could not hold the requested rate (publisher {}/s of {}/s, median latency {}); its figures describe the slower run it was\n",
                 r.transport,
-                r.publish_rate_achieved_per_s,
-                r.publish_rate_requested_per_s,
+                units::figure(r.publish_rate_achieved_per_s, Digits::Fixed(2)),
+                units::figure(r.publish_rate_requested_per_s, Digits::Fixed(2)),
                 latency(r.latency_p50_us)
             ));
         }
@@ -83,7 +84,7 @@ pub fn table(results: &[RunResult]) -> String {
             out.push_str(&format!(
                 "note: {}: latency is will arrival after the cut; the broker must publish within {} of a silent client's last packet\n",
                 r.transport,
-                micros(bound)
+                units::duration_us(bound as f64, Digits::Fixed(2))
             ));
         }
         if r.connect_failures > 0 || r.reconnects > 0 {
@@ -110,10 +111,10 @@ fn row(r: &RunResult) -> [String; 13] {
         format!("{}/{}", r.messages_delivered, r.messages_expected),
         r.lost.to_string(),
         r.duplicated.to_string(),
-        number(r.bytes_per_message, 2),
-        number(r.overhead_bytes_per_message, 2),
-        number(r.ip_bytes_per_message, 2),
-        number(r.setup_bytes_per_client, 1),
+        units::figure(r.bytes_per_message, Digits::Fixed(2)),
+        units::figure(r.overhead_bytes_per_message, Digits::Fixed(2)),
+        units::figure(r.ip_bytes_per_message, Digits::Fixed(2)),
+        units::figure(r.setup_bytes_per_client, Digits::Fixed(1)),
         bits_per_second(r.bandwidth_bps),
         latency(r.latency_p50_us),
         latency(r.latency_p99_us),
@@ -121,41 +122,14 @@ fn row(r: &RunResult) -> [String; 13] {
     ]
 }
 
-/// A figure with `decimals` places, or "-" where nothing was measured.
-fn number(value: f64, decimals: usize) -> String {
-    if value.is_finite() {
-        format!("{value:.decimals$}")
-    } else {
-        "-".to_string()
-    }
+/// Bandwidth with two decimals, so the column lines up.
+fn bits_per_second(bps: f64) -> String {
+    units::bits_per_second(bps, Digits::Fixed(2))
 }
 
-/// Bits per second with SI prefixes (10^3, not 2^10).
-pub fn bits_per_second(bps: f64) -> String {
-    if !bps.is_finite() {
-        return "-".to_string();
-    }
-    let (value, unit) = match bps {
-        b if b >= 1e9 => (b / 1e9, "Gbit/s"),
-        b if b >= 1e6 => (b / 1e6, "Mbit/s"),
-        b if b >= 1e3 => (b / 1e3, "kbit/s"),
-        b => (b, "bit/s"),
-    };
-    format!("{value:.2} {unit}")
-}
-
-/// A latency in µs, shown in the unit that keeps it readable.
-pub fn micros(us: u64) -> String {
-    match us {
-        u if u >= 1_000_000 => format!("{:.2} s", u as f64 / 1e6),
-        u if u >= 1_000 => format!("{:.2} ms", u as f64 / 1e3),
-        u => format!("{u} µs"),
-    }
-}
-
-/// A latency figure, or "-" where nothing was measured.
+/// A latency figure with two decimals, or "-" where nothing was delivered.
 pub fn latency(us: Option<u64>) -> String {
-    us.map_or_else(|| "-".to_string(), micros)
+    units::latency(us, Digits::Fixed(2))
 }
 
 /// One line per outcome, broken ones marked, then a count: for the console after a run.
@@ -177,17 +151,4 @@ pub fn thresholds(outcomes: &[Outcome]) -> String {
         outcomes.len() - broken
     ));
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units_read_naturally() {
-        assert_eq!(bits_per_second(6_968_000.0), "6.97 Mbit/s");
-        assert_eq!(bits_per_second(16_000.0), "16.00 kbit/s");
-        assert_eq!(micros(1_500), "1.50 ms");
-        assert_eq!(micros(999), "999 µs");
-    }
 }

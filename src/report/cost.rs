@@ -6,8 +6,9 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::VPos;
 
-use super::charts::{self, Area, duration_us, plot_error, si};
+use super::charts::{self, Area, plot_error};
 use super::rows::{self, RowChart};
+use super::units::{self, Digits};
 use crate::result::RunResult;
 
 pub const SIZE: (u32, u32) = (1200, 900);
@@ -15,27 +16,35 @@ pub const SIZE: (u32, u32) = (1200, 900);
 const FLEET: RGBColor = RGBColor(0, 114, 178);
 const TARGET: RGBColor = RGBColor(230, 159, 0);
 
-/// CPU µs per delivered message: (fleet, target).
+/// CPU µs per delivered message: (fleet, target); `None` where it was not measured.
 pub fn cpu_us_per_message(r: &RunResult) -> (Option<f64>, Option<f64>) {
-    let per_message =
-        |cpu_s: f64| (r.messages_delivered > 0).then(|| cpu_s * 1e6 / r.messages_delivered as f64);
+    let per_message = |cpu_s: f64| {
+        (r.messages_delivered > 0 && cpu_s.is_finite())
+            .then(|| cpu_s * 1e6 / r.messages_delivered as f64)
+    };
     (
         per_message(r.fleet_cpu_s),
         r.target_cpu_s.and_then(per_message),
     )
 }
 
-/// Bytes of memory per client: (fleet growth ÷ clients, target peak ÷ clients).
+/// Bytes of memory per client: (fleet growth ÷ clients, target peak ÷ clients); `None` where
+/// it was not measured.
 pub fn rss_bytes_per_client(r: &RunResult) -> (Option<f64>, Option<f64>) {
     let target = r
         .target_peak_rss_bytes
         .filter(|_| r.clients > 0)
         .map(|rss| rss as f64 / r.clients as f64);
-    (Some(r.fleet_rss_bytes_per_client), target)
+    let fleet = Some(r.fleet_rss_bytes_per_client).filter(|b| b.is_finite());
+    (fleet, target)
 }
 
-fn bytes(value: f64) -> String {
-    si(value, "B")
+fn cpu_time(us: f64) -> String {
+    units::duration_us(us, Digits::Three)
+}
+
+fn memory(bytes: f64) -> String {
+    units::si(bytes, "B", Digits::Three)
 }
 
 struct Panel<'a> {
@@ -50,14 +59,14 @@ const PANELS: [Panel<'static>; 2] = [
     Panel {
         caption: "CPU time per delivered message",
         x_desc: "CPU time (user + system) of the whole run ÷ measured messages delivered",
-        format: duration_us,
+        format: cpu_time,
         values: cpu_us_per_message,
         legend: ["fleet: clients + publisher", "target: embedded hub"],
     },
     Panel {
         caption: "Memory per client",
         x_desc: "bytes per client (SI: k = 10³); the target's figure includes its baseline",
-        format: bytes,
+        format: memory,
         values: rss_bytes_per_client,
         legend: [
             "fleet: RSS growth ÷ clients",

@@ -4,8 +4,9 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::charts::{self, Area, duration_us, font, plot_error};
+use super::charts::{self, Area, font, plot_error};
 use super::rows;
+use super::units::{self, Digits};
 use crate::result::RunResult;
 use hdrhistogram::Histogram;
 
@@ -21,15 +22,30 @@ pub fn distribution_size(results: &[RunResult]) -> (u32, u32) {
     (PANEL.0, PANEL.1 * panels)
 }
 
-/// The percentiles of a run, in µs, with their names.
-fn percentiles(r: &RunResult) -> [(&'static str, f64); 5] {
+/// The percentiles the chart shows, in the order of their markers.
+const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+
+/// A run's `PERCENTILES` in µs; `None` where nothing was delivered.
+fn percentiles(r: &RunResult) -> [Option<u64>; 5] {
     [
-        ("p50", r.latency_p50_us.map_or(f64::NAN, |v| v as f64)),
-        ("p90", r.latency_p90_us.map_or(f64::NAN, |v| v as f64)),
-        ("p99", r.latency_p99_us.map_or(f64::NAN, |v| v as f64)),
-        ("p99.9", r.latency_p999_us.map_or(f64::NAN, |v| v as f64)),
-        ("max", r.latency_max_us.map_or(f64::NAN, |v| v as f64)),
+        r.latency_p50_us,
+        r.latency_p90_us,
+        r.latency_p99_us,
+        r.latency_p999_us,
+        r.latency_max_us,
     ]
+}
+
+/// The percentiles a log axis can show, by index: measured and above 0 µs.
+fn drawn(r: &RunResult) -> impl Iterator<Item = (usize, f64)> {
+    percentiles(r)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, us)| us.filter(|us| *us > 0).map(|us| (index, us as f64)))
+}
+
+fn duration(us: f64) -> String {
+    units::duration_us(us, Digits::Three)
 }
 
 /// Powers of ten around `values`, with room at the right for the notes.
@@ -47,7 +63,7 @@ fn decades(values: impl Iterator<Item = f64>, headroom: f64) -> (f64, f64) {
 pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     let runs = charts::ordered(results);
     let transports = charts::transports(results);
-    let (lo, hi) = decades(runs.iter().flat_map(|r| percentiles(r).map(|p| p.1)), 40.0);
+    let (lo, hi) = decades(runs.iter().flat_map(|r| drawn(r).map(|(_, us)| us)), 40.0);
     charts::render_png(SIZE, |root| {
         let mut chart = rows::build(
             root,
@@ -55,9 +71,9 @@ pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
             runs.len(),
             (lo..hi).log_scale(),
             "latency (log axis)",
-            &|v| duration_us(*v),
+            &|v| duration(*v),
         )?;
-        for (index, (name, _)) in percentiles(&RunResult::default()).iter().enumerate() {
+        for (index, name) in PERCENTILES.iter().enumerate() {
             chart
                 .draw_series(std::iter::empty::<Circle<(f64, f64), u32>>())
                 .map_err(plot_error)?
@@ -67,41 +83,29 @@ pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
         for (row, r) in runs.iter().enumerate() {
             let colour = charts::colour(&transports, &r.transport);
             let y = row as f64 + 0.5;
-            let points: Vec<(f64, f64)> = percentiles(r)
-                .iter()
-                .filter(|p| p.1 > 0.0)
-                .map(|p| (p.1, y))
-                .collect();
+            let points: Vec<(f64, f64)> = drawn(r).map(|(_, us)| (us, y)).collect();
+            // The note goes right of the last point, or at the left edge of an empty row.
+            let note_x = points.last().map_or(lo, |&(rightmost, _)| rightmost * 1.1);
             chart
-                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
                 .map_err(plot_error)?;
-            for (index, point) in percentiles(r).iter().enumerate().filter(|(_, p)| p.1 > 0.0) {
+            for (index, us) in drawn(r) {
                 chart
                     .plotting_area()
-                    .draw(&(EmptyElement::at((point.1, y)) + legend_marker(index, colour)))
+                    .draw(&(EmptyElement::at((us, y)) + legend_marker(index, colour)))
                     .map_err(plot_error)?;
             }
             rows::label(root, &chart, row, &charts::run_label(results, r))?;
-            let note = match points.last() {
-                Some(&(max, _)) => {
-                    let [p50, _, p99, _, _] = percentiles(r).map(|p| p.1);
-                    let text = format!(
-                        "p50 {} · p99 {} · max {}",
-                        duration_us(p50),
-                        duration_us(p99),
-                        duration_us(max)
-                    );
-                    rows::note(root, &chart, ((max * 1.1, y), VPos::Center), &text, BLACK)
-                }
-                None => rows::note(
-                    root,
-                    &chart,
-                    ((lo, y), VPos::Center),
-                    "no messages delivered",
-                    BLACK,
+            let text = match r.latency_max_us {
+                Some(_) => format!(
+                    "p50 {} · p99 {} · max {}",
+                    units::latency(r.latency_p50_us, Digits::Three),
+                    units::latency(r.latency_p99_us, Digits::Three),
+                    units::latency(r.latency_max_us, Digits::Three)
                 ),
+                None => "no messages delivered".to_string(),
             };
-            note?;
+            rows::note(root, &chart, ((note_x, y), VPos::Center), &text, BLACK)?;
         }
         charts::legend(&mut chart)?;
         Ok(())
@@ -207,7 +211,7 @@ fn distribution_panel(
     chart
         .configure_mesh()
         .x_label_formatter(&|v| percentile_label(*v))
-        .y_label_formatter(&|v| duration_us(*v))
+        .y_label_formatter(&|v| duration(*v))
         .x_desc("percentile (log scale of 1/(1 − q))")
         .y_desc("latency (log axis)")
         .label_style(font(13.0))

@@ -1,6 +1,7 @@
 //! Reporters: pure functions of the results. Each writes its own file; one that fails does
 //! not stop the others.
 
+pub mod article;
 pub mod bytes;
 pub mod charts;
 pub mod compare;
@@ -10,6 +11,7 @@ pub mod cost;
 pub mod latency;
 pub mod progress;
 mod rows;
+pub mod units;
 pub mod use_cases;
 
 use std::fs;
@@ -28,7 +30,9 @@ const JSON_ONLY: &[&str] = &[
 ];
 
 /// Renders `results` as CSV, one row per run, columns named and ordered as the `RunResult`
-/// fields; empty cells for values that were not measured.
+/// fields (serde_json's `preserve_order` keeps them in declaration order, so a column never
+/// moves between runs); empty cells for values that were not measured. The csv writer quotes
+/// cells that need it, such as a `fault` with commas.
 pub fn csv_bytes(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let rows = results
@@ -164,5 +168,52 @@ mod tests {
         assert_eq!(cell("bytes_per_message"), "18.0");
         assert_eq!(cell("target_cpu_s"), "");
         assert_eq!(cell("transport"), "websocket");
+    }
+
+    #[test]
+    fn csv_columns_follow_the_result_fields_in_order() {
+        let result = RunResult::default();
+        let csv = String::from_utf8(csv_bytes(std::slice::from_ref(&result)).unwrap()).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        // Serialized straight to text, the fields come in declaration order whatever map
+        // type serde_json is built with.
+        let json = serde_json::to_string(&result).unwrap();
+        let at = |name: &str| json.find(&format!("\"{name}\":")).unwrap();
+        assert!(header.windows(2).all(|w| at(w[0]) < at(w[1])), "{header:?}");
+        let fields = json.matches("\":").count();
+        assert_eq!(header.len() + JSON_ONLY.len(), fields);
+        assert!(header.contains(&"fault"));
+    }
+
+    #[test]
+    fn a_run_that_delivered_nothing_has_no_latency_in_the_console_or_the_csv() {
+        let result = RunResult {
+            transport: "websocket".into(),
+            clients: 10,
+            messages_expected: 100,
+            bytes_per_message: f64::NAN,
+            fault: "target stopped answering at 5.1 s: 10 connections closed, 3 publishes failed"
+                .into(),
+            ..RunResult::default()
+        };
+
+        let table = console::table(std::slice::from_ref(&result));
+        let mut lines = table.lines();
+        let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(header[header.len() - 3..], ["p50", "p99", "max"]);
+        assert_eq!(row[row.len() - 3..], ["-", "-", "-"], "{table}");
+        assert!(!table.contains("NaN") && !table.contains("0 µs"), "{table}");
+
+        let csv = csv_bytes(std::slice::from_ref(&result)).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        let header = reader.headers().unwrap().clone();
+        let row = reader.records().next().unwrap().unwrap();
+        let cell = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
+        for column in ["latency_p50_us", "latency_p99_us", "latency_max_us"] {
+            assert_eq!(cell(column), "", "{column}");
+        }
+        assert_eq!(cell("bytes_per_message"), "");
+        assert_eq!(cell("fault"), result.fault);
     }
 }

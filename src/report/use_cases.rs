@@ -4,15 +4,12 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::charts::{self, ARTICLE, Area, font, plot_error, si};
+use super::article;
+use super::charts::{self, ARTICLE, Area, font, plot_error};
+use super::units::{Digits, bits_per_second};
 use crate::result::RunResult;
 
 pub const SIZE: (u32, u32) = (1200, 800);
-
-/// The article's polling bandwidth per use case: 871 B × clients × 8, bit/s.
-pub const ARTICLE_POLLING_BPS: [f64; 3] = [6_968_000.0, 69_680_000.0, 696_800_000.0];
-/// The article's WebSocket bandwidth per use case: 2 B × clients × 8, bit/s.
-pub const ARTICLE_WEBSOCKET_BPS: [f64; 3] = [16_000.0, 160_000.0, 1_600_000.0];
 
 const ROW_PX: i32 = 19;
 
@@ -96,12 +93,9 @@ fn groups(results: &[RunResult]) -> Vec<Group> {
                 .filter(|r| r.scenario == scenario)
                 .map(|r| measured_bar(r, &transports))
                 .collect();
-            if let Some((index, _)) = charts::use_case(&scenario) {
-                bars.push(article_bar("Polling (article)", ARTICLE_POLLING_BPS[index]));
-                bars.push(article_bar(
-                    "WebSockets (article)",
-                    ARTICLE_WEBSOCKET_BPS[index],
-                ));
+            if let Some(case) = article::use_case(&scenario) {
+                bars.push(article_bar("Polling (article)", case.polling.bps));
+                bars.push(article_bar("WebSockets (article)", case.websocket.bps));
             }
             Group {
                 title: charts::group_title(&scenario),
@@ -163,7 +157,7 @@ where
         .disable_x_mesh()
         .x_labels(0)
         .y_labels(8)
-        .y_label_formatter(&|v| si(*v, "bit/s"))
+        .y_label_formatter(&|v| bits_per_second(*v, Digits::Three))
         .y_desc("bits per second (SI: k = 10³, M = 10⁶, G = 10⁹)")
         .label_style(font(14.0))
         .axis_desc_style(font(15.0))
@@ -207,7 +201,8 @@ fn draw_bar<Y>(
 where
     Y: Ranged<ValueType = f64>,
 {
-    if bar.bps <= 0.0 {
+    // Nothing to draw for a bandwidth that was not measured, nor for zero on a log axis.
+    if !bar.bps.is_finite() || bar.bps <= 0.0 {
         return Ok(());
     }
     let area = chart.plotting_area();
@@ -254,8 +249,12 @@ fn draw_table(
         root.draw(&Text::new(bar.label.clone(), (left + 19, y + 3), text))
             .map_err(plot_error)?;
         let value = font(13.0).pos(Pos::new(HPos::Right, VPos::Top));
-        root.draw(&Text::new(si(bar.bps, "bit/s"), (right, y + 3), value))
-            .map_err(plot_error)?;
+        root.draw(&Text::new(
+            bits_per_second(bar.bps, Digits::Three),
+            (right, y + 3),
+            value,
+        ))
+        .map_err(plot_error)?;
     }
     Ok(())
 }
