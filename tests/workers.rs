@@ -129,7 +129,11 @@ fn every_will_arrives_across_broker_shards_and_workers() {
     assert_eq!((r.fleet_workers, r.fleet_workers_lost), (2, 0), "{r:?}");
     assert_eq!(r.target_shards, 2, "{r:?}");
     assert_eq!(r.clients_connected, 40, "{r:?}");
-    assert_eq!((r.messages_expected, r.messages_delivered), (40, 40), "{r:?}");
+    assert_eq!(
+        (r.messages_expected, r.messages_delivered),
+        (40, 40),
+        "{r:?}"
+    );
     assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
     assert_eq!(r.will_expected_within_us, Some(3_000_000));
     assert!(r.fault.is_empty() && !r.saturated, "{r:?}");

@@ -232,11 +232,7 @@ mod tests {
     ) -> (FleetOutcome, Counts, u64) {
         fake::script(client_id, connections);
         let shared = Arc::new(Shared::new(WINDOW, CancellationToken::new()));
-        let client = tokio::spawn(run_client::<Fake>(
-            spec(client_id),
-            Arc::clone(&shared),
-            0,
-        ));
+        let client = tokio::spawn(run_client::<Fake>(spec(client_id), Arc::clone(&shared), 0));
         if let Some((delivered, due_through)) = end_after {
             while shared.counts().delivered < delivered {
                 tokio::task::yield_now().await;
@@ -270,7 +266,10 @@ mod tests {
         assert_eq!((o.delivery.expected, o.delivery.delivered), (3, 3));
         assert_eq!((o.delivery.lost, o.clients_connected), (0, 1));
         assert_eq!((counts.connected, counts.reconnects), (1, 0));
-        assert_eq!(latencies, 3, "latency is recorded for measured messages only");
+        assert_eq!(
+            latencies, 3,
+            "latency is recorded for measured messages only"
+        );
     }
 
     #[tokio::test]
@@ -303,7 +302,10 @@ mod tests {
         assert_eq!(o.delivery.delivered, 3);
         assert_eq!(o.delivery.duplicated, 1);
         assert_eq!(o.delivery.out_of_order, 1);
-        assert_eq!(o.window_messages, 4, "the duplicate was carried, so it is counted");
+        assert_eq!(
+            o.window_messages, 4,
+            "the duplicate was carried, so it is counted"
+        );
         assert_eq!(o.window_wire.received, 4 * 30);
         assert_eq!(latencies, 4);
     }

@@ -406,7 +406,15 @@ mod tests {
             fleet_cpu_s: 0.5,
             ..Cost::default()
         };
-        build_result(&plan(), transport, "embedded".into(), String::new(), m, &cost).unwrap()
+        build_result(
+            &plan(),
+            transport,
+            "embedded".into(),
+            String::new(),
+            m,
+            &cost,
+        )
+        .unwrap()
     }
 
     fn websocket() -> TransportPlan {
@@ -417,7 +425,10 @@ mod tests {
     fn a_complete_stream_gives_exact_per_message_figures() {
         let m = measured(all_delivered(), Stimulus::Stream(on_time()), SEQS.last);
         let r = build(&m, &websocket());
-        assert_eq!((r.messages_expected, r.messages_delivered, r.lost), (100, 100, 0));
+        assert_eq!(
+            (r.messages_expected, r.messages_delivered, r.lost),
+            (100, 100, 0)
+        );
         assert_eq!(r.bytes_per_message, 18.0);
         assert_eq!(r.overhead_bytes_per_message, 2.0);
         assert_eq!(r.setup_bytes_per_client, 350.0);
@@ -442,7 +453,10 @@ mod tests {
         assert_eq!(r.latency_max_us, None);
         assert!(r.latency_mean_us.is_nan());
         assert!(r.bytes_per_message.is_nan() && r.fleet_cpu_us_per_message.is_nan());
-        assert!(!r.saturated, "no latency is not a latency over the interval");
+        assert!(
+            !r.saturated,
+            "no latency is not a latency over the interval"
+        );
     }
 
     #[test]
@@ -547,14 +561,23 @@ mod tests {
             &measured(all_delivered(), Stimulus::Wills(wills), SEQS.last),
             &transport,
         );
-        assert_eq!((r.messages_expected, r.messages_delivered, r.lost), (10, 9, 1));
+        assert_eq!(
+            (r.messages_expected, r.messages_delivered, r.lost),
+            (10, 9, 1)
+        );
         assert_eq!(r.will_expected_within_us, Some(7_500_000));
         // Within the histogram's three significant digits.
-        assert!(r.latency_max_us.is_some_and(|us| us.abs_diff(4_000_000) < 4_000));
+        assert!(
+            r.latency_max_us
+                .is_some_and(|us| us.abs_diff(4_000_000) < 4_000)
+        );
         for (name, value) in [
             ("bytes_per_message", r.bytes_per_message),
             ("bandwidth_bps", r.bandwidth_bps),
-            ("publish_rate_requested_per_s", r.publish_rate_requested_per_s),
+            (
+                "publish_rate_requested_per_s",
+                r.publish_rate_requested_per_s,
+            ),
             ("publish_rate_achieved_per_s", r.publish_rate_achieved_per_s),
             ("fleet_cpu_us_per_message", r.fleet_cpu_us_per_message),
             ("target_cpu_us_per_message", r.target_cpu_us_per_message),
