@@ -1,0 +1,277 @@
+//! Fast tests of the result builder: hand-made counts in, exact figures out.
+
+use std::time::Duration;
+
+use super::*;
+use crate::fleet::FleetOutcome;
+use crate::plan::{LastWillPlan, MqttOver, MqttPlan, MqttVersion, TargetPlan, WillCut};
+use crate::stats::{DeliveryCounts, new_histogram, record_latency};
+use crate::wire::WireCounts;
+
+/// 10 clients, 10 messages/s: 5 warm-up (0..=4) and 10 measured (5..=14) messages.
+fn plan() -> Plan {
+    Plan {
+        name: "unit".into(),
+        description: String::new(),
+        clients: 10,
+        channels: 1,
+        connect_rate_per_s: 1000.0,
+        warmup: Duration::from_millis(500),
+        duration: Duration::from_secs(1),
+        drain: Duration::from_secs(1),
+        message_rate_per_s: 10.0,
+        payload_bytes: 16,
+        target: TargetPlan::Embedded,
+        transports: vec![TransportPlan::Websocket {
+            read_buffer_bytes: 4096,
+        }],
+        thresholds: Vec::new(),
+        project_rate_per_s: None,
+        scale: Default::default(),
+    }
+}
+
+const SEQS: MeasuredSeqs = MeasuredSeqs { first: 5, last: 14 };
+
+/// Every client got every measured message in 18-byte frames, 1 ms late.
+fn all_delivered() -> Merged {
+    let mut latency = new_histogram();
+    for _ in 0..100 {
+        record_latency(&mut latency, 1_000);
+    }
+    let mut fleet = Merged::new(latency);
+    fleet.outcome = FleetOutcome {
+        delivery: DeliveryCounts {
+            expected: 100,
+            delivered: 100,
+            ..DeliveryCounts::default()
+        },
+        setup: WireCounts {
+            sent: 2_000,
+            received: 1_500,
+            ..WireCounts::default()
+        },
+        clients_connected: 10,
+        window_wire: WireCounts {
+            received: 1_800,
+            ..WireCounts::default()
+        },
+        total_wire: WireCounts::default(),
+        window_messages: 100,
+        window_exchanges: 100,
+    };
+    fleet.counts.connected = 10;
+    fleet
+}
+
+fn on_time() -> PublishOutcome {
+    PublishOutcome {
+        published: 15,
+        achieved_rate_per_s: 10.0,
+        window: Some(Duration::from_secs(1)),
+        highest_attempted: Some(14),
+        last_ok_at: Some(Duration::from_millis(1400)),
+        ..PublishOutcome::default()
+    }
+}
+
+fn measured(fleet: Merged, stimulus: Stimulus, due_through: u64) -> Measured {
+    Measured {
+        seqs: SEQS,
+        due_through,
+        fleet,
+        stimulus,
+        connect_s: 0.1,
+        hub: None,
+        exited_shards: Vec::new(),
+        complete: true,
+        endpoints: 1,
+    }
+}
+
+fn build(m: &Measured, transport: &TransportPlan) -> RunResult {
+    let cost = Cost {
+        fleet_cpu_s: 0.5,
+        ..Cost::default()
+    };
+    build_result(
+        &plan(),
+        transport,
+        "embedded".into(),
+        String::new(),
+        m,
+        &cost,
+    )
+    .unwrap()
+}
+
+fn websocket() -> TransportPlan {
+    plan().transports[0].clone()
+}
+
+#[test]
+fn a_complete_stream_gives_exact_per_message_figures() {
+    let m = measured(all_delivered(), Stimulus::Stream(on_time()), SEQS.last);
+    let r = build(&m, &websocket());
+    assert_eq!(
+        (r.messages_expected, r.messages_delivered, r.lost),
+        (100, 100, 0)
+    );
+    assert_eq!(r.bytes_per_message, 18.0);
+    assert_eq!(r.overhead_bytes_per_message, 2.0);
+    assert_eq!(r.setup_bytes_per_client, 350.0);
+    assert_eq!(r.bandwidth_bps, 14_400.0);
+    assert_eq!(r.latency_p50_us, Some(1_000));
+    assert_eq!(r.fleet_cpu_us_per_message, 5_000.0);
+    assert!(r.target_cpu_s.is_none() && r.target_cpu_us_per_message.is_nan());
+    assert!(!r.saturated && r.fault.is_empty());
+}
+
+#[test]
+fn a_run_that_delivered_nothing_measures_no_latency_and_no_bytes_per_message() {
+    let mut fleet = Merged::new(new_histogram());
+    fleet.counts.connected = 10;
+    fleet.outcome.clients_connected = 10;
+    let r = build(
+        &measured(fleet, Stimulus::Stream(on_time()), SEQS.last),
+        &websocket(),
+    );
+    assert_eq!((r.messages_expected, r.lost), (100, 100));
+    assert_eq!(r.latency_p50_us, None);
+    assert_eq!(r.latency_max_us, None);
+    assert!(r.latency_mean_us.is_nan());
+    assert!(r.bytes_per_message.is_nan() && r.fleet_cpu_us_per_message.is_nan());
+    assert!(
+        !r.saturated,
+        "no latency is not a latency over the interval"
+    );
+}
+
+#[test]
+fn an_interrupted_run_expects_what_was_due() {
+    let mut m = measured(all_delivered(), Stimulus::Stream(on_time()), 8);
+    m.complete = false;
+    let r = build(&m, &websocket());
+    assert_eq!(r.messages_expected, 10 * 4, "seqs 5..=8 were due");
+    assert!(!r.complete);
+}
+
+#[test]
+fn saturation_is_the_publisher_the_pollers_or_the_median_falling_behind() {
+    let slow = PublishOutcome {
+        achieved_rate_per_s: 9.4,
+        ..on_time()
+    };
+    let r = build(
+        &measured(all_delivered(), Stimulus::Stream(slow), SEQS.last),
+        &websocket(),
+    );
+    assert!(r.saturated, "9.4/s of 10/s is under 95%");
+
+    let mut behind = all_delivered();
+    behind.latency = new_histogram();
+    for _ in 0..100 {
+        record_latency(&mut behind.latency, 150_000);
+    }
+    let r = build(
+        &measured(behind, Stimulus::Stream(on_time()), SEQS.last),
+        &websocket(),
+    );
+    assert!(r.saturated, "a 150 ms median is over the 100 ms interval");
+
+    let poll = TransportPlan::HttpPoll {
+        interval: Duration::from_millis(100),
+        headers: crate::profile::HeaderProfile::Minimal,
+    };
+    let mut few_polls = all_delivered();
+    few_polls.outcome.window_exchanges = 90;
+    let r = build(
+        &measured(few_polls, Stimulus::Stream(on_time()), SEQS.last),
+        &poll,
+    );
+    assert_eq!(r.exchanges_per_client_per_s, 9.0);
+    assert!(r.saturated, "9 polls/s of 10/s is under 95%");
+}
+
+#[test]
+fn a_dead_target_is_a_fault_not_saturation() {
+    let dead = PublishOutcome {
+        published: 5,
+        errors: 10,
+        achieved_rate_per_s: 2.8,
+        first_error_at: Some(Duration::from_millis(510)),
+        last_ok_at: Some(Duration::from_millis(400)),
+        ended_failing: true,
+        ..on_time()
+    };
+    let mut fleet = all_delivered();
+    fleet.counts.disconnects = 10;
+    fleet.counts.connect_failures = 240;
+    let r = build(
+        &measured(fleet, Stimulus::Stream(dead), SEQS.last),
+        &websocket(),
+    );
+    assert_eq!(
+        r.fault,
+        "target stopped answering 0.4 s into publishing: 10 of 15 publishes failed \
+         (the first 0.5 s into publishing), 10 connections broke, 240 connects failed"
+    );
+    assert!(!r.saturated);
+}
+
+#[test]
+fn a_last_will_run_measures_wills_and_nothing_of_a_stream() {
+    let mut latency = new_histogram();
+    record_latency(&mut latency, 4_000_000);
+    let wills = Wills {
+        expected: 10,
+        delivered: 9,
+        duplicated: 0,
+        latency,
+        bound: Duration::from_millis(7_500),
+        waited: Duration::from_secs(9),
+    };
+    let transport = TransportPlan::Mqtt(MqttPlan {
+        qos: 1,
+        version: MqttVersion::V311,
+        over: MqttOver::Tcp,
+        topic: "bench/{channel}".into(),
+        keep_alive: Duration::from_secs(5),
+        clean_session: true,
+        retain: false,
+        inflight: 10,
+        last_will: Some(LastWillPlan {
+            topic: "will/{client}".into(),
+            cut: WillCut::Silence,
+        }),
+    });
+    let r = build(
+        &measured(all_delivered(), Stimulus::Wills(wills), SEQS.last),
+        &transport,
+    );
+    assert_eq!(
+        (r.messages_expected, r.messages_delivered, r.lost),
+        (10, 9, 1)
+    );
+    assert_eq!(r.will_expected_within_us, Some(7_500_000));
+    // Within the histogram's three significant digits.
+    assert!(
+        r.latency_max_us
+            .is_some_and(|us| us.abs_diff(4_000_000) < 4_000)
+    );
+    for (name, value) in [
+        ("bytes_per_message", r.bytes_per_message),
+        ("bandwidth_bps", r.bandwidth_bps),
+        (
+            "publish_rate_requested_per_s",
+            r.publish_rate_requested_per_s,
+        ),
+        ("publish_rate_achieved_per_s", r.publish_rate_achieved_per_s),
+        ("fleet_cpu_us_per_message", r.fleet_cpu_us_per_message),
+        ("target_cpu_us_per_message", r.target_cpu_us_per_message),
+    ] {
+        assert!(value.is_nan(), "{name} is {value}, not 'not measured'");
+    }
+    assert_eq!(r.fleet_cpu_s, 0.5, "the cost is measured all the same");
+    assert!(!r.saturated);
+}
