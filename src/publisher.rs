@@ -49,8 +49,9 @@ pub struct PublishOutcome {
     pub window: Option<Duration>,
     /// The highest sequence number any channel tried to publish (sent or failed).
     pub highest_attempted: Option<u64>,
-    /// When, after the start of publishing, the first publish failed.
+    /// When, after the start of publishing, the first publish failed, and why.
     pub first_error_at: Option<Duration>,
+    pub first_error: Option<String>,
     /// When, after the start of publishing, the target last accepted a message.
     pub last_ok_at: Option<Duration>,
     /// Every channel's last attempt failed: the target had stopped answering.
@@ -68,7 +69,12 @@ impl PublishOutcome {
         self.achieved_rate_per_s += o.achieved_rate_per_s;
         self.window = self.window.or(o.window);
         self.highest_attempted = self.highest_attempted.max(o.highest_attempted);
-        self.first_error_at = earliest(self.first_error_at, o.first_error_at);
+        if o.first_error_at.is_some()
+            && earliest(self.first_error_at, o.first_error_at) != self.first_error_at
+        {
+            self.first_error_at = o.first_error_at;
+            self.first_error = o.first_error;
+        }
         self.last_ok_at = self.last_ok_at.max(o.last_ok_at);
     }
 }
@@ -101,9 +107,10 @@ pub async fn publish(
         for channel in 0..schedule.channels {
             match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), &stop).await {
                 Ok(sink) => sinks.push((Arc::clone(endpoint), sink)),
-                Err(_) => {
+                Err(e) => {
                     total.errors += 1;
                     total.first_error_at = Some(Duration::ZERO);
+                    total.first_error.get_or_insert_with(|| format!("{e:#}"));
                     total.ended_failing = true;
                 }
             }
@@ -168,9 +175,12 @@ async fn publish_channel(
                 outcome.last_ok_at = at;
                 progress.published.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => {
+            Err(e) => {
                 outcome.errors += 1;
-                outcome.first_error_at = outcome.first_error_at.or(at);
+                if outcome.first_error_at.is_none() {
+                    outcome.first_error_at = at;
+                    outcome.first_error = Some(format!("{e:#}"));
+                }
             }
         }
         first_sent.get_or_insert(sent);

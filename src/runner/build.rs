@@ -118,8 +118,12 @@ fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
                 "target stopped answering {since:.1} s into publishing"
             ));
         }
+        let why = p
+            .first_error
+            .as_ref()
+            .map_or_else(String::new, |e| format!(": {e}"));
         causes.push(format!(
-            "{} of {} publishes failed (the first {:.1} s into publishing)",
+            "{} of {} publishes failed (the first {:.1} s into publishing{why})",
             p.errors,
             p.errors + p.published,
             at(p.first_error_at)

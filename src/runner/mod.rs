@@ -52,7 +52,11 @@ pub async fn run_transport(
         RunningTarget::start(&plan.target, transport, &options.launch, shards as usize)
             .await
             .with_context(|| format!("starting the target for {label}"))?;
-    let interrupt = &options.interrupt;
+    // Cancelled by an interrupt, or when the stimulus phase is over: it ends the publisher's
+    // connections and everything else that only lives for this run's publishing.
+    let phases = options.interrupt.child_token();
+    let _phases_guard = phases.clone().drop_guard();
+    let interrupt = &phases;
     let will = match transport {
         TransportPlan::Mqtt(mqtt) => mqtt.last_will.as_ref().map(|will| (mqtt, will)),
         _ => None,
@@ -122,7 +126,7 @@ pub async fn run_transport(
             .await;
             drain(plan, &label, &fleet, interrupt, observer).await;
             // An interrupted run expects only what was due before it stopped publishing.
-            let due = if interrupt.is_cancelled() {
+            let due = if options.interrupt.is_cancelled() {
                 published.highest_attempted.unwrap_or(0)
             } else {
                 seqs.last
@@ -130,6 +134,7 @@ pub async fn run_transport(
             (Stimulus::Stream(published), due)
         }
     };
+    phases.cancel();
     let fleet = fleet.finish(due_through).await?;
     observer.done();
 
@@ -152,7 +157,7 @@ pub async fn run_transport(
         connect_s,
         hub: hub_stats,
         exited_shards,
-        complete: !interrupt.is_cancelled(),
+        complete: !options.interrupt.is_cancelled(),
         endpoints,
     };
     build::build_result(plan, transport, target_label, started_at, &measured, &cost)
