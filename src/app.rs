@@ -7,10 +7,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Command, CompareArgs, CompareFormat, ReportArgs, RunArgs, ServeArgs, ServeHeaders, ValidateArgs,
+    Command, CompareArgs, CompareFormat, ReportArgs, RunArgs, ServeArgs, ValidateArgs,
 };
 use crate::plan::{Plan, TransportPlan};
-use crate::profile::HeaderProfile;
 use crate::report::compare::{self, Comparison, EXIT_REGRESSION};
 use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
@@ -297,11 +296,7 @@ fn watch_ctrl_c(interrupt: CancellationToken) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = HubConfig {
-        profile: match args.headers {
-            ServeHeaders::Minimal => HeaderProfile::Minimal,
-            ServeHeaders::Browser => HeaderProfile::Browser,
-            ServeHeaders::WebsocketOrg2010 => HeaderProfile::WebsocketOrg2010,
-        },
+        profile: args.headers,
         longpoll_timeout: args.longpoll_timeout,
         history: args.history,
         ws_queue: args.ws_queue,

@@ -281,12 +281,11 @@ fn check_transport_fields(section: &Section, kind: Kind) -> Result<()> {
 fn headers(section: &Section, channels: u64) -> Result<HeaderProfile> {
     const NOT_CUSTOM: &str = "`custom_headers` is only sent with headers = \"custom\"; \
                               set headers = \"custom\" or remove `custom_headers`";
-    let profiles = [
-        ("minimal", HeaderProfile::Minimal),
-        ("browser", HeaderProfile::Browser),
-        ("websocket-org-2010", HeaderProfile::WebsocketOrg2010),
-        ("custom", HeaderProfile::Custom(Vec::new())),
-    ];
+    let profiles: Vec<(&str, HeaderProfile)> = HeaderProfile::NAMED
+        .into_iter()
+        .chain([HeaderProfile::Custom(Vec::new())])
+        .map(|profile| (profile.name(), profile))
+        .collect();
     let custom = section.get("custom_headers");
     let Some(chosen) = section.get("headers") else {
         return match custom {
