@@ -60,7 +60,9 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         match scenario::load(path) {
             Ok(plan) => println!("{}: ok\n{}", path.display(), scenario::describe(&plan)),
             Err(e) => {
-                eprintln!("error: {e}");
+                // The whole chain: a file that cannot be read says why.
+                let e = anyhow::Error::from(e);
+                eprintln!("error: {e:#}");
                 failed = true;
             }
         }
