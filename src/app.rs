@@ -7,10 +7,9 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Command, CompareArgs, CompareFormat, ReportArgs, RunArgs, ServeArgs, ServeHeaders, ValidateArgs,
+    Command, CompareArgs, CompareFormat, ReportArgs, RunArgs, ServeArgs, ValidateArgs,
 };
 use crate::plan::{Plan, TransportPlan};
-use crate::profile::HeaderProfile;
 use crate::report::compare::{self, Comparison, EXIT_REGRESSION};
 use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
@@ -61,7 +60,9 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         match scenario::load(path) {
             Ok(plan) => println!("{}: ok\n{}", path.display(), scenario::describe(&plan)),
             Err(e) => {
-                eprintln!("error: {e}");
+                // The whole chain: a file that cannot be read says why.
+                let e = anyhow::Error::from(e);
+                eprintln!("error: {e:#}");
                 failed = true;
             }
         }
@@ -302,11 +303,7 @@ fn watch_ctrl_c(interrupt: CancellationToken) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = HubConfig {
-        profile: match args.headers {
-            ServeHeaders::Minimal => HeaderProfile::Minimal,
-            ServeHeaders::Browser => HeaderProfile::Browser,
-            ServeHeaders::WebsocketOrg2010 => HeaderProfile::WebsocketOrg2010,
-        },
+        profile: args.headers,
         longpoll_timeout: args.longpoll_timeout,
         header_timeout: args.header_timeout,
         history: args.history,

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::profile::HeaderProfile;
 use crate::report::compare::MaxRegression;
 
 /// Measures what it costs to push server updates to many clients by HTTP polling, long
@@ -146,8 +148,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Response header profile of poll and long-poll answers.
-    #[arg(long, value_enum, default_value_t = ServeHeaders::Minimal)]
-    pub headers: ServeHeaders,
+    #[arg(long, value_enum, default_value_t = HeaderProfile::Minimal)]
+    pub headers: HeaderProfile,
     /// How long a long-poll request is held before it is answered 304.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub longpoll_timeout: Duration,
@@ -171,11 +173,15 @@ pub struct ServeArgs {
     pub single_thread: bool,
 }
 
-/// Response header profiles the hub can answer with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ServeHeaders {
-    Minimal,
-    Browser,
-    #[value(name = "websocket-org-2010")]
-    WebsocketOrg2010,
+/// `serve --headers` takes the named profiles (a custom one needs a scenario's headers).
+impl ValueEnum for HeaderProfile {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::NAMED
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Self::NAMED
+            .contains(self)
+            .then(|| PossibleValue::new(self.name()))
+    }
 }

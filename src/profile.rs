@@ -79,9 +79,13 @@ pub enum Answer {
 }
 
 impl HeaderProfile {
-    /// The names accepted in scenario files.
-    pub const NAMES: &'static [&'static str] =
-        &["minimal", "browser", "websocket-org-2010", "custom"];
+    /// The profiles a name alone chooses (every one but `Custom`), in the order help and
+    /// error texts list them: the one list that scenario files and `serve --headers` accept.
+    pub const NAMED: [HeaderProfile; 3] = [
+        HeaderProfile::Minimal,
+        HeaderProfile::Browser,
+        HeaderProfile::WebsocketOrg2010,
+    ];
 
     /// The profile's name as written in scenario files.
     pub fn name(&self) -> &'static str {

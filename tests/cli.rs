@@ -88,3 +88,18 @@ fn unknown_transport_in_only_is_an_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("carrier-pigeon"));
 }
+
+#[test]
+fn validate_names_the_file_and_the_cause_of_a_non_utf8_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(&path, b"name = \"caf\xe9\"\n").unwrap();
+    let out = pushbench().arg("validate").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let expected = format!(
+        "error: cannot read scenario file {}: stream did not contain valid UTF-8",
+        path.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}

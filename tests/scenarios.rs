@@ -479,6 +479,22 @@ fn unreadable_file() {
     assert!(matches!(error, Err(ScenarioError::Read { .. })));
 }
 
+#[test]
+fn a_non_utf8_file_names_itself_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(&path, b"name = \"caf\xe9\"\n").unwrap();
+    let error = scenario::load(&path).map(|_| ());
+    let error = anyhow::Error::from(error.expect_err("a non-UTF-8 file is an error"));
+    assert_eq!(
+        format!("{error:#}"),
+        format!(
+            "cannot read scenario file {}: stream did not contain valid UTF-8",
+            path.display()
+        )
+    );
+}
+
 /// `BASE` with a poll transport added (so labels and kinds differ) and a `[thresholds]` table
 /// whose entries start on line 14.
 fn with_thresholds(entries: &str) -> String {
