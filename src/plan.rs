@@ -1,6 +1,6 @@
 //! The validated, defaults-resolved form of a scenario: what a run executes.
 //!
-//! `scenario.rs` turns a TOML file into a `Plan`; everything downstream reads only this.
+//! `scenario/` turns a TOML file into a `Plan`; everything downstream reads only this.
 
 use std::time::Duration;
 
