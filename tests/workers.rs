@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pushbench::report;
+use pushbench::result::RunResult;
 use pushbench::stats::decode_histogram;
 
 const SCENARIO: &str = r#"
@@ -34,14 +35,15 @@ kind = "mqtt"
 qos = 1
 "#;
 
-#[test]
-fn a_run_over_three_workers_and_two_shards_adds_up() {
+/// Runs `scenario` with the real binary (workers re-execute it); returns its folder and
+/// its summary.json, raw and read.
+fn run(scenario: &str) -> (tempfile::TempDir, serde_json::Value, Vec<RunResult>) {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("workers.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, scenario).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pushbench"))
         .arg("run")
-        .arg(&scenario)
+        .arg(&path)
         .arg("--out")
         .arg(dir.path())
         .output()
@@ -51,7 +53,15 @@ fn a_run_over_three_workers_and_two_shards_adds_up() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let results = report::read_json(&Path::new(dir.path()).join("summary.json")).unwrap();
+    let summary = Path::new(dir.path()).join("summary.json");
+    let raw = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let results = report::read_json(&summary).unwrap();
+    (dir, raw, results)
+}
+
+#[test]
+fn a_run_over_three_workers_and_two_shards_adds_up() {
+    let (_dir, _, results) = run(SCENARIO);
     assert_eq!(results.len(), 3);
     for r in &results {
         assert_eq!(r.fleet_workers, 3, "{}", r.transport);
@@ -108,23 +118,7 @@ last_will = { topic = "wills/{client}", cut = "silence" }
 /// shard), and what a Last Will run does not measure stays "not measured".
 #[test]
 fn every_will_arrives_across_broker_shards_and_workers() {
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("last-will.toml");
-    std::fs::write(&scenario, LAST_WILL).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .arg("run")
-        .arg(&scenario)
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = std::fs::read_to_string(dir.path().join("summary.json")).unwrap();
-    let results = report::read_json(&dir.path().join("summary.json")).unwrap();
+    let (_dir, raw, results) = run(LAST_WILL);
     let r = &results[0];
     assert_eq!((r.fleet_workers, r.fleet_workers_lost), (2, 0), "{r:?}");
     assert_eq!(r.target_shards, 2, "{r:?}");
@@ -137,7 +131,6 @@ fn every_will_arrives_across_broker_shards_and_workers() {
     assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
     assert_eq!(r.will_expected_within_us, Some(3_000_000));
     assert!(r.fault.is_empty() && !r.saturated, "{r:?}");
-    let raw: serde_json::Value = serde_json::from_str(&json).unwrap();
     for column in [
         "bytes_per_message",
         "bandwidth_bps",
