@@ -56,8 +56,22 @@ pub struct ScalePlan {
 pub enum TargetPlan {
     /// pushbench starts its own hub for each transport run.
     Embedded,
-    /// A server that is already running: base URLs such as `http://127.0.0.1:8080`.
-    External { urls: Vec<String> },
+    /// A server that is already running: base URLs such as `http://127.0.0.1:8080`, and
+    /// optionally its processes, whose CPU and memory the run then measures.
+    External {
+        urls: Vec<String>,
+        processes: Option<TargetProcesses>,
+    },
+}
+
+/// Which processes an external target is (`target.pid`, `target.pidfile`, `target.process`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetProcesses {
+    Pid(u32),
+    /// Read at the start of every transport run (a restarted server writes a new one).
+    Pidfile(std::path::PathBuf),
+    /// Every process of that command name (nginx: its master and workers).
+    Name(String),
 }
 
 /// One transport to measure, with its options.

@@ -4,18 +4,23 @@
 mod common;
 
 use common::{Mosquitto, mqtt, run_in_process, small_plan};
-use pushbench::plan::{MqttOver, MqttVersion, TargetPlan, TransportPlan};
+use pushbench::plan::{MqttOver, MqttVersion, TargetPlan, TargetProcesses, TransportPlan};
 use pushbench::result::RunResult;
 
+/// A run against a fresh mosquitto, its cost measured through the pidfile its script wrote.
 async fn run(qos: u8, over: MqttOver) -> RunResult {
     let broker = Mosquitto::start();
     let mut plan = small_plan(30, 16, mqtt(qos, over));
     plan.target = TargetPlan::External {
         urls: broker.urls(),
+        processes: Some(TargetProcesses::Pidfile(broker.pidfile())),
     };
     let r = run_in_process(&plan).await;
     assert_eq!(r.messages_delivered, 30 * 10, "{r:?}");
     assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0), "{r:?}");
+    assert!(r.target_cpu_s.is_some_and(|s| s > 0.0), "{r:?}");
+    assert!(r.target_peak_rss_bytes.is_some_and(|b| b > 0), "{r:?}");
+    assert!(r.target_cpu_us_per_message.is_finite(), "{r:?}");
     r
 }
 
@@ -56,6 +61,7 @@ async fn mqtt5_costs_one_byte_more_on_mosquitto() {
         let mut plan = small_plan(30, 16, transport);
         plan.target = TargetPlan::External {
             urls: broker.urls(),
+            processes: None,
         };
         let r = run_in_process(&plan).await;
         assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");

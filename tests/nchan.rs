@@ -68,6 +68,7 @@ async fn run_against_nchan(transport: TransportPlan) -> RunResult {
     let mut plan = small_plan(50, 16, transport);
     plan.target = TargetPlan::External {
         urls: vec![nchan.url()],
+        processes: None,
     };
     let result = run_in_process(&plan).await;
     drop(nchan);

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan};
+use pushbench::plan::{
+    MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TargetProcesses, TransportPlan,
+};
 use pushbench::profile::HeaderProfile;
 use pushbench::scenario::{self, ScenarioError};
 
@@ -172,7 +174,8 @@ fn custom_headers_keep_file_order_and_external_urls_map() {
     assert_eq!(
         plan.target,
         TargetPlan::External {
-            urls: vec!["http://127.0.0.1:8080".to_string()]
+            urls: vec!["http://127.0.0.1:8080".to_string()],
+            processes: None,
         }
     );
 }
@@ -601,5 +604,43 @@ fn threshold_that_is_not_a_list_of_strings() {
         8,
         "thresholds.all[0]",
         "expected an expression",
+    );
+}
+
+#[test]
+fn an_external_target_names_its_processes_one_way() {
+    let external = |extra: &str| {
+        format!(
+            "{BASE}\n[target]\nkind = \"external\"\nurls = [\"http://127.0.0.1:8080\"]\n{extra}\n"
+        )
+    };
+    let plan = parse(&external("pidfile = \"run/server.pid\"")).unwrap();
+    let TargetPlan::External { processes, .. } = plan.target else {
+        panic!("external")
+    };
+    assert_eq!(
+        processes,
+        Some(TargetProcesses::Pidfile("scenarios/run/server.pid".into())),
+        "relative to the scenario file"
+    );
+    let plan = parse(&external("process = \"nginx\"")).unwrap();
+    assert!(matches!(
+        plan.target,
+        TargetPlan::External { processes: Some(TargetProcesses::Name(ref n)), .. } if n == "nginx"
+    ));
+    assert_error(
+        &external("pid = 12\nprocess = \"nginx\""),
+        14,
+        1,
+        "target.process",
+        "one way",
+    );
+    assert_error(&external("pid = 0"), 13, 7, "target.pid", "process id");
+    assert_error(
+        &format!("{BASE}\n[target]\npid = 12\n"),
+        11,
+        1,
+        "target.pid",
+        "kind = \"external\"",
     );
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::to_u32;
-use crate::plan::{Plan, TargetPlan, TransportPlan};
+use crate::plan::{Plan, TargetPlan, TargetProcesses, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::thresholds::Threshold;
 
@@ -85,7 +85,21 @@ pub fn describe(plan: &Plan) -> String {
 fn describe_target(target: &TargetPlan) -> String {
     match target {
         TargetPlan::Embedded => "embedded hub (started by pushbench for each run)".to_string(),
-        TargetPlan::External { urls } => format!("external: {}", urls.join(", ")),
+        TargetPlan::External { urls, processes } => {
+            let cost = match processes {
+                None => "; its CPU and memory are not measured (name its processes with \
+                         target.pid, target.pidfile or target.process)"
+                    .to_string(),
+                Some(TargetProcesses::Pid(pid)) => format!("; cost of process {pid}"),
+                Some(TargetProcesses::Pidfile(path)) => {
+                    format!("; cost of the process in {}", path.display())
+                }
+                Some(TargetProcesses::Name(name)) => {
+                    format!("; cost of every process named {name}")
+                }
+            };
+            format!("external: {}{cost}", urls.join(", "))
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::payload::HEADER_BYTES;
-use crate::plan::{Plan, ScalePlan, TargetPlan, TransportPlan};
+use crate::plan::{Plan, ScalePlan, TargetPlan, TargetProcesses, TransportPlan};
 use crate::thresholds::{self, Threshold};
 
 pub use describe::describe;
@@ -83,7 +83,13 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
 const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
-const TARGET_FIELDS: &[&str] = &["kind", "urls"];
+const TARGET_FIELDS: &[&str] = &["kind", "urls", "pid", "pidfile", "process"];
+
+/// The fields that name an external target's processes, for its cost; at most one of them.
+const TARGET_PROCESS_FIELDS: [&str; 3] = ["pid", "pidfile", "process"];
+
+/// Linux's largest process id (`/proc/sys/kernel/pid_max` can be at most 2^22).
+const MAX_PID: u64 = 4_194_304;
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> std::result::Result<Plan, ScenarioError> {
@@ -291,6 +297,13 @@ fn target(root: &Section) -> Result<TargetPlan> {
         Some(kind) => kind.choice("target kind", &[("embedded", false), ("external", true)])?,
         None => false,
     };
+    let processes = target_processes(&section)?;
+    if let (false, Some(item)) = (external, &processes) {
+        return Err(item.0.key_error(
+            "`pid`, `pidfile` and `process` name the processes of an external target \
+             (kind = \"external\"); an embedded one is pushbench's own, measured without them",
+        ));
+    }
     match (external, section.get("urls")) {
         (false, None) => Ok(TargetPlan::Embedded),
         (false, Some(urls)) => Err(urls.key_error(
@@ -304,8 +317,46 @@ fn target(root: &Section) -> Result<TargetPlan> {
         )),
         (true, Some(urls)) => Ok(TargetPlan::External {
             urls: target_urls(&urls)?,
+            processes: processes.map(|(_, which)| which),
         }),
     }
+}
+
+/// `pid = 1234`, `pidfile = "run/server.pid"` (relative to the scenario file) or
+/// `process = "mosquitto"`: the external target's processes, whose CPU and memory the run
+/// then measures.
+fn target_processes<'a>(section: &Section<'a>) -> Result<Option<(Item<'a>, TargetProcesses)>> {
+    let mut given = TARGET_PROCESS_FIELDS
+        .iter()
+        .filter_map(|key| section.get(key));
+    let Some(item) = given.next() else {
+        return Ok(None);
+    };
+    if let Some(second) = given.next() {
+        return Err(second.key_error(
+            "name the target's processes one way: `pid`, `pidfile` or `process`, not several",
+        ));
+    }
+    let which = match item.key {
+        "pid" => TargetProcesses::Pid(to_u32(item.whole("process id", 1..=MAX_PID)?)),
+        "pidfile" => {
+            let file = item.string("the path of a file holding the server's process id")?;
+            let scenario_dir = Path::new(section.src.path)
+                .parent()
+                .unwrap_or(Path::new(""));
+            TargetProcesses::Pidfile(scenario_dir.join(file))
+        }
+        _ => {
+            let name = item.string("a process name such as \"mosquitto\" or \"nginx\"")?;
+            if name.is_empty() || name.contains('/') {
+                return Err(item.error(format!(
+                    "{name:?} is not a process name: expected a command name such as \"nginx\""
+                )));
+            }
+            TargetProcesses::Name(name.to_string())
+        }
+    };
+    Ok(Some((item, which)))
 }
 
 fn target_urls(item: &Item) -> Result<Vec<String>> {

@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod hub;
+mod process;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -67,7 +68,8 @@ pub struct RunningTarget {
 }
 
 enum Server {
-    External,
+    /// Its processes, when the scenario names them.
+    External(Option<process::Watched>),
     InProcess(Vec<Hub>),
     Children(Vec<Child>),
 }
@@ -107,7 +109,7 @@ impl RunningTarget {
         launch: &Launch,
         shards: usize,
     ) -> anyhow::Result<Self> {
-        let TargetPlan::External { urls } = target else {
+        let TargetPlan::External { urls, processes } = target else {
             return Self::start_embedded(transport, launch, shards.max(1)).await;
         };
         let scheme = scheme_for(transport);
@@ -121,10 +123,14 @@ impl RunningTarget {
                 transport.label()
             );
         }
+        let watched = processes
+            .as_ref()
+            .map(process::Watched::start)
+            .transpose()?;
         Ok(RunningTarget {
             endpoints,
             label: urls.join(" "),
-            server: Server::External,
+            server: Server::External(watched),
             broker: matches!(transport, TransportPlan::Mqtt(_)),
         })
     }
@@ -191,52 +197,47 @@ impl RunningTarget {
         })
     }
 
-    /// CPU seconds and peak RSS of each child shard; empty for in-process or external targets.
+    /// CPU seconds and peak RSS of each child shard, or of an external target's processes
+    /// (summed, as one); empty when there is nothing of ours or the scenario's to measure.
     pub fn shard_costs(&self) -> Vec<(f64, u64)> {
-        let Server::Children(children) = &self.server else {
-            return Vec::new();
-        };
-        children
-            .iter()
-            .filter_map(|child| {
-                let pid = child.id()?;
-                Some((sys::cpu_s(pid)?, sys::peak_rss_bytes(&pid.to_string())?))
-            })
-            .collect()
-    }
-
-    /// Total CPU seconds and summed peak RSS of the child shards; `None` unless every shard
-    /// could be measured.
-    pub fn cost(&self) -> Option<(f64, u64)> {
-        let costs = self.shard_costs();
-        let Server::Children(children) = &self.server else {
-            return None;
-        };
-        (costs.len() == children.len()).then(|| {
-            costs
+        match &self.server {
+            Server::Children(children) => children
                 .iter()
-                .fold((0.0, 0), |(cpu, rss), (c, r)| (cpu + c, rss + r))
-        })
+                .filter_map(|child| {
+                    let pid = child.id()?;
+                    Some((sys::cpu_s(pid)?, sys::peak_rss_bytes(&pid.to_string())?))
+                })
+                .collect(),
+            Server::External(Some(watched)) => watched.cost().into_iter().collect(),
+            _ => Vec::new(),
+        }
     }
 
-    /// The child shards that are no longer running, each as "shard K (pid P) exited: …".
+    /// The target processes that are no longer running: child shards as "shard K (pid P)
+    /// exited: …", an external target's watched processes as "process P exited".
     pub fn exited_shards(&mut self) -> Vec<String> {
-        let Server::Children(children) = &mut self.server else {
-            return Vec::new();
-        };
-        children
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(k, child)| {
-                let pid = child
-                    .id()
-                    .map_or_else(String::new, |p| format!(" (pid {p})"));
-                match child.try_wait() {
-                    Ok(Some(status)) => Some(format!("shard {k}{pid} exited: {status}")),
-                    _ => None,
-                }
-            })
-            .collect()
+        match &mut self.server {
+            Server::Children(children) => children
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(k, child)| {
+                    let pid = child
+                        .id()
+                        .map_or_else(String::new, |p| format!(" (pid {p})"));
+                    match child.try_wait() {
+                        Ok(Some(status)) => Some(format!("shard {k}{pid} exited: {status}")),
+                        _ => None,
+                    }
+                })
+                .collect(),
+            Server::External(Some(watched)) => watched
+                .pids()
+                .iter()
+                .filter(|pid| sys::cpu_s(**pid).is_none())
+                .map(|pid| format!("process {pid} exited"))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The embedded hubs' own counters, summed over shards.
@@ -245,7 +246,7 @@ impl RunningTarget {
             return None;
         }
         match &self.server {
-            Server::External => None,
+            Server::External(_) => None,
             Server::InProcess(hubs) if hubs.is_empty() => None,
             Server::InProcess(hubs) => Some(hubs.iter().map(Hub::stats).sum()),
             Server::Children(_) => {

@@ -101,6 +101,13 @@ impl Mosquitto {
         broker
     }
 
+    /// The pidfile `scripts/targets/mosquitto.sh` wrote for this broker.
+    pub fn pidfile(&self) -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("pushbench-mosquitto-{}", self.tcp_port))
+            .join("mosquitto.pid")
+    }
+
     /// External target URLs of this broker.
     pub fn urls(&self) -> Vec<String> {
         vec![
