@@ -61,7 +61,27 @@ pub enum TargetPlan {
     External {
         urls: Vec<String>,
         processes: Option<TargetProcesses>,
+        /// `target.name`; `None`: the first URL's host:port.
+        name: Option<String>,
     },
+}
+
+impl TargetPlan {
+    /// The target's short name, for labels where runs of several targets meet.
+    pub fn name(&self) -> String {
+        match self {
+            TargetPlan::Embedded => "embedded".to_string(),
+            TargetPlan::External {
+                name: Some(name), ..
+            } => name.clone(),
+            TargetPlan::External { urls, .. } => urls
+                .first()
+                .and_then(|url| url.split("://").nth(1))
+                .map_or_else(String::new, |rest| {
+                    rest.split('/').next().unwrap_or(rest).to_string()
+                }),
+        }
+    }
 }
 
 /// Which processes an external target is (`target.pid`, `target.pidfile`, `target.process`).

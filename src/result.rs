@@ -17,6 +17,9 @@ pub struct RunResult {
     pub transport_kind: String,
     /// `embedded` or the external base URL(s).
     pub target: String,
+    /// A short name of the target (`embedded`, `target.name`, or the first URL's host:port):
+    /// labels say `transport@name` where runs of several targets meet.
+    pub target_name: String,
     /// UTC start of the run, RFC 3339.
     pub started_at: String,
     /// False when the run was interrupted or failed: its figures cover only what it saw.

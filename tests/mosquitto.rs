@@ -14,6 +14,7 @@ async fn run(qos: u8, over: MqttOver) -> RunResult {
     plan.target = TargetPlan::External {
         urls: broker.urls(),
         processes: Some(TargetProcesses::Pidfile(broker.pidfile())),
+        name: Some("mosquitto".into()),
     };
     let r = run_in_process(&plan).await;
     assert_eq!(r.messages_delivered, 30 * 10, "{r:?}");
@@ -62,6 +63,7 @@ async fn mqtt5_costs_one_byte_more_on_mosquitto() {
         plan.target = TargetPlan::External {
             urls: broker.urls(),
             processes: None,
+            name: None,
         };
         let r = run_in_process(&plan).await;
         assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");

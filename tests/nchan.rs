@@ -69,6 +69,7 @@ async fn run_against_nchan(transport: TransportPlan) -> RunResult {
     plan.target = TargetPlan::External {
         urls: vec![nchan.url()],
         processes: None,
+        name: None,
     };
     let result = run_in_process(&plan).await;
     drop(nchan);

@@ -176,6 +176,7 @@ fn custom_headers_keep_file_order_and_external_urls_map() {
         TargetPlan::External {
             urls: vec!["http://127.0.0.1:8080".to_string()],
             processes: None,
+            name: None,
         }
     );
 }

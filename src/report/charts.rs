@@ -99,11 +99,27 @@ pub const ARTICLE: RGBColor = RGBColor(110, 110, 110);
 pub fn transports(results: &[RunResult]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for r in results {
-        if !seen.contains(&r.transport) {
-            seen.push(r.transport.clone());
+        let name = series(results, r);
+        if !seen.contains(&name) {
+            seen.push(name);
         }
     }
     seen
+}
+
+/// What names a run among `results`: its transport label, with its target's name
+/// (`mqtt(qos0,tcp)@mosquitto`) when the results mix several targets.
+pub fn series(results: &[RunResult], r: &RunResult) -> String {
+    let first = results.first().map(|f| f.target_name.as_str());
+    if results
+        .iter()
+        .any(|o| Some(o.target_name.as_str()) != first)
+        && !r.target_name.is_empty()
+    {
+        format!("{}@{}", r.transport, r.target_name)
+    } else {
+        r.transport.clone()
+    }
 }
 
 /// The colour of `transport` among `transports`.
@@ -148,9 +164,9 @@ pub fn ordered(results: &[RunResult]) -> Vec<&RunResult> {
 /// One line naming a run: its transport, and its scenario when the results mix several.
 pub fn run_label(results: &[RunResult], r: &RunResult) -> String {
     if scenarios(results).len() > 1 {
-        format!("{} · {}", group_title(&r.scenario), r.transport)
+        format!("{} · {}", group_title(&r.scenario), series(results, r))
     } else {
-        r.transport.clone()
+        series(results, r)
     }
 }
 
@@ -181,6 +197,23 @@ pub fn hatch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_of_several_targets_are_named_with_their_target() {
+        let run = |target_name: &str| RunResult {
+            transport: "mqtt(qos0,tcp)".into(),
+            target_name: target_name.into(),
+            ..RunResult::default()
+        };
+        let mixed = [run("embedded"), run("mosquitto")];
+        assert_eq!(series(&mixed, &mixed[1]), "mqtt(qos0,tcp)@mosquitto");
+        assert_eq!(
+            transports(&mixed),
+            ["mqtt(qos0,tcp)@embedded", "mqtt(qos0,tcp)@mosquitto"]
+        );
+        let one = [run("mosquitto"), run("mosquitto")];
+        assert_eq!(series(&one, &one[0]), "mqtt(qos0,tcp)");
+    }
 
     #[test]
     fn use_cases_come_first_in_their_order() {

@@ -1,5 +1,6 @@
 //! The comparison table printed at the end of a run.
 
+use super::charts;
 use super::units::{self, Digits};
 use crate::result::RunResult;
 use crate::thresholds::Outcome;
@@ -23,7 +24,10 @@ const HEADERS: [&str; 13] = [
 /// A plain-text table, one row per run, columns aligned; notes follow for incomplete runs
 /// and connect failures.
 pub fn table(results: &[RunResult]) -> String {
-    let rows: Vec<[String; 13]> = results.iter().map(row).collect();
+    let rows: Vec<[String; 13]> = results
+        .iter()
+        .map(|r| row(r, &charts::series(results, r)))
+        .collect();
     let widths: Vec<usize> = (0..HEADERS.len())
         .map(|c| {
             rows.iter()
@@ -98,7 +102,7 @@ pub fn table(results: &[RunResult]) -> String {
     out
 }
 
-fn row(r: &RunResult) -> [String; 13] {
+fn row(r: &RunResult, name: &str) -> [String; 13] {
     let flags = match (r.saturated, r.projected_bandwidth_bps.is_some()) {
         (true, true) => " [saturated, rate-scaled]",
         (true, false) => " [saturated]",
@@ -106,7 +110,7 @@ fn row(r: &RunResult) -> [String; 13] {
         (false, false) => "",
     };
     [
-        format!("{}{flags}", r.transport),
+        format!("{name}{flags}"),
         r.clients.to_string(),
         format!("{}/{}", r.messages_delivered, r.messages_expected),
         r.lost.to_string(),

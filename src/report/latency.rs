@@ -81,7 +81,7 @@ pub fn percentile_chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
                 .legend(move |(x, y)| EmptyElement::at((x + 7, y)) + legend_marker(index, BLACK));
         }
         for (row, r) in runs.iter().enumerate() {
-            let colour = charts::colour(&transports, &r.transport);
+            let colour = charts::colour(&transports, &charts::series(results, r));
             let y = row as f64 + 0.5;
             let points: Vec<(f64, f64)> = drawn(r).map(|(_, us)| (us, y)).collect();
             // The note goes right of the last point, or at the left edge of an empty row.
@@ -219,11 +219,12 @@ fn distribution_panel(
         .draw()
         .map_err(plot_error)?;
     for (r, points) in curves {
-        let colour = charts::colour(&transports, &r.transport);
+        let name = charts::series(all, r);
+        let colour = charts::colour(&transports, &name);
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .map_err(plot_error)?
-            .label(r.transport.clone())
+            .label(name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
             });

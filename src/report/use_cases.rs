@@ -91,7 +91,7 @@ fn groups(results: &[RunResult]) -> Vec<Group> {
             let mut bars: Vec<Bar> = results
                 .iter()
                 .filter(|r| r.scenario == scenario)
-                .map(|r| measured_bar(r, &transports))
+                .map(|r| measured_bar(r, &charts::series(results, r), &transports))
                 .collect();
             if let Some(case) = article::use_case(&scenario) {
                 bars.push(article_bar("Polling (article)", case.polling.bps));
@@ -105,17 +105,17 @@ fn groups(results: &[RunResult]) -> Vec<Group> {
         .collect()
 }
 
-fn measured_bar(r: &RunResult, transports: &[String]) -> Bar {
-    let colour = charts::colour(transports, &r.transport);
+fn measured_bar(r: &RunResult, name: &str, transports: &[String]) -> Bar {
+    let colour = charts::colour(transports, name);
     match r.projected_bandwidth_bps {
         Some(bps) => Bar {
-            label: format!("{} (projected)", r.transport),
+            label: format!("{name} (projected)"),
             bps,
             kind: Kind::Projected,
             colour,
         },
         None => Bar {
-            label: r.transport.clone(),
+            label: name.to_string(),
             bps: r.bandwidth_bps,
             kind: Kind::Measured,
             colour,

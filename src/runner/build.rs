@@ -169,6 +169,7 @@ pub fn build_result(
         transport: transport.label(),
         transport_kind: transport.kind().to_string(),
         target,
+        target_name: plan.target.name(),
         started_at,
         complete: m.complete,
         clients,

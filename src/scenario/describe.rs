@@ -85,7 +85,11 @@ pub fn describe(plan: &Plan) -> String {
 fn describe_target(target: &TargetPlan) -> String {
     match target {
         TargetPlan::Embedded => "embedded hub (started by pushbench for each run)".to_string(),
-        TargetPlan::External { urls, processes } => {
+        TargetPlan::External {
+            urls,
+            processes,
+            name,
+        } => {
             let cost = match processes {
                 None => "; its CPU and memory are not measured (name its processes with \
                          target.pid, target.pidfile or target.process)"
@@ -98,7 +102,8 @@ fn describe_target(target: &TargetPlan) -> String {
                     format!("; cost of every process named {name}")
                 }
             };
-            format!("external: {}{cost}", urls.join(", "))
+            let name = name.as_ref().map_or_else(String::new, |n| format!(" {n}"));
+            format!("external{name}: {}{cost}", urls.join(", "))
         }
     }
 }

@@ -83,7 +83,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
 const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
-const TARGET_FIELDS: &[&str] = &["kind", "urls", "pid", "pidfile", "process"];
+const TARGET_FIELDS: &[&str] = &["kind", "urls", "name", "pid", "pidfile", "process"];
 
 /// The fields that name an external target's processes, for its cost; at most one of them.
 const TARGET_PROCESS_FIELDS: [&str; 3] = ["pid", "pidfile", "process"];
@@ -304,6 +304,12 @@ fn target(root: &Section) -> Result<TargetPlan> {
              (kind = \"external\"); an embedded one is pushbench's own, measured without them",
         ));
     }
+    if let (false, Some(item)) = (external, section.get("name")) {
+        return Err(item.key_error(
+            "`name` names an external target (kind = \"external\"); the embedded one is \
+             called \"embedded\"",
+        ));
+    }
     match (external, section.get("urls")) {
         (false, None) => Ok(TargetPlan::Embedded),
         (false, Some(urls)) => Err(urls.key_error(
@@ -318,8 +324,23 @@ fn target(root: &Section) -> Result<TargetPlan> {
         (true, Some(urls)) => Ok(TargetPlan::External {
             urls: target_urls(&urls)?,
             processes: processes.map(|(_, which)| which),
+            name: target_name(&section)?,
         }),
     }
+}
+
+/// `name = "mosquitto"`: what labels call the target where runs of several targets meet.
+fn target_name(section: &Section) -> Result<Option<String>> {
+    let Some(item) = section.get("name") else {
+        return Ok(None);
+    };
+    let name = item.string("a short name such as \"mosquitto\"")?;
+    if !is_valid_name(name) {
+        return Err(item.error(format!(
+            "{name:?} is not a valid target name: expected lowercase letters, digits, '-', '_' or '.'"
+        )));
+    }
+    Ok(Some(name.to_string()))
 }
 
 /// `pid = 1234`, `pidfile = "run/server.pid"` (relative to the scenario file) or

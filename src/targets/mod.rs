@@ -109,7 +109,10 @@ impl RunningTarget {
         launch: &Launch,
         shards: usize,
     ) -> anyhow::Result<Self> {
-        let TargetPlan::External { urls, processes } = target else {
+        let TargetPlan::External {
+            urls, processes, ..
+        } = target
+        else {
             return Self::start_embedded(transport, launch, shards.max(1)).await;
         };
         let scheme = scheme_for(transport);
