@@ -56,6 +56,25 @@ pub struct PublishOutcome {
     pub last_ok_at: Option<Duration>,
     /// Every channel's last attempt failed: the target had stopped answering.
     pub ended_failing: bool,
+    /// Times the broker closed an MQTT publisher connection while publishing (a PUBLISH is
+    /// only queued by the client, so this is how a refused one shows), and the first error.
+    pub connections_broken: u64,
+    pub connection_error: Option<String>,
+}
+
+/// Broken MQTT publisher connections, counted by the tasks that poll them.
+#[derive(Debug, Default)]
+struct Broken {
+    count: AtomicU64,
+    first: std::sync::Mutex<Option<String>>,
+}
+
+impl Broken {
+    fn note(&self, error: &anyhow::Error) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| format!("{error:#}"));
+    }
 }
 
 impl PublishOutcome {
@@ -101,11 +120,12 @@ pub async fn publish(
     stop: CancellationToken,
 ) -> PublishOutcome {
     let mut total = PublishOutcome::default();
+    let broken = Arc::new(Broken::default());
     // Connections first: a slow connect must not eat into the schedule and burst it.
     let mut sinks = Vec::new();
     for endpoint in endpoints {
         for channel in 0..schedule.channels {
-            match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), &stop).await {
+            match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), &broken, &stop).await {
                 Ok(sink) => sinks.push((Arc::clone(endpoint), sink)),
                 Err(e) => {
                     total.errors += 1;
@@ -136,6 +156,12 @@ pub async fn publish(
             total.merge(o);
         }
     }
+    total.connections_broken = broken.count.load(Ordering::Relaxed);
+    total.connection_error = broken
+        .first
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     total
 }
 
@@ -221,6 +247,7 @@ impl Sink {
         endpoint: &Endpoint,
         channel: u32,
         mqtt: Option<&MqttPlan>,
+        broken: &Arc<Broken>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Sink> {
         let Some(plan) = mqtt else {
@@ -235,13 +262,14 @@ impl Sink {
             mut eventloop,
             claim,
         } = Connection::open(mqtt::options(&id, endpoint, plan, None), endpoint.addr).await?;
-        let stop = stop.clone();
+        let (stop, broken) = (stop.clone(), Arc::clone(broken));
         tokio::spawn(async move {
             let _claim = claim;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    polled = eventloop.poll() => if polled.is_err() {
+                    polled = eventloop.poll() => if let Err(e) = polled {
+                        broken.note(&e);
                         // rumqttc reconnects on the next poll; do not spin meanwhile.
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }

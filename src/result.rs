@@ -131,6 +131,9 @@ pub struct RunResult {
     /// keep-alive for clients that fell silent; 0 for closed connections). Latency columns
     /// then measure will arrival after the cut.
     pub will_expected_within_us: Option<u64>,
+    /// MQTT: the lowest QoS the broker granted any subscriber (MQTT 3.1.1 §3.9.3: it may
+    /// grant less than asked; the transport label then shows both, e.g. `mqtt(qos2→1,tcp)`).
+    pub qos_granted: Option<u64>,
     /// WebSocket subscribers the embedded hub dropped for falling behind.
     pub hub_dropped_slow: Option<u64>,
     /// Connections the embedded hub closed for not completing a request header within its

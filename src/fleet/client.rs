@@ -65,6 +65,9 @@ pub async fn run_client<T: Transport>(
                 if outcome.clients_connected == 0 {
                     outcome.setup = t.wire();
                     outcome.clients_connected = 1;
+                    if let Some(qos) = t.granted_qos() {
+                        outcome.granted(qos);
+                    }
                     shared.connected.fetch_add(1, Ordering::Relaxed);
                 } else {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);

@@ -154,6 +154,29 @@ pub struct FleetOutcome {
     pub total_wire: WireCounts,
     pub window_messages: u64,
     pub window_exchanges: u64,
+    /// Clients whose subscription the server granted QoS 0, 1 or 2 (MQTT).
+    pub granted_qos0: u64,
+    pub granted_qos1: u64,
+    pub granted_qos2: u64,
+}
+
+impl FleetOutcome {
+    /// The lowest QoS the server granted any client; `None` without a QoS.
+    pub fn lowest_granted_qos(&self) -> Option<u8> {
+        [self.granted_qos0, self.granted_qos1, self.granted_qos2]
+            .iter()
+            .position(|&clients| clients > 0)
+            .map(|level| level as u8)
+    }
+
+    /// Notes one client's granted QoS.
+    pub fn granted(&mut self, qos: u8) {
+        match qos {
+            0 => self.granted_qos0 += 1,
+            1 => self.granted_qos1 += 1,
+            _ => self.granted_qos2 += 1,
+        }
+    }
 }
 
 /// What one fleet (in this process or in a worker) runs: clients `first..first + clients` of

@@ -129,6 +129,16 @@ fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
             at(p.first_error_at)
         ));
     }
+    if let Some(p) = published.filter(|p| p.connections_broken > 0) {
+        let why = p
+            .connection_error
+            .as_ref()
+            .map_or_else(String::new, |e| format!(" (the first: {e})"));
+        causes.push(format!(
+            "the broker closed the publisher's connection {} times while it published{why}",
+            p.connections_broken
+        ));
+    }
     causes.extend(m.exited_shards.iter().map(|s| format!("target {s}")));
     if m.fleet.workers_lost > 0 {
         causes.push(format!(
@@ -211,6 +221,18 @@ pub fn build_result(
         }
     };
     set_latency(&mut r, latency)?;
+    if let Some(granted) = m.fleet.outcome.lowest_granted_qos() {
+        r.qos_granted = Some(u64::from(granted));
+        if let TransportPlan::Mqtt(mqtt) = transport
+            && granted < mqtt.qos
+        {
+            r.transport = r.transport.replacen(
+                &format!("qos{}", mqtt.qos),
+                &format!("qos{}→{granted}", mqtt.qos),
+                1,
+            );
+        }
+    }
     r.fault = fault(
         m,
         match &m.stimulus {

@@ -59,6 +59,7 @@ fn all_delivered() -> Merged {
         total_wire: WireCounts::default(),
         window_messages: 100,
         window_exchanges: 100,
+        ..FleetOutcome::default()
     };
     fleet.counts.connected = 10;
     fleet
@@ -274,4 +275,27 @@ fn a_last_will_run_measures_wills_and_nothing_of_a_stream() {
     }
     assert_eq!(r.fleet_cpu_s, 0.5, "the cost is measured all the same");
     assert!(!r.saturated);
+}
+
+#[test]
+fn a_lower_granted_qos_shows_in_the_label() {
+    let mut fleet = all_delivered();
+    fleet.outcome.granted_qos1 = 10;
+    let transport = TransportPlan::Mqtt(MqttPlan {
+        qos: 2,
+        version: MqttVersion::V311,
+        over: MqttOver::Tcp,
+        topic: "bench/{channel}".into(),
+        keep_alive: Duration::from_secs(60),
+        clean_session: true,
+        retain: false,
+        inflight: 10,
+        last_will: None,
+    });
+    let r = build(
+        &measured(fleet, Stimulus::Stream(on_time()), SEQS.last),
+        &transport,
+    );
+    assert_eq!(r.qos_granted, Some(1));
+    assert_eq!(r.transport, "mqtt(qos2→1,tcp)");
 }

@@ -65,4 +65,9 @@ pub trait Transport: Sized + Send + 'static {
 
     /// Bytes and segments this connection has carried so far.
     fn wire(&self) -> WireCounts;
+
+    /// The QoS the server granted the subscription, for protocols that have one (MQTT).
+    fn granted_qos(&self) -> Option<u8> {
+        None
+    }
 }

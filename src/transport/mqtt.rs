@@ -170,8 +170,14 @@ pub enum Loop {
 /// What an event loop yielded, as far as pushbench cares.
 pub enum Step {
     ConnAck(Result<(), String>),
-    SubAck(bool),
-    Publish { pkid: u16, payload: Bytes },
+    /// The QoS the broker granted, or `None` if it refused the subscription.
+    SubAck(Option<u8>),
+    /// An incoming PUBLISH at the QoS it travels with (at most the granted one).
+    Publish {
+        pkid: u16,
+        qos: u8,
+        payload: Bytes,
+    },
     Sent(Outgoing),
     Other,
 }
@@ -186,12 +192,13 @@ impl Loop {
                     rumqttc::ConnectReturnCode::Success => Ok(()),
                     code => Err(format!("{code:?}")),
                 }),
-                Event::Incoming(Packet::SubAck(a)) => Step::SubAck(matches!(
-                    a.return_codes.first(),
-                    Some(rumqttc::SubscribeReasonCode::Success(_))
-                )),
+                Event::Incoming(Packet::SubAck(a)) => Step::SubAck(match a.return_codes.first() {
+                    Some(rumqttc::SubscribeReasonCode::Success(q)) => Some(*q as u8),
+                    _ => None,
+                }),
                 Event::Incoming(Packet::Publish(p)) => Step::Publish {
                     pkid: p.pkid,
+                    qos: p.qos as u8,
                     payload: p.payload,
                 },
                 Event::Outgoing(o) => Step::Sent(o),
@@ -202,12 +209,15 @@ impl Loop {
                     v5::mqttbytes::v5::ConnectReturnCode::Success => Ok(()),
                     code => Err(format!("{code:?}")),
                 }),
-                v5::Event::Incoming(Packet5::SubAck(a)) => Step::SubAck(matches!(
-                    a.return_codes.first(),
-                    Some(v5::mqttbytes::v5::SubscribeReasonCode::Success(_))
-                )),
+                v5::Event::Incoming(Packet5::SubAck(a)) => {
+                    Step::SubAck(match a.return_codes.first() {
+                        Some(v5::mqttbytes::v5::SubscribeReasonCode::Success(q)) => Some(*q as u8),
+                        _ => None,
+                    })
+                }
                 v5::Event::Incoming(Packet5::Publish(p)) => Step::Publish {
                     pkid: p.pkid,
+                    qos: p.qos as u8,
                     payload: p.payload,
                 },
                 v5::Event::Outgoing(o) => Step::Sent(o),
@@ -272,9 +282,10 @@ impl Connection {
 pub struct Mqtt {
     conn: Connection,
     counter: Arc<ConnCounter>,
-    qos: u8,
-    /// QoS 1/2 messages received whose acknowledgement flow has not ended yet.
-    in_flow: HashMap<u16, Received>,
+    /// The QoS the broker granted; the asked-for one until its SUBACK.
+    granted: u8,
+    /// QoS 1/2 messages received (with their QoS) whose acknowledgement flow has not ended.
+    in_flow: HashMap<u16, (u8, Received)>,
     /// The last counts read; what is reported once the socket is gone.
     last: Cell<WireCounts>,
     dead: bool,
@@ -296,7 +307,7 @@ impl Mqtt {
         let mut mqtt = Mqtt {
             counter: conn.counter(),
             conn,
-            qos: level,
+            granted: level,
             in_flow: HashMap::new(),
             last: Cell::new(WireCounts::default()),
             dead: false,
@@ -310,12 +321,17 @@ impl Mqtt {
     async fn wait_suback(&mut self) -> anyhow::Result<()> {
         loop {
             if let Step::SubAck(granted) = self.poll().await? {
-                if !granted {
-                    bail!("the broker refused the subscription");
-                }
+                self.granted =
+                    granted.ok_or_else(|| anyhow!("the broker refused the subscription"))?;
                 return Ok(());
             }
         }
+    }
+
+    /// The QoS the broker granted the subscription (MQTT 3.1.1 §3.9.3: it may be lower than
+    /// asked).
+    pub fn granted(&self) -> u8 {
+        self.granted
     }
 
     /// The next event; on error the socket is gone, so its counts are frozen first.
@@ -329,17 +345,26 @@ impl Mqtt {
         }
     }
 
-    /// Delivers a message when its flow ends, per the subscription's QoS.
+    /// Delivers a message when its flow ends, per the QoS it travels with: at once (0), with
+    /// the subscriber's PUBACK (1) or its PUBCOMP (2).
     fn flow_step(&mut self, step: Step) -> Option<Received> {
-        match (self.qos, step) {
-            (0, Step::Publish { payload, .. }) => Some(Received::now(payload)),
-            (_, Step::Publish { pkid, payload }) => {
-                self.in_flow.insert(pkid, Received::now(payload));
+        match step {
+            Step::Publish {
+                qos: 0, payload, ..
+            } => Some(Received::now(payload)),
+            Step::Publish { pkid, qos, payload } => {
+                self.in_flow.insert(pkid, (qos, Received::now(payload)));
                 None
             }
-            (1, Step::Sent(Outgoing::PubAck(pkid))) | (2, Step::Sent(Outgoing::PubComp(pkid))) => {
-                self.in_flow.remove(&pkid)
-            }
+            Step::Sent(Outgoing::PubAck(pkid)) => self.end_flow(pkid, 1),
+            Step::Sent(Outgoing::PubComp(pkid)) => self.end_flow(pkid, 2),
+            _ => None,
+        }
+    }
+
+    fn end_flow(&mut self, pkid: u16, qos: u8) -> Option<Received> {
+        match self.in_flow.get(&pkid) {
+            Some((level, _)) if *level == qos => self.in_flow.remove(&pkid).map(|(_, r)| r),
             _ => None,
         }
     }
@@ -372,6 +397,10 @@ impl Transport for Mqtt {
                 return Ok(());
             }
         }
+    }
+
+    fn granted_qos(&self) -> Option<u8> {
+        Some(self.granted)
     }
 
     fn wire(&self) -> WireCounts {

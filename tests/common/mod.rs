@@ -75,16 +75,9 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
         let broker = Mosquitto {
-            tcp_port: free(),
-            ws_port: free(),
+            tcp_port: free_port(),
+            ws_port: free_port(),
         };
         let status = std::process::Command::new(script("targets/mosquitto.sh"))
             .args([
@@ -123,6 +116,55 @@ impl Drop for Mosquitto {
             .args(["stop", &self.tcp_port.to_string()])
             .status();
     }
+}
+
+/// A NATS server with its MQTT listener, started by `scripts/targets/nats.sh` on free
+/// loopback ports, stopped on drop.
+pub struct Nats {
+    pub mqtt_port: u16,
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        let (mqtt_port, client_port) = (free_port(), free_port());
+        let status = std::process::Command::new(script("targets/nats.sh"))
+            .args(["start", &mqtt_port.to_string(), &client_port.to_string()])
+            .status()
+            .expect("running scripts/targets/nats.sh (is bash there?)");
+        assert!(
+            status.success(),
+            "nats-server did not start: install it (apt-get install nats-server)"
+        );
+        Nats { mqtt_port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.mqtt_port)
+    }
+
+    /// The pidfile `scripts/targets/nats.sh` wrote for this server.
+    pub fn pidfile(&self) -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("pushbench-nats-{}", self.mqtt_port))
+            .join("nats.pid")
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script("targets/nats.sh"))
+            .args(["stop", &self.mqtt_port.to_string()])
+            .status();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn script(name: &str) -> std::path::PathBuf {
