@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Side by side: the same clients and message stream against the embedded hub and broker,
+# nginx + nchan, mosquitto and NATS, each server's own CPU and memory measured.
+#
+#   scripts/servers.sh [CLIENTS [DURATION]]      (defaults 10000 and 20s; release build)
+#
+# Every server runs on 127.0.0.1 (started here with scripts/targets/*.sh, stopped on exit);
+# results go to results/servers/<UTC stamp>/<server>/, and a table of bytes per message,
+# latency, server CPU µs per delivered message and server RSS per connection is printed and
+# written to table.md there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+clients=${1:-10000}
+duration=${2:-20s}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out="results/servers/$stamp"
+mkdir -p "$out"
+cargo build --locked --release
+bin=target/release/pushbench
+
+nchan_port=18190
+mosquitto_port=18193
+mosquitto_ws=18194
+nats_port=18195
+nats_client=18196
+cleanup() {
+  scripts/targets/nchan.sh stop "$nchan_port" >/dev/null 2>&1 || true
+  scripts/targets/mosquitto.sh stop "$mosquitto_port" >/dev/null 2>&1 || true
+  scripts/targets/nats.sh stop "$nats_port" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# One scenario per server: the common part, then its target and transports.
+scenario() { # NAME TARGET_TOML TRANSPORTS_TOML
+  cat <<TOML
+name = "servers-$1"
+description = "$clients clients, one 20-byte message a second, against $1"
+clients = $clients
+connect_rate = "2000/s"
+warmup = "5s"
+duration = "$duration"
+drain = "5s"
+
+[messages]
+rate = "1/s"
+payload_bytes = 20
+
+$2
+
+$3
+TOML
+}
+
+http_transports='[[transports]]
+kind = "websocket"
+
+[[transports]]
+kind = "http-longpoll"
+headers = "minimal"
+
+[[transports]]
+kind = "http-poll"
+interval = "1s"
+headers = "minimal"'
+
+mqtt_transports='[[transports]]
+kind = "mqtt"
+qos = 0
+
+[[transports]]
+kind = "mqtt"
+qos = 1'
+
+run() { # NAME SCENARIO_TEXT
+  local file="$out/$1.toml"
+  printf '%s\n' "$2" >"$file"
+  echo "== $1"
+  "$bin" run "$file" --out "$out/$1" || echo "($1: exit $?, results kept)"
+}
+
+run embedded-hub "$(scenario embedded-hub '' "$http_transports")"
+run embedded-broker "$(scenario embedded-broker '' "$mqtt_transports")"
+
+scripts/targets/nchan.sh start "$nchan_port" >/dev/null
+run nchan "$(scenario nchan "[target]
+kind = \"external\"
+urls = [\"http://127.0.0.1:$nchan_port\"]
+name = \"nchan\"
+process = \"nginx\"" "$http_transports")"
+scripts/targets/nchan.sh stop "$nchan_port"
+
+scripts/targets/mosquitto.sh start "$mosquitto_port" "$mosquitto_ws" >/dev/null
+run mosquitto "$(scenario mosquitto "[target]
+kind = \"external\"
+urls = [\"mqtt://127.0.0.1:$mosquitto_port\"]
+name = \"mosquitto\"
+process = \"mosquitto\"" "$mqtt_transports")"
+scripts/targets/mosquitto.sh stop "$mosquitto_port"
+
+scripts/targets/nats.sh start "$nats_port" "$nats_client" >/dev/null
+run nats "$(scenario nats "[target]
+kind = \"external\"
+urls = [\"mqtt://127.0.0.1:$nats_port\"]
+name = \"nats\"
+process = \"nats-server\"" "$mqtt_transports")"
+scripts/targets/nats.sh stop "$nats_port"
+
+# The table, from every summary.json (python3's json module only).
+python3 - "$out" <<'PY' | tee "$out/table.md"
+import glob, json, os, sys
+out = sys.argv[1]
+def f(v, fmt):
+    return "-" if v is None else fmt.format(v)
+print("| server | transport | delivered | B/msg | p50 ms | p99 ms | server CPU µs/msg | server RSS B/conn | fault |")
+print("|---|---|---|---|---|---|---|---|---|")
+for path in sorted(glob.glob(os.path.join(out, "*", "summary.json"))):
+    for r in json.load(open(path)):
+        rss = r.get("target_peak_rss_bytes")
+        per_conn = rss / r["clients_connected"] if rss and r.get("clients_connected") else None
+        ms = lambda k: None if r.get(k) is None else r[k] / 1000
+        print("| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |".format(
+            r.get("target_name") or r["target"], r["transport"],
+            r["messages_delivered"], r["messages_expected"],
+            f(r.get("bytes_per_message"), "{:.2f}"), f(ms("latency_p50_us"), "{:.1f}"),
+            f(ms("latency_p99_us"), "{:.1f}"), f(r.get("target_cpu_us_per_message"), "{:.1f}"),
+            f(per_conn, "{:.0f}"), r.get("fault") or ""))
+PY
+echo "results: $out"
