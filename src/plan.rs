@@ -163,9 +163,21 @@ impl TransportPlan {
         match self {
             TransportPlan::HttpPoll { headers, .. }
             | TransportPlan::HttpLongpoll { headers, .. }
-            | TransportPlan::Sse { headers, .. } => {
+            | TransportPlan::Sse {
+                headers,
+                keepalive: None,
+            } => {
                 format!("{}({})", self.kind(), headers.name())
             }
+            TransportPlan::Sse {
+                headers,
+                keepalive: Some(every),
+            } => format!(
+                "{}({},keepalive={})",
+                self.kind(),
+                headers.name(),
+                humantime::format_duration(*every)
+            ),
             TransportPlan::Websocket { .. } => self.kind().to_string(),
             TransportPlan::Mqtt(m) => {
                 let version = match m.version {

@@ -463,7 +463,7 @@ fn missing_transport_kind() {
         7,
         1,
         "transports[0].kind",
-        "\"http-longpoll\", \"websocket\"",
+        "\"http-longpoll\", \"sse\", \"websocket\"",
     );
 }
 
