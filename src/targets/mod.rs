@@ -434,6 +434,18 @@ mod tests {
     }
 
     #[test]
+    fn an_sse_run_gets_its_keep_alive() {
+        let every = Some(Duration::from_secs(15));
+        let sse = TransportPlan::Sse {
+            headers: HeaderProfile::Browser,
+            keepalive: every,
+        };
+        assert_eq!(hub_config_for(&sse).sse_keepalive, every);
+        let quiet = hub_config_for(&poll_every(Duration::from_secs(1)));
+        assert_eq!(quiet.sse_keepalive, None);
+    }
+
+    #[test]
     fn shard_stats_add_up_in_every_field() {
         let one = HubStats {
             connections_accepted: 1,
