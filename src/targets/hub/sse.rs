@@ -42,8 +42,11 @@ pub(super) fn event_stream(
     if resume.is_some() {
         bump(&state.counters.sse_resumed);
     }
+    // An id from beyond this channel's newest (a hub restarted under its client) resumes at
+    // the newest, or the stream would wait for ids it has already used.
+    let newest = channel.newest_id();
     let subscriber = Subscriber {
-        position: resume.unwrap_or_else(|| channel.newest_id()),
+        position: resume.map_or(newest, |id| id.min(newest)),
         newest: channel.watch_newest(),
         channel,
         sent: 0,
