@@ -308,6 +308,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         header_timeout: args.header_timeout,
         history: args.history,
         ws_queue: args.ws_queue,
+        sse_keepalive: args.sse_keepalive,
         ..HubConfig::default()
     };
     sys::raise_fd_limit();

@@ -140,7 +140,8 @@ pub struct ValidateArgs {
 ///
 /// Endpoints: POST /pub/{channel} publishes; GET /sub/poll/{channel} interval-polls (200 with
 /// the next message, or 304); GET /sub/longpoll/{channel} long-polls; GET /sub/ws/{channel}
-/// upgrades to a WebSocket that receives every message as one binary frame; GET /stats
+/// upgrades to a WebSocket that receives every message as one binary frame;
+/// GET /sub/sse/{channel} streams every message as a Server-Sent Event; GET /stats
 /// returns the hub's counters as JSON. It stops on Ctrl-C.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -164,6 +165,9 @@ pub struct ServeArgs {
     /// Messages a WebSocket subscriber may fall behind before it is dropped (and counted).
     #[arg(long, default_value_t = 1024)]
     pub ws_queue: usize,
+    /// Send a comment on an event stream (GET /sub/sse/{channel}) idle this long.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub sse_keepalive: Option<Duration>,
     /// Also start the embedded MQTT broker (rumqttd) on two free loopback ports, one for
     /// MQTT over TCP and one for MQTT over WebSocket (printed on the second line).
     #[arg(long)]

@@ -4,8 +4,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 /// Bytes taken by the sequence number (u64) and the intended time (u64 µs since the epoch).
 pub const HEADER_BYTES: usize = 16;
+
+/// Characters of the stamp in text form: its 16 bytes in unpadded base64.
+pub const TEXT_HEADER_BYTES: usize = 22;
 
 /// Filler after the header: printable, so a payload is readable in a capture.
 const PAD: u8 = b'.';
@@ -41,6 +47,28 @@ impl Stamp {
         let intended_us = u64::from_le_bytes(payload.get(8..16)?.try_into().ok()?);
         Some(Stamp { seq, intended_us })
     }
+
+    /// The payload as text, for framings that carry only UTF-8 lines (an SSE `data:` field):
+    /// the stamp in unpadded base64url, padded to `size` like the binary form. So from
+    /// `TEXT_HEADER_BYTES` up the text is exactly as long as the binary payload, and the
+    /// framing around it is all that counts as overhead.
+    pub fn encode_text(&self, size: usize) -> String {
+        let mut header = [0u8; HEADER_BYTES];
+        header[..8].copy_from_slice(&self.seq.to_le_bytes());
+        header[8..].copy_from_slice(&self.intended_us.to_le_bytes());
+        let mut out = URL_SAFE_NO_PAD.encode(header);
+        let width = size.max(TEXT_HEADER_BYTES);
+        out.extend(std::iter::repeat_n(char::from(PAD), width - out.len()));
+        out
+    }
+
+    /// Reads a stamp back from its text form; `None` if `text` does not start with one.
+    pub fn decode_text(text: &str) -> Option<Stamp> {
+        let header = URL_SAFE_NO_PAD
+            .decode(text.as_bytes().get(..TEXT_HEADER_BYTES)?)
+            .ok()?;
+        Stamp::decode(&header)
+    }
 }
 
 #[cfg(test)]
@@ -57,5 +85,21 @@ mod tests {
         assert_eq!(bytes.len(), 200);
         assert_eq!(Stamp::decode(&bytes), Some(stamp));
         assert_eq!(Stamp::decode(&bytes[..15]), None);
+    }
+
+    #[test]
+    fn text_form_is_as_long_as_the_binary_from_22_bytes_and_round_trips() {
+        let stamp = Stamp {
+            seq: 17,
+            intended_us: 1_764_623_456_789_012,
+        };
+        let text = stamp.encode_text(64);
+        assert_eq!(text.len(), 64);
+        assert!(text[TEXT_HEADER_BYTES..].bytes().all(|b| b == PAD));
+        assert!(text.bytes().all(|b| b.is_ascii_graphic()));
+        assert_eq!(Stamp::decode_text(&text), Some(stamp));
+        assert_eq!(stamp.encode_text(16).len(), TEXT_HEADER_BYTES);
+        assert_eq!(Stamp::decode_text(&text[..21]), None);
+        assert_eq!(Stamp::decode_text("not base64 at all, not a stamp"), None);
     }
 }

@@ -108,6 +108,13 @@ pub enum TransportPlan {
         /// How long the (embedded) server holds a request before answering 304.
         timeout: Duration,
     },
+    /// Server-Sent Events: one streamed `text/event-stream` response, one event per message;
+    /// a broken stream is resumed with `Last-Event-ID`.
+    Sse {
+        headers: HeaderProfile,
+        /// How often the (embedded) server sends a comment on an idle stream; `None`: never.
+        keepalive: Option<Duration>,
+    },
     /// WebSocket: the server pushes every message as one binary frame.
     Websocket {
         /// Client read buffer; tungstenite's 128 KiB default costs ~134 KB per connection.
@@ -179,6 +186,7 @@ impl TransportPlan {
         match self {
             TransportPlan::HttpPoll { .. } => "http-poll",
             TransportPlan::HttpLongpoll { .. } => "http-longpoll",
+            TransportPlan::Sse { .. } => "sse",
             TransportPlan::Websocket { .. } => "websocket",
             TransportPlan::Mqtt(_) => "mqtt",
         }
@@ -188,9 +196,22 @@ impl TransportPlan {
     pub fn label(&self) -> String {
         match self {
             TransportPlan::HttpPoll { headers, .. }
-            | TransportPlan::HttpLongpoll { headers, .. } => {
+            | TransportPlan::HttpLongpoll { headers, .. }
+            | TransportPlan::Sse {
+                headers,
+                keepalive: None,
+            } => {
                 format!("{}({})", self.kind(), headers.name())
             }
+            TransportPlan::Sse {
+                headers,
+                keepalive: Some(every),
+            } => format!(
+                "{}({},keepalive={})",
+                self.kind(),
+                headers.name(),
+                humantime::format_duration(*every)
+            ),
             TransportPlan::Websocket { .. } => self.kind().to_string(),
             TransportPlan::Mqtt(m) => {
                 let version = match m.version {
@@ -219,7 +240,8 @@ impl TransportPlan {
     pub fn response_profile(&self) -> HeaderProfile {
         match self {
             TransportPlan::HttpPoll { headers, .. }
-            | TransportPlan::HttpLongpoll { headers, .. } => headers.clone(),
+            | TransportPlan::HttpLongpoll { headers, .. }
+            | TransportPlan::Sse { headers, .. } => headers.clone(),
             TransportPlan::Websocket { .. } | TransportPlan::Mqtt(_) => HeaderProfile::Minimal,
         }
     }

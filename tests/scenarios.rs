@@ -467,7 +467,7 @@ fn missing_transport_kind() {
         7,
         1,
         "transports[0].kind",
-        "\"http-longpoll\", \"websocket\"",
+        "\"http-longpoll\", \"sse\", \"websocket\"",
     );
 }
 
@@ -643,5 +643,43 @@ fn an_external_target_names_its_processes_one_way() {
         1,
         "target.pid",
         "kind = \"external\"",
+    );
+}
+
+#[test]
+fn sse_takes_headers_and_an_optional_keep_alive() {
+    let source = format!(
+        "{BASE}\n[[transports]]\nkind = \"sse\"\nheaders = \"browser\"\nkeepalive = \"15s\"\n\
+         \n[[transports]]\nkind = \"sse\"\n"
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.transports[1..],
+        [
+            TransportPlan::Sse {
+                headers: HeaderProfile::Browser,
+                keepalive: Some(Duration::from_secs(15)),
+            },
+            TransportPlan::Sse {
+                headers: HeaderProfile::Minimal,
+                keepalive: None,
+            },
+        ]
+    );
+    assert_eq!(plan.transports[1].label(), "sse(browser,keepalive=15s)");
+    assert_eq!(plan.transports[2].label(), "sse(minimal)");
+}
+
+#[test]
+fn sse_keep_alive_must_be_positive_and_belongs_to_sse_only() {
+    let zero = format!("{BASE}\n[[transports]]\nkind = \"sse\"\nkeepalive = \"0s\"\n");
+    assert_error(&zero, 12, 13, "transports[1].keepalive", "too short");
+    let websocket = format!("{BASE}keepalive = \"15s\"\n");
+    assert_error(
+        &websocket,
+        9,
+        1,
+        "transports[0].keepalive",
+        "only sse transports accept it",
     );
 }

@@ -63,6 +63,7 @@ async fn article_poller() -> (Hub, HttpPoll) {
         }),
         index: 0,
         client_id: "article-poller".into(),
+        last_event_id: Default::default(),
     };
     let poller = HttpPoll::connect(&spec).await.unwrap();
     (hub, poller)

@@ -15,6 +15,7 @@
 #   GET  /sub/poll/{ch}     nchan_subscriber intervalpoll (304 at once when nothing is new)
 #   GET  /sub/longpoll/{ch} nchan_subscriber longpoll (held up to 30 s, like the hub)
 #   GET  /sub/ws/{ch}       nchan_subscriber websocket
+#   GET  /sub/sse/{ch}      nchan_subscriber eventsource (Server-Sent Events)
 set -euo pipefail
 
 cmd=${1:-}
@@ -93,6 +94,13 @@ http {
             nchan_subscriber websocket;
             # Every message from now on, one frame each (binary for the publisher's
             # application/octet-stream messages, text otherwise).
+            nchan_subscriber_first_message newest;
+            nchan_channel_id \$1;
+        }
+        location ~ ^/sub/sse/([^/]+)\$ {
+            nchan_subscriber eventsource;
+            # Every message from now on, one event each (id: <time>:<tag>, data: the body
+            # line by line); a Last-Event-ID resumes after that message.
             nchan_subscriber_first_message newest;
             nchan_channel_id \$1;
         }

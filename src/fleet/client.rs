@@ -223,6 +223,7 @@ mod tests {
             }),
             index: 0,
             client_id: client_id.into(),
+            last_event_id: Default::default(),
         }
     }
 

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::plan::TransportPlan;
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::targets::Endpoint;
-use crate::transport::{ClientSpec, HttpLongpoll, HttpPoll, Mqtt, Transport, WebSocket};
+use crate::transport::{
+    ClientSpec, HttpLongpoll, HttpPoll, LastEventId, Mqtt, Sse, Transport, WebSocket,
+};
 use crate::wire::WireCounts;
 
 /// Latency histograms are sharded so that clients rarely wait for each other's lock.
@@ -224,6 +226,7 @@ impl Fleet {
                     plan: Arc::clone(&plan),
                     index: i,
                     client_id: format!("pb-{run_id:08x}-{i}"),
+                    last_event_id: LastEventId::default(),
                 };
                 spawn_client(&mut tasks, spec, Arc::clone(&shared), i);
             }
@@ -271,6 +274,7 @@ fn spawn_client(
     match spec.plan.as_ref() {
         TransportPlan::HttpPoll { .. } => go::<HttpPoll>(tasks, spec, shared, i),
         TransportPlan::HttpLongpoll { .. } => go::<HttpLongpoll>(tasks, spec, shared, i),
+        TransportPlan::Sse { .. } => go::<Sse>(tasks, spec, shared, i),
         TransportPlan::Websocket { .. } => go::<WebSocket>(tasks, spec, shared, i),
         TransportPlan::Mqtt(_) => go::<Mqtt>(tasks, spec, shared, i),
     }

@@ -116,6 +116,13 @@ fn describe_transport(transport: &TransportPlan) -> String {
         TransportPlan::HttpLongpoll { headers, timeout } => {
             format!("timeout {}{}", seconds(*timeout), custom_names(headers))
         }
+        TransportPlan::Sse { headers, keepalive } => {
+            let keepalive = match keepalive {
+                Some(every) => format!("comment keep-alive every {}", seconds(*every)),
+                None => "no keep-alive".to_string(),
+            };
+            format!("{keepalive}{}", custom_names(headers))
+        }
         TransportPlan::Websocket { read_buffer_bytes } => {
             format!("read buffer {read_buffer_bytes} bytes")
         }

@@ -37,6 +37,7 @@ const RESERVED_HEADERS: &[&str] = &[
 enum Kind {
     HttpPoll,
     HttpLongpoll,
+    Sse,
     Websocket,
     Mqtt,
 }
@@ -44,6 +45,7 @@ enum Kind {
 const KINDS: &[Kind] = &[
     Kind::HttpPoll,
     Kind::HttpLongpoll,
+    Kind::Sse,
     Kind::Websocket,
     Kind::Mqtt,
 ];
@@ -55,14 +57,19 @@ const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
         &[
             Kind::HttpPoll,
             Kind::HttpLongpoll,
+            Kind::Sse,
             Kind::Websocket,
             Kind::Mqtt,
         ],
     ),
     ("interval", &[Kind::HttpPoll]),
-    ("headers", &[Kind::HttpPoll, Kind::HttpLongpoll]),
-    ("custom_headers", &[Kind::HttpPoll, Kind::HttpLongpoll]),
+    ("headers", &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Sse]),
+    (
+        "custom_headers",
+        &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Sse],
+    ),
     ("timeout", &[Kind::HttpLongpoll]),
+    ("keepalive", &[Kind::Sse]),
     ("read_buffer_bytes", &[Kind::Websocket]),
     ("qos", &[Kind::Mqtt]),
     ("version", &[Kind::Mqtt]),
@@ -80,6 +87,7 @@ impl Kind {
         match self {
             Kind::HttpPoll => "http-poll",
             Kind::HttpLongpoll => "http-longpoll",
+            Kind::Sse => "sse",
             Kind::Websocket => "websocket",
             Kind::Mqtt => "mqtt",
         }
@@ -138,6 +146,13 @@ fn transport(section: &Section, channels: u64) -> Result<TransportPlan> {
                 DEFAULT_LONGPOLL_TIMEOUT,
                 Zero::Forbidden,
             )?,
+        },
+        Kind::Sse => TransportPlan::Sse {
+            headers: headers(section, channels)?,
+            keepalive: match section.get("keepalive") {
+                Some(item) => Some(item.duration(Zero::Forbidden)?),
+                None => None,
+            },
         },
         Kind::Websocket => TransportPlan::Websocket {
             read_buffer_bytes: match section.get("read_buffer_bytes") {

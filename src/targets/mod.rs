@@ -89,6 +89,7 @@ pub fn hub_config_for(transport: &TransportPlan) -> HubConfig {
         TransportPlan::HttpPoll { interval, .. } => {
             config.header_timeout = config.header_timeout.max(interval.saturating_mul(2));
         }
+        TransportPlan::Sse { keepalive, .. } => config.sse_keepalive = *keepalive,
         TransportPlan::Websocket { .. } | TransportPlan::Mqtt(_) => {}
     }
     config
@@ -292,6 +293,11 @@ fn spawn_serve(
         .arg(humantime::format_duration(config.longpoll_timeout).to_string())
         .arg("--header-timeout")
         .arg(humantime::format_duration(config.header_timeout).to_string());
+    if let Some(every) = config.sse_keepalive {
+        command
+            .arg("--sse-keepalive")
+            .arg(humantime::format_duration(every).to_string());
+    }
     if with_broker {
         command.arg("--broker");
     }
@@ -432,6 +438,18 @@ mod tests {
     }
 
     #[test]
+    fn an_sse_run_gets_its_keep_alive() {
+        let every = Some(Duration::from_secs(15));
+        let sse = TransportPlan::Sse {
+            headers: HeaderProfile::Browser,
+            keepalive: every,
+        };
+        assert_eq!(hub_config_for(&sse).sse_keepalive, every);
+        let quiet = hub_config_for(&poll_every(Duration::from_secs(1)));
+        assert_eq!(quiet.sse_keepalive, None);
+    }
+
+    #[test]
     fn shard_stats_add_up_in_every_field() {
         let one = HubStats {
             connections_accepted: 1,
@@ -444,6 +462,11 @@ mod tests {
             ws_sessions: 8,
             ws_frames_sent: 9,
             ws_dropped_slow: 10,
+            sse_sessions: 11,
+            sse_resumed: 12,
+            sse_events_sent: 13,
+            sse_keepalives_sent: 14,
+            sse_dropped_slow: 15,
         };
         let sum: HubStats = [one.clone(), one.clone()].into_iter().sum();
         let twice = HubStats {
@@ -457,6 +480,11 @@ mod tests {
             ws_sessions: 16,
             ws_frames_sent: 18,
             ws_dropped_slow: 20,
+            sse_sessions: 22,
+            sse_resumed: 24,
+            sse_events_sent: 26,
+            sse_keepalives_sent: 28,
+            sse_dropped_slow: 30,
         };
         assert_eq!(sum, twice);
     }

@@ -68,17 +68,7 @@ impl HttpSubscriber {
             // The connection's end shows up as an error on the next request.
             let _ = conn.await;
         });
-        let headers = profile
-            .request_headers(&spec.endpoint.authority)
-            .into_iter()
-            .map(|(name, value)| {
-                Ok((
-                    HeaderName::from_bytes(name.as_bytes())?,
-                    HeaderValue::from_str(&value)?,
-                ))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()
-            .context("building request headers")?;
+        let headers = request_headers(profile, &spec.endpoint.authority)?;
         Ok(HttpSubscriber {
             sender,
             counter,
@@ -133,6 +123,24 @@ impl HttpSubscriber {
             other => bail!("subscriber location answered {other}"),
         }
     }
+}
+
+/// The profile's request headers for a target at `authority`, ready to send.
+pub(super) fn request_headers(
+    profile: &HeaderProfile,
+    authority: &str,
+) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+    profile
+        .request_headers(authority)
+        .into_iter()
+        .map(|(name, value)| {
+            Ok((
+                HeaderName::from_bytes(name.as_bytes())?,
+                HeaderValue::from_str(&value)?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("building request headers")
 }
 
 /// Interval polling at a fixed rate, with a random phase per client.

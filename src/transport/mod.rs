@@ -5,6 +5,7 @@
 pub mod fake;
 mod http;
 pub mod mqtt;
+mod sse;
 mod websocket;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use crate::wire::WireCounts;
 
 pub use http::{HttpLongpoll, HttpPoll};
 pub use mqtt::Mqtt;
+pub use sse::{LastEventId, Sse};
 pub use websocket::WebSocket;
 
 /// Everything one client needs to connect.
@@ -31,6 +33,8 @@ pub struct ClientSpec {
     pub index: usize,
     /// Unique per run, for protocols that name their clients (MQTT).
     pub client_id: String,
+    /// Where an SSE client's next connection resumes; shared by the client's connections.
+    pub last_event_id: LastEventId,
 }
 
 /// A message as a client received it.

@@ -7,12 +7,14 @@
 //!
 //! This module is the hub's life: configuration, counters, the accept loop and each
 //! connection's HTTP/1.1 driver. `routes` says what a request asks for, `channels` keeps the
-//! messages, `answers` builds poll answers and `push` serves WebSocket subscribers.
+//! messages, `answers` builds poll answers, `push` serves WebSocket subscribers and `sse`
+//! event streams.
 
 mod answers;
 mod channels;
 mod push;
 mod routes;
+mod sse;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +63,11 @@ pub struct HubConfig {
     /// tungstenite read buffer per WebSocket connection (keep it <= 4 KiB: it is allocated
     /// eagerly for every connection).
     pub ws_read_buffer_bytes: usize,
+    /// A comment (`:` and a blank line) on an event stream idle this long; `None`: never.
+    pub sse_keepalive: Option<Duration>,
+    /// Test hook: an event stream that is not a resume (no `Last-Event-ID`) is closed after
+    /// this many events, so that every SSE client must reconnect and resume once.
+    pub sse_close_after: Option<u64>,
 }
 
 impl Default for HubConfig {
@@ -72,6 +79,8 @@ impl Default for HubConfig {
             history: 1024,
             ws_queue: 1024,
             ws_read_buffer_bytes: 4096,
+            sse_keepalive: None,
+            sse_close_after: None,
         }
     }
 }
@@ -105,6 +114,13 @@ pub struct HubStats {
     pub ws_frames_sent: u64,
     /// WebSocket subscribers dropped because they lagged more than `ws_queue` behind.
     pub ws_dropped_slow: u64,
+    /// Event streams opened, and those of them resumed with a `Last-Event-ID`.
+    pub sse_sessions: u64,
+    pub sse_resumed: u64,
+    pub sse_events_sent: u64,
+    pub sse_keepalives_sent: u64,
+    /// Event streams closed because their subscriber fell out of the channel's history.
+    pub sse_dropped_slow: u64,
 }
 
 /// The running hub. Dropping it stops the accept loop and every connection it serves.
@@ -173,6 +189,11 @@ struct Counters {
     ws_sessions: AtomicU64,
     ws_frames_sent: AtomicU64,
     ws_dropped_slow: AtomicU64,
+    sse_sessions: AtomicU64,
+    sse_resumed: AtomicU64,
+    sse_events_sent: AtomicU64,
+    sse_keepalives_sent: AtomicU64,
+    sse_dropped_slow: AtomicU64,
 }
 
 impl Counters {
@@ -189,6 +210,11 @@ impl Counters {
             ws_sessions: get(&self.ws_sessions),
             ws_frames_sent: get(&self.ws_frames_sent),
             ws_dropped_slow: get(&self.ws_dropped_slow),
+            sse_sessions: get(&self.sse_sessions),
+            sse_resumed: get(&self.sse_resumed),
+            sse_events_sent: get(&self.sse_events_sent),
+            sse_keepalives_sent: get(&self.sse_keepalives_sent),
+            sse_dropped_slow: get(&self.sse_dropped_slow),
         }
     }
 }

@@ -5,13 +5,15 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::answers::{Cursor, PollKind, poll};
 use super::push::websocket;
+use super::sse::event_stream;
 use super::{HubState, bump};
 use crate::profile::ARTICLE_POLL_PATH;
 
@@ -20,6 +22,7 @@ enum Route {
     Publish(String),
     Poll(String, PollKind),
     WebSocket(String),
+    EventStream(String),
     Stats,
     NotFound,
 }
@@ -45,24 +48,30 @@ impl Route {
             ("/sub/poll", true, _) => Route::Poll(channel, PollKind::Interval),
             ("/sub/longpoll", true, _) => Route::Poll(channel, PollKind::Long),
             ("/sub/ws", true, _) => Route::WebSocket(channel),
+            ("/sub/sse", true, _) => Route::EventStream(channel),
             _ => Route::NotFound,
         }
     }
 }
+
+/// A response body: whole, or an endless event stream.
+pub(super) type HubBody = Either<Full<Bytes>, UnsyncBoxBody<Bytes, Infallible>>;
 
 /// Answers one request of a connection whose poll position is `cursor`.
 pub(super) async fn handle(
     req: Request<Incoming>,
     state: Arc<HubState>,
     cursor: Arc<Cursor>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(match Route::parse(req.method(), req.uri().path()) {
+) -> Result<Response<HubBody>, Infallible> {
+    let whole = match Route::parse(req.method(), req.uri().path()) {
+        Route::EventStream(channel) => return Ok(event_stream(req.headers(), &state, &channel)),
         Route::Publish(channel) => publish(req, &state, &channel).await,
         Route::Poll(channel, kind) => poll(req.headers(), &state, &cursor, &channel, kind).await,
         Route::WebSocket(channel) => websocket(req, &state, &channel),
         Route::Stats => stats(&state),
         Route::NotFound => empty(StatusCode::NOT_FOUND),
-    })
+    };
+    Ok(whole.map(Either::Left))
 }
 
 /// A response with no body; hyper adds `Date` and, where allowed, `Content-Length: 0`.
