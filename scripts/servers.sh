@@ -56,6 +56,10 @@ http_transports='[[transports]]
 kind = "websocket"
 
 [[transports]]
+kind = "sse"
+headers = "minimal"
+
+[[transports]]
 kind = "http-longpoll"
 headers = "minimal"
 

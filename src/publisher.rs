@@ -34,6 +34,9 @@ pub struct Schedule {
     pub window_opens_after: u64,
     /// MQTT options when the target is a broker; HTTP POST to `/pub/{channel}` otherwise.
     pub mqtt: Option<MqttPlan>,
+    /// Publish the stamp's text form (`Stamp::encode_text`), for transports whose framing
+    /// carries only UTF-8 (SSE's `data:` lines): the server passes it through as it is.
+    pub text: bool,
 }
 
 /// What the publisher did.
@@ -125,7 +128,7 @@ pub async fn publish(
     let mut sinks = Vec::new();
     for endpoint in endpoints {
         for channel in 0..schedule.channels {
-            match Sink::open(endpoint, channel, schedule.mqtt.as_ref(), &broken, &stop).await {
+            match Sink::open(endpoint, channel, schedule, &broken, &stop).await {
                 Ok(sink) => sinks.push((Arc::clone(endpoint), sink)),
                 Err(e) => {
                     total.errors += 1;
@@ -190,7 +193,11 @@ async fn publish_channel(
             seq,
             intended_us: unix_us(start_wall + offset),
         };
-        let body = Bytes::from(stamp.encode(schedule.payload_bytes));
+        let body = if schedule.text {
+            Bytes::from(stamp.encode_text(schedule.payload_bytes))
+        } else {
+            Bytes::from(stamp.encode(schedule.payload_bytes))
+        };
         outcome.highest_attempted = Some(seq);
         let result = sink.send(endpoint, body).await;
         let at = Some(Instant::now().duration_since(start));
@@ -231,6 +238,7 @@ enum Sink {
     Http {
         conn: Option<SendRequest<Full<Bytes>>>,
         path: String,
+        content_type: &'static str,
     },
     /// PUBLISH to the broker; a task polls the connection until the run stops, so that the
     /// acknowledgement flows of the last messages complete.
@@ -246,14 +254,22 @@ impl Sink {
     async fn open(
         endpoint: &Endpoint,
         channel: u32,
-        mqtt: Option<&MqttPlan>,
+        schedule: &Schedule,
         broken: &Arc<Broken>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Sink> {
-        let Some(plan) = mqtt else {
+        let Some(plan) = schedule.mqtt.as_ref() else {
+            // Saying binary is binary lets a server that picks the WebSocket frame type from
+            // the message's type (nginx + nchan: text unless `application/octet-stream`)
+            // send binary frames, since a text frame must be UTF-8.
             return Ok(Sink::Http {
                 conn: None,
                 path: format!("/pub/{channel}"),
+                content_type: if schedule.text {
+                    "text/plain; charset=utf-8"
+                } else {
+                    "application/octet-stream"
+                },
             });
         };
         let id = format!("pb-pub-{:08x}-{channel}", rand::random::<u32>());
@@ -286,8 +302,12 @@ impl Sink {
 
     async fn send(&mut self, endpoint: &Endpoint, body: Bytes) -> anyhow::Result<()> {
         match self {
-            Sink::Http { conn, path } => {
-                let result = post(conn, endpoint, path, body).await;
+            Sink::Http {
+                conn,
+                path,
+                content_type,
+            } => {
+                let result = post(conn, endpoint, path, content_type, body).await;
                 if result.is_err() {
                     *conn = None;
                 }
@@ -311,6 +331,7 @@ async fn post(
     conn: &mut Option<SendRequest<Full<Bytes>>>,
     endpoint: &Endpoint,
     path: &str,
+    content_type: &str,
     body: Bytes,
 ) -> anyhow::Result<()> {
     if conn.is_none() {
@@ -323,12 +344,9 @@ async fn post(
         .ready()
         .await
         .context("publisher connection closed")?;
-    // The payload is binary; saying so lets a server that picks the WebSocket frame type from
-    // the message's type (nginx + nchan: text unless `application/octet-stream`) send binary
-    // frames, since a text frame must be UTF-8 and clients reject one that is not.
     let request = Request::post(path)
         .header(hyper::header::HOST, endpoint.authority.as_str())
-        .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .header(hyper::header::CONTENT_TYPE, content_type)
         .body(Full::new(body))?;
     let response = sender.send_request(request).await.context("publishing")?;
     let status = response.status();

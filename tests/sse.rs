@@ -130,7 +130,7 @@ async fn the_hub_streams_each_message_as_one_chunked_event() {
     ] {
         assert!(head.contains(line), "{line:?} in {head}");
     }
-    publish(hub.local_addr(), "0", &stamp(7).encode(64)).await;
+    publish(hub.local_addr(), "0", stamp(7).encode_text(64).as_bytes()).await;
     let text = stamp(7).encode_text(64);
     let expected = format!("4E\r\nid: 1\ndata: {text}\n\n\r\n");
     assert_eq!(
@@ -149,7 +149,7 @@ async fn last_event_id_resumes_from_the_history() {
         .await
         .unwrap();
     for seq in 0..3 {
-        publish(hub.local_addr(), "0", &stamp(seq).encode(64)).await;
+        publish(hub.local_addr(), "0", stamp(seq).encode_text(64).as_bytes()).await;
     }
     let (mut s, _) = open_stream(&hub, "Last-Event-ID: 1\r\n").await;
     for (id, seq) in [(2, 1), (3, 2)] {
@@ -183,9 +183,9 @@ async fn a_last_event_id_beyond_the_newest_resumes_at_the_newest() {
     let hub = Hub::start(([127, 0, 0, 1], 0).into(), HubConfig::default())
         .await
         .unwrap();
-    publish(hub.local_addr(), "0", &stamp(0).encode(64)).await;
+    publish(hub.local_addr(), "0", stamp(0).encode_text(64).as_bytes()).await;
     let (mut s, _) = open_stream(&hub, "Last-Event-ID: 99\r\n").await;
-    publish(hub.local_addr(), "0", &stamp(1).encode(64)).await;
+    publish(hub.local_addr(), "0", stamp(1).encode_text(64).as_bytes()).await;
     let expected = format!("4E\r\nid: 2\ndata: {}\n\n\r\n", stamp(1).encode_text(64));
     assert_eq!(read_exactly(&mut s, expected.len()).await, expected);
 }

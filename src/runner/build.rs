@@ -194,7 +194,7 @@ pub fn build_result(
         connect_failures: m.fleet.counts.connect_failures,
         reconnects: m.fleet.counts.reconnects,
         connect_s: m.connect_s,
-        hub_dropped_slow: m.hub.as_ref().map(|s| s.ws_dropped_slow),
+        hub_dropped_slow: m.hub.as_ref().map(|s| s.ws_dropped_slow + s.sse_dropped_slow),
         hub_header_timeouts: m.hub.as_ref().map(|s| s.header_timeouts),
         fleet_cpu_s: cost.fleet_cpu_s,
         fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,

@@ -119,6 +119,7 @@ pub async fn run_transport(
                     TransportPlan::Mqtt(m) => Some(m.clone()),
                     _ => None,
                 },
+                text: matches!(transport, TransportPlan::Sse { .. }),
             };
             let published = publish(
                 plan, &label, &target, &schedule, &fleet, interrupt, observer,

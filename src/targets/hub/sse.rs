@@ -22,7 +22,6 @@ use tokio::sync::watch;
 use super::channels::{Channel, Stored};
 use super::routes::{HubBody, empty};
 use super::{HubState, bump};
-use crate::payload::Stamp;
 
 /// The comment a keep-alive sends: a line starting with a colon, then the blank line.
 const KEEPALIVE: &[u8] = b":\n\n";
@@ -123,24 +122,15 @@ async fn idle(keepalive: Option<Duration>) {
     }
 }
 
-/// `id: <id>\ndata: <text>\n\n`. SSE carries UTF-8 lines, so a pushbench payload goes as its
-/// text form (as long as the binary one from `payload::TEXT_HEADER_BYTES` up); a body too
-/// short to be a payload is sent as text, one `data:` line per line.
+/// `id: <id>\ndata: <body>\n\n`, one `data:` line per line of the body. SSE carries UTF-8
+/// lines, so an SSE run's publisher publishes the stamp's text form, which passes through as
+/// it is (as through any SSE server); a body that is not UTF-8 is shown lossily.
 fn event(message: &Stored) -> Bytes {
     let mut out = format!("id: {}\n", message.id);
-    match Stamp::decode(&message.body) {
-        Some(stamp) => {
-            out.push_str("data: ");
-            out.push_str(&stamp.encode_text(message.body.len()));
-            out.push('\n');
-        }
-        None => {
-            for line in String::from_utf8_lossy(&message.body).lines() {
-                out.push_str("data: ");
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
+    for line in String::from_utf8_lossy(&message.body).lines() {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
     }
     out.push('\n');
     Bytes::from(out)
