@@ -6,7 +6,8 @@
 #
 # Every server runs on 127.0.0.1 (started here with scripts/targets/*.sh, stopped on exit);
 # results go to results/servers/<UTC stamp>/<server>/, and a table of bytes per message,
-# latency, server CPU µs per delivered message and server RSS per connection is printed and
+# latency, server CPU µs per delivered message and server RSS per connection (its peak less its
+# RSS before the clients connected, ÷ connections) is printed and
 # written to table.md there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -120,8 +121,7 @@ print("| server | transport | delivered | B/msg | p50 ms | p99 ms | server CPU �
 print("|---|---|---|---|---|---|---|---|---|")
 for path in sorted(glob.glob(os.path.join(out, "*", "summary.json"))):
     for r in json.load(open(path)):
-        rss = r.get("target_peak_rss_bytes")
-        per_conn = rss / r["clients_connected"] if rss and r.get("clients_connected") else None
+        per_conn = r.get("target_rss_bytes_per_connection")
         ms = lambda k: None if r.get(k) is None else r[k] / 1000
         print("| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |".format(
             r.get("target_name") or r["target"], r["transport"],

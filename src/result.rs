@@ -164,6 +164,10 @@ pub struct RunResult {
     /// Embedded target CPU µs per delivered message.
     #[serde(deserialize_with = "nan_if_null")]
     pub target_cpu_us_per_message: f64,
+    /// (Target peak RSS − its RSS before the clients connected) ÷ connected clients: the memory
+    /// a connection costs the server.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub target_rss_bytes_per_connection: f64,
     /// Target servers (embedded shards, or external URLs used); each got every message.
     pub target_shards: u64,
     /// CPU seconds of each embedded shard (JSON only).
@@ -198,6 +202,7 @@ impl RunResult {
             fleet_rss_bytes_per_client: f64::NAN,
             fleet_cpu_us_per_message: f64::NAN,
             target_cpu_us_per_message: f64::NAN,
+            target_rss_bytes_per_connection: f64::NAN,
             ..RunResult::default()
         }
     }

@@ -41,6 +41,7 @@ pub struct CostMeter {
     fleet_rss_start: u64,
     fleet_cpu_start: f64,
     target_cpu_start: Vec<f64>,
+    target_rss_start: Option<u64>,
 }
 
 /// What the run cost the fleet and the (embedded) target.
@@ -54,6 +55,8 @@ pub struct Cost {
     pub fleet_rss_added_bytes: u64,
     pub target_shard_cpu_s: Vec<f64>,
     pub target_shard_peak_rss_bytes: Vec<u64>,
+    /// The target's peak RSS less its RSS before the clients connected.
+    pub target_rss_added_bytes: Option<u64>,
 }
 
 impl CostMeter {
@@ -62,6 +65,7 @@ impl CostMeter {
             fleet_rss_start: sys::reset_own_peak_rss(),
             fleet_cpu_start: sys::own_cpu_s(),
             target_cpu_start: target.shard_costs().iter().map(|c| c.0).collect(),
+            target_rss_start: target.rss_now(),
         }
     }
 
@@ -79,6 +83,10 @@ impl CostMeter {
                 .map(|((end, _), start)| end - start)
                 .collect(),
             target_shard_peak_rss_bytes: target_end.iter().map(|c| c.1).collect(),
+            target_rss_added_bytes: self
+                .target_rss_start
+                .filter(|_| !target_end.is_empty())
+                .map(|start| target_end.iter().map(|c| c.1).sum::<u64>().saturating_sub(start)),
         }
     }
 }
@@ -205,6 +213,9 @@ pub fn build_result(
         target_cpu_s,
         target_peak_rss_bytes: (!cost.target_shard_peak_rss_bytes.is_empty())
             .then(|| cost.target_shard_peak_rss_bytes.iter().sum()),
+        target_rss_bytes_per_connection: cost
+            .target_rss_added_bytes
+            .map_or(f64::NAN, |added| per(added as f64, connected)),
         target_shards: m.endpoints,
         target_shard_cpu_s: cost.target_shard_cpu_s.clone(),
         target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),

@@ -217,6 +217,19 @@ impl RunningTarget {
         }
     }
 
+    /// Resident memory of the target's processes now, summed (before the clients connect:
+    /// what the connections did not add); `None` where there is nothing to measure.
+    pub fn rss_now(&self) -> Option<u64> {
+        match &self.server {
+            Server::Children(children) => children
+                .iter()
+                .map(|child| sys::rss_bytes(&child.id()?.to_string()))
+                .sum(),
+            Server::External(Some(watched)) => watched.rss_now(),
+            _ => None,
+        }
+    }
+
     /// The target processes that are no longer running: child shards as "shard K (pid P)
     /// exited: …", an external target's watched processes as "process P exited".
     pub fn exited_shards(&mut self) -> Vec<String> {

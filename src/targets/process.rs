@@ -84,6 +84,11 @@ impl Watched {
         Some((cpu, self.peak_rss_bytes.load(Ordering::Relaxed)))
     }
 
+    /// Summed resident memory now; `None` once one of them is gone.
+    pub fn rss_now(&self) -> Option<u64> {
+        rss(&self.pids)
+    }
+
     pub fn pids(&self) -> &[u32] {
         &self.pids
     }
