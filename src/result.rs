@@ -66,6 +66,9 @@ pub struct RunResult {
     pub total_ip_bytes: u64,
     /// TCP segments of the whole run, both directions, all clients.
     pub total_segments: u64,
+    /// Exchanges (polls answered, frames, events) of the whole run, all clients: the divisor
+    /// of a generator's CPU per request.
+    pub total_exchanges: u64,
     /// Bytes to connect and subscribe, per connected client (WebSocket upgrade, first poll).
     #[serde(deserialize_with = "nan_if_null")]
     pub setup_bytes_per_client: f64,

@@ -90,6 +90,7 @@ pub async fn run_client<T: Transport>(
             shared.disconnects.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        outcome.total_exchanges += 1;
         let (count, highest) = account(&payloads, &mut delivery, &shared, index);
         payloads.clear();
         // Counters are read only where the window opens and closes: a read costs syscalls
@@ -261,6 +262,7 @@ mod tests {
         ]];
         let (o, counts, latencies) = run("window-edges", script, None).await;
         assert_eq!((o.window_messages, o.window_exchanges), (3, 3));
+        assert_eq!(o.total_exchanges, 6, "every exchange read, warm-up included");
         assert_eq!((o.window_wire.sent, o.window_wire.received), (15, 90));
         assert_eq!((o.setup.sent, o.setup.received), SETUP);
         // Everything up to the exchange that closed the window (messages 0..=5); the

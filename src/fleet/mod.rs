@@ -156,6 +156,8 @@ pub struct FleetOutcome {
     pub total_wire: WireCounts,
     pub window_messages: u64,
     pub window_exchanges: u64,
+    /// Exchanges (polls, frames, events) of the whole run, from connect to the end.
+    pub total_exchanges: u64,
     /// Clients whose subscription the server granted QoS 0, 1 or 2 (MQTT).
     pub granted_qos0: u64,
     pub granted_qos1: u64,

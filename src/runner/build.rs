@@ -196,6 +196,7 @@ pub fn build_result(
         total_bytes_down: outcome.total_wire.received,
         total_ip_bytes: outcome.total_wire.ip_bytes,
         total_segments: outcome.total_wire.segments,
+        total_exchanges: outcome.total_exchanges,
         setup_bytes_per_client: per(outcome.setup.total() as f64, connected),
         setup_ip_bytes_per_client: per(outcome.setup.ip_bytes as f64, connected),
         clients_connected: outcome.clients_connected,
