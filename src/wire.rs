@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+pub use h2::CLIENT_PREFACE;
 use h2::FrameScanner;
 
 /// What one connection (or a sum of connections) carried.
@@ -222,6 +223,14 @@ impl ConnCounter {
             request_header_bytes: self.request_header_bytes.load(Ordering::Relaxed),
             response_header_bytes: self.response_header_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Bytes written and read so far, as counted at the stream (no system call).
+    pub fn stream_bytes(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
     }
 
     /// Adds the header bytes of one exchange, for a client that knows where its heads end.

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan};
+use pushbench::plan::{
+    HttpVersion, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan,
+};
 use pushbench::profile::HeaderProfile;
 use pushbench::scenario::{self, ScenarioError};
 
@@ -96,14 +98,17 @@ fn use_case_a_maps_to_the_articles_numbers() {
         plan.transports,
         vec![
             TransportPlan::HttpPoll {
+                http: HttpVersion::Http11,
                 interval: second,
                 headers: HeaderProfile::WebsocketOrg2010
             },
             TransportPlan::HttpPoll {
+                http: HttpVersion::Http11,
                 interval: second,
                 headers: HeaderProfile::Minimal
             },
             TransportPlan::HttpLongpoll {
+                http: HttpVersion::Http11,
                 headers: HeaderProfile::Minimal,
                 timeout: Duration::from_secs(30)
             },
@@ -162,6 +167,7 @@ fn custom_headers_keep_file_order_and_external_urls_map() {
     assert_eq!(
         plan.transports[1],
         TransportPlan::HttpLongpoll {
+            http: HttpVersion::Http11,
             headers: HeaderProfile::Custom(vec![
                 ("X-Zeta".to_string(), "1".to_string()),
                 ("X-Alpha".to_string(), "two words".to_string()),

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::fleet::FleetOutcome;
-use crate::plan::{LastWillPlan, MqttOver, MqttPlan, MqttVersion, TargetPlan, WillCut};
+use crate::plan::{
+    HttpVersion, LastWillPlan, MqttOver, MqttPlan, MqttVersion, TargetPlan, WillCut,
+};
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::wire::WireCounts;
 
@@ -180,6 +182,7 @@ fn saturation_is_the_publisher_the_pollers_or_the_median_falling_behind() {
     assert!(r.saturated, "a 150 ms median is over the 100 ms interval");
 
     let poll = TransportPlan::HttpPoll {
+        http: HttpVersion::Http11,
         interval: Duration::from_millis(100),
         headers: crate::profile::HeaderProfile::Minimal,
     };

@@ -91,12 +91,26 @@ fn describe_target(target: &TargetPlan) -> String {
 
 fn describe_transport(transport: &TransportPlan) -> String {
     let options = match transport {
-        TransportPlan::HttpPoll { interval, headers } => {
-            format!("interval {}{}", seconds(*interval), custom_names(headers))
-        }
-        TransportPlan::HttpLongpoll { headers, timeout } => {
-            format!("timeout {}{}", seconds(*timeout), custom_names(headers))
-        }
+        TransportPlan::HttpPoll {
+            interval,
+            headers,
+            http,
+        } => format!(
+            "interval {}, HTTP/{}{}",
+            seconds(*interval),
+            http.name(),
+            custom_names(headers)
+        ),
+        TransportPlan::HttpLongpoll {
+            headers,
+            timeout,
+            http,
+        } => format!(
+            "timeout {}, HTTP/{}{}",
+            seconds(*timeout),
+            http.name(),
+            custom_names(headers)
+        ),
         TransportPlan::Websocket { read_buffer_bytes } => {
             format!("read buffer {read_buffer_bytes} bytes")
         }
