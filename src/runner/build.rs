@@ -278,6 +278,11 @@ fn stream(
         TransportPlan::HttpPoll { interval, .. } => Some(1.0 / interval.as_secs_f64()),
         _ => None,
     };
+    if let TransportPlan::HttpPoll { .. } | TransportPlan::HttpLongpoll { .. } = transport {
+        let exchanges = outcome.window_exchanges as f64;
+        r.request_header_bytes_per_exchange = per(wire.request_header_bytes as f64, exchanges);
+        r.response_header_bytes_per_exchange = per(wire.response_header_bytes as f64, exchanges);
+    }
     r.publish_rate_requested_per_s =
         plan.message_rate_per_s * f64::from(plan.channels) * m.endpoints as f64;
     r.publish_rate_achieved_per_s = published.achieved_rate_per_s;

@@ -130,6 +130,25 @@ fn a_complete_stream_gives_exact_per_message_figures() {
 }
 
 #[test]
+fn header_bytes_are_per_poll_and_only_measured_for_http() {
+    let mut fleet = all_delivered();
+    fleet.outcome.window_wire.request_header_bytes = 4_000;
+    fleet.outcome.window_wire.response_header_bytes = 6_000;
+    let m = measured(fleet, Stimulus::Stream(on_time()), SEQS.last);
+    let poll = TransportPlan::HttpPoll {
+        interval: Duration::from_millis(100),
+        headers: crate::profile::HeaderProfile::Minimal,
+        http: HttpVersion::Http2,
+    };
+    let r = build(&m, &poll);
+    assert_eq!(r.request_header_bytes_per_exchange, 40.0);
+    assert_eq!(r.response_header_bytes_per_exchange, 60.0);
+    let r = build(&m, &websocket());
+    assert!(r.request_header_bytes_per_exchange.is_nan());
+    assert!(r.response_header_bytes_per_exchange.is_nan());
+}
+
+#[test]
 fn a_run_that_delivered_nothing_measures_no_latency_and_no_bytes_per_message() {
     let mut fleet = Merged::new(new_histogram());
     fleet.counts.connected = 10;
