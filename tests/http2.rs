@@ -141,10 +141,11 @@ async fn h2_minimal_poll_is_three_frames_and_a_third_of_http1() {
 
 /// The article's headers over HTTP/2 (without `Keep-Alive` and `Connection`, which HTTP/2
 /// forbids): the request is 9 + 231 bytes every poll, because hyper's HPACK indexes
-/// `User-Agent`, `Accept*`, `Referer` and `:authority` (1 byte each once sent) but never
-/// `Cookie` (2 + 2 + 196 Huffman bytes for its 274 characters) or `:path` (1 + 1 + 20). The response is 9 + 10:
-/// `:status`, `X-Powered-By`, `Server`, `Content-Type` and `Date` indexed, `Content-Length`
-/// literal (2 + 1 + 2). Against 716 + 193 over HTTP/1.1.
+/// `User-Agent`, `Accept*`, `Referer` and `:authority` (1 byte each once sent, `:method` and
+/// `:scheme` are static) but never `Cookie` (2 + 2 + 196 Huffman bytes for its 274
+/// characters) or `:path` (1 + 1 + 20). The response is 9 + 10: `:status`, `X-Powered-By`,
+/// `Server`, `Content-Type` and `Date` indexed, `Content-Length` literal (2 + 1 + 2).
+/// Against 716 + 193 over HTTP/1.1.
 #[tokio::test]
 async fn h2_article_poll_header_bytes() {
     let (exchanges, _) = steady_polls(HeaderProfile::WebsocketOrg2010, 21).await;
