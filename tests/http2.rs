@@ -173,6 +173,33 @@ async fn h2_browser_poll_header_bytes() {
     }
 }
 
+/// A `minimal` poll with nothing new over HTTP/2: the response is one HEADERS frame of
+/// 9 + 7 bytes (`:status 304`, `last-modified` and `date` indexed, `etag` literal 2 + 1 + 1)
+/// and nothing else. `scripts/h2load-check.sh` checks this figure against h2load's.
+#[tokio::test]
+async fn h2_not_modified_poll_is_one_16_byte_headers_frame() {
+    for _ in 0..10 {
+        let (_hub, mut poller) = poller(HeaderProfile::Minimal, HttpVersion::Http2).await;
+        let start = SystemTime::now();
+        let mut exchanges = Vec::new();
+        for _ in 0..3 {
+            let before = poller.wire();
+            let mut delivered: Vec<Received> = Vec::new();
+            poller.next(&mut delivered).await.unwrap();
+            assert!(delivered.is_empty());
+            exchanges.push(poller.wire() - before);
+        }
+        if second(start) != second(SystemTime::now()) {
+            continue;
+        }
+        for e in exchanges {
+            assert_eq!((e.received, e.response_header_bytes), (16, 16), "{e:?}");
+        }
+        return;
+    }
+    panic!("ten tries of three polls each straddled a second");
+}
+
 fn over_h2_poll(interval: Duration) -> TransportPlan {
     TransportPlan::HttpPoll {
         interval,
