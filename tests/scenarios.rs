@@ -231,6 +231,53 @@ fn field_of_another_transport_kind() {
 }
 
 #[test]
+fn http_version_of_polling_transports() {
+    let source = BASE.replace(
+        "kind = \"websocket\"",
+        "kind = \"http-poll\"\nhttp = \"2\"\n\n[[transports]]\nkind = \"http-longpoll\"",
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    let versions: Vec<HttpVersion> = plan
+        .transports
+        .iter()
+        .map(|t| match t {
+            TransportPlan::HttpPoll { http, .. } | TransportPlan::HttpLongpoll { http, .. } => {
+                *http
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(versions, [HttpVersion::Http2, HttpVersion::Http11]);
+    let labels: Vec<String> = plan.transports.iter().map(|t| t.label()).collect();
+    assert_eq!(labels, ["http-poll(minimal,h2)", "http-longpoll(minimal)"]);
+    assert!(scenario::describe(&plan).contains("1. http-poll(minimal,h2): interval 1s, HTTP/2"));
+}
+
+#[test]
+fn unknown_http_version() {
+    let source = BASE.replace("kind = \"websocket\"", "kind = \"http-poll\"\nhttp = \"3\"");
+    assert_error(
+        &source,
+        9,
+        8,
+        "transports[0].http",
+        "\"3\" is not a valid HTTP version: expected one of \"1.1\", \"2\"",
+    );
+}
+
+#[test]
+fn http_version_of_a_websocket() {
+    let source = format!("{BASE}http = \"2\"\n");
+    assert_error(
+        &source,
+        9,
+        1,
+        "transports[0].http",
+        "only http-poll and http-longpoll transports accept it",
+    );
+}
+
+#[test]
 fn negative_clients() {
     let source = BASE.replace("clients = 10", "clients = -5");
     assert_error(&source, 1, 11, "clients", "from 1 to 1000000");
