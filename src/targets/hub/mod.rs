@@ -1,13 +1,15 @@
-//! The embedded hub: one HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) server that takes published messages and serves them by
-//! interval poll, long poll (nchan-like cursors) and WebSocket push.
+//! The embedded hub: one HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) server, on one
+//! port, that takes published messages and serves them by interval poll, long poll
+//! (nchan-like cursors) and WebSocket push (HTTP/1.1 only).
 //!
 //! Poll answers carry only the scenario's header profile, so the bytes on the wire are the
 //! profile's and not an accident of hyper. Per-connection state is kept small because the hub
 //! must hold tens of thousands of subscribers on one machine.
 //!
 //! This module is the hub's life: configuration, counters, the accept loop and each
-//! connection's HTTP driver (`preface` tells the versions apart). `routes` says what a request asks for, `channels` keeps the
-//! messages, `answers` builds poll answers and `push` serves WebSocket subscribers.
+//! connection's HTTP driver (`preface` tells the versions apart). `routes` says what a
+//! request asks for, `channels` keeps the messages, `answers` builds poll answers and `push`
+//! serves WebSocket subscribers.
 
 mod answers;
 mod channels;
