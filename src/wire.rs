@@ -18,12 +18,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 pub use h2::CLIENT_PREFACE;
 use h2::FrameScanner;
@@ -194,6 +195,9 @@ pub struct ConnCounter {
     received: AtomicU64,
     request_header_bytes: AtomicU64,
     response_header_bytes: AtomicU64,
+    /// HTTP/2: SETTINGS acknowledged in each direction (sent, received), and their waiters.
+    settings_acked: [AtomicBool; 2],
+    settled: Notify,
     /// The kernel's counts read just before the socket closed (its fd may be reused after).
     closed: Mutex<Option<KernelCounts>>,
 }
@@ -233,6 +237,28 @@ impl ConnCounter {
         )
     }
 
+    /// Returns once both ends of an HTTP/2 connection have acknowledged the other's SETTINGS,
+    /// so that its opening frames are all counted before a caller reads them as setup.
+    pub async fn h2_settled(&self) {
+        loop {
+            let notified = self.settled.notified();
+            if self
+                .settings_acked
+                .iter()
+                .all(|a| a.load(Ordering::Acquire))
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn settings_acked(&self, direction: usize) {
+        if !self.settings_acked[direction].swap(true, Ordering::AcqRel) {
+            self.settled.notify_waiters();
+        }
+    }
+
     /// Adds the header bytes of one exchange, for a client that knows where its heads end.
     pub fn count_headers(&self, request: u64, response: u64) {
         self.request_header_bytes
@@ -249,6 +275,8 @@ impl ConnCounter {
             received: AtomicU64::new(0),
             request_header_bytes: AtomicU64::new(0),
             response_header_bytes: AtomicU64::new(0),
+            settings_acked: [AtomicBool::new(false), AtomicBool::new(false)],
+            settled: Notify::new(),
             closed: Mutex::new(None),
         })
     }
@@ -310,6 +338,22 @@ impl CountingStream {
         self
     }
 
+    /// Counts bytes just read.
+    fn read(&mut self, read: &[u8]) {
+        self.counter
+            .received
+            .fetch_add(read.len() as u64, Ordering::Relaxed);
+        if let Some(scanners) = &mut self.h2 {
+            let headers = scanners.1.feed(read);
+            self.counter
+                .response_header_bytes
+                .fetch_add(headers, Ordering::Relaxed);
+            if scanners.1.settings_acked() {
+                self.counter.settings_acked(1);
+            }
+        }
+    }
+
     /// Counts `n` bytes written from the start of `bufs`.
     fn wrote<'b>(&mut self, bufs: impl IntoIterator<Item = &'b [u8]>, mut n: usize) {
         self.counter.sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -326,6 +370,9 @@ impl CountingStream {
             self.counter
                 .request_header_bytes
                 .fetch_add(headers, Ordering::Relaxed);
+            if scanners.0.settings_acked() {
+                self.counter.settings_acked(0);
+            }
         }
     }
 
@@ -350,16 +397,7 @@ impl AsyncRead for CountingStream {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = &buf.filled()[before..];
-        self.counter
-            .received
-            .fetch_add(read.len() as u64, Ordering::Relaxed);
-        if let Some(scanners) = &mut self.h2 {
-            let headers = scanners.1.feed(read);
-            self.counter
-                .response_header_bytes
-                .fetch_add(headers, Ordering::Relaxed);
-        }
+        self.read(&buf.filled()[before..]);
         poll
     }
 }

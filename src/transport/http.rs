@@ -32,6 +32,9 @@ const LONGPOLL_PREFIX: &str = "/sub/longpoll";
 /// (the hub keeps 1,024 messages per channel by default).
 const CATCH_UP_POLLS: usize = 1025;
 
+/// How long an HTTP/2 connection may take to exchange its SETTINGS acknowledgements.
+const H2_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One connection that asks a subscriber location for the next message.
 struct HttpSubscriber {
     sender: Sender,
@@ -113,6 +116,15 @@ impl HttpSubscriber {
                 let connection = tokio::spawn(async move {
                     let _ = conn.await;
                 });
+                // The preface, both SETTINGS and their ACKs are setup, also for a long
+                // poller, whose first request is held until a message comes.
+                if tokio::time::timeout(H2_SETTLE_TIMEOUT, counter.h2_settled())
+                    .await
+                    .is_err()
+                {
+                    connection.abort();
+                    bail!("HTTP/2 SETTINGS not acknowledged within {H2_SETTLE_TIMEOUT:?}");
+                }
                 let authority = profile::into_http2(&mut headers)
                     .unwrap_or_else(|| spec.endpoint.authority.clone());
                 let uri =

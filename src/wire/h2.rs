@@ -1,7 +1,7 @@
 //! HTTP/2 frame boundaries on one direction of a counted stream (RFC 9113 §4.1), so that the
 //! header share of the bytes can be counted: HEADERS (type 0x1) and CONTINUATION (type 0x9)
-//! frames, their 9-byte frame headers included. Only frame headers are read; HPACK blocks are
-//! never decoded.
+//! frames, their 9-byte frame headers included, and to tell when the connection's SETTINGS
+//! have been acknowledged. Only frame headers are read; HPACK blocks are never decoded.
 
 /// The client connection preface (RFC 9113 §3.4): not a frame, so it is passed over.
 pub const CLIENT_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -9,6 +9,8 @@ pub const CLIENT_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEADER_BYTES: usize = 9;
 const HEADERS: u8 = 0x1;
 const CONTINUATION: u8 = 0x9;
+const SETTINGS: u8 = 0x4;
+const ACK: u8 = 0x1;
 
 /// Follows frames across reads or writes of any size.
 #[derive(Debug, Clone)]
@@ -21,6 +23,8 @@ pub struct FrameScanner {
     payload_left: usize,
     /// Whether the current frame carries a header block.
     in_header_block: bool,
+    /// Whether a SETTINGS frame with the ACK flag has passed.
+    settings_acked: bool,
 }
 
 impl FrameScanner {
@@ -41,7 +45,13 @@ impl FrameScanner {
             head_filled: 0,
             payload_left: 0,
             in_header_block: false,
+            settings_acked: false,
         }
+    }
+
+    /// Whether this direction has carried a SETTINGS acknowledgement.
+    pub fn settings_acked(&self) -> bool {
+        self.settings_acked
     }
 
     /// Takes the next bytes of the direction; returns how many of them belong to HEADERS or
@@ -67,10 +77,11 @@ impl FrameScanner {
                 bytes = &bytes[n..];
                 if self.head_filled == FRAME_HEADER_BYTES {
                     self.head_filled = 0;
-                    let [l0, l1, l2, kind, ..] = self.head;
+                    let [l0, l1, l2, kind, flags, ..] = self.head;
                     self.payload_left =
                         usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
                     self.in_header_block = matches!(kind, HEADERS | CONTINUATION);
+                    self.settings_acked |= kind == SETTINGS && flags & ACK != 0;
                     if self.in_header_block {
                         header_bytes += FRAME_HEADER_BYTES as u64;
                     }
@@ -132,6 +143,10 @@ mod tests {
         wire.extend(frame(HEADERS, 0x4, 1, &[0x88; 20])); // :status 200 and more: 9 + 20
         wire.extend(frame(0x0, 0x1, 1, &[b'p'; 16])); // DATA, END_STREAM
         wire.extend(frame(0x6, 0, 0, &[0; 8])); // PING
-        assert_eq!(FrameScanner::server_to_client().feed(&wire), 29);
+        let mut scanner = FrameScanner::server_to_client();
+        assert_eq!(scanner.feed(&wire[..9]), 0);
+        assert!(!scanner.settings_acked(), "a SETTINGS frame is no ACK");
+        assert_eq!(scanner.feed(&wire[9..]), 29);
+        assert!(scanner.settings_acked());
     }
 }
