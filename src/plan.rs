@@ -101,10 +101,12 @@ pub enum TransportPlan {
     HttpPoll {
         interval: Duration,
         headers: HeaderProfile,
+        http: HttpVersion,
     },
     /// Long polling: the server holds each request until a message is newer than the client's.
     HttpLongpoll {
         headers: HeaderProfile,
+        http: HttpVersion,
         /// How long the (embedded) server holds a request before answering 304.
         timeout: Duration,
     },
@@ -122,6 +124,26 @@ pub enum TransportPlan {
     },
     /// MQTT: every client subscribes to its channel's topic; the publisher publishes to it.
     Mqtt(MqttPlan),
+}
+
+/// The HTTP version of a polling transport's connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpVersion {
+    #[default]
+    Http11,
+    /// Cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3): the client opens with the
+    /// connection preface, no upgrade.
+    Http2,
+}
+
+impl HttpVersion {
+    /// The version as written in scenario files (`http = "2"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpVersion::Http11 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
 }
 
 /// Options of an MQTT transport.
@@ -192,17 +214,22 @@ impl TransportPlan {
         }
     }
 
-    /// A label that tells runs of the same kind apart, e.g. `http-poll(websocket-org-2010)`.
+    /// A label that tells runs of the same kind apart, e.g. `http-poll(websocket-org-2010)`
+    /// or `http-poll(minimal,h2)` (HTTP/1.1 is not named, so older labels still match).
     pub fn label(&self) -> String {
         match self {
-            TransportPlan::HttpPoll { headers, .. }
-            | TransportPlan::HttpLongpoll { headers, .. }
-            | TransportPlan::Sse {
+            TransportPlan::HttpPoll { headers, http, .. }
+            | TransportPlan::HttpLongpoll { headers, http, .. } => {
+                let version = match http {
+                    HttpVersion::Http11 => "",
+                    HttpVersion::Http2 => ",h2",
+                };
+                format!("{}({}{version})", self.kind(), headers.name())
+            }
+            TransportPlan::Sse {
                 headers,
                 keepalive: None,
-            } => {
-                format!("{}({})", self.kind(), headers.name())
-            }
+            } => format!("{}({})", self.kind(), headers.name()),
             TransportPlan::Sse {
                 headers,
                 keepalive: Some(every),

@@ -55,6 +55,31 @@ const BROWSER_REQUEST: &[(&str, &str)] = &[
     ("Accept-Language", "en-US,en;q=0.9"),
 ];
 
+/// Header fields that HTTP/2 forbids (RFC 9113 §8.2.2): they describe one HTTP/1.1 connection.
+const CONNECTION_SPECIFIC: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Turns HTTP/1.1 request headers into an HTTP/2 request's: drops the connection-specific
+/// fields, as a browser does when it speaks HTTP/2 (the article profile's `Keep-Alive` and
+/// `Connection`, the browser profile's `Connection`; hyper would drop them too, with a
+/// warning), and takes `Host` out to become `:authority`. Returns `Host`'s value.
+pub fn into_http2(headers: &mut Vec<(String, String)>) -> Option<String> {
+    headers.retain(|(name, _)| {
+        !CONNECTION_SPECIFIC
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+    });
+    let host = headers
+        .iter()
+        .position(|(name, _)| name.eq_ignore_ascii_case("host"))?;
+    Some(headers.remove(host).1)
+}
+
 /// Which headers a polling client sends, and which the hub answers with.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HeaderProfile {
@@ -197,6 +222,25 @@ mod tests {
                 .map(|(n, v)| n.as_ref().len() + 2 + v.len() + 2)
                 .sum::<usize>()
             + 2
+    }
+
+    #[test]
+    fn http2_requests_carry_no_connection_headers_and_host_as_authority() {
+        let mut headers = HeaderProfile::WebsocketOrg2010.request_headers("127.0.0.1:1");
+        assert_eq!(into_http2(&mut headers).as_deref(), Some("localhost:8080"));
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "User-Agent",
+                "Accept",
+                "Accept-Language",
+                "Accept-Encoding",
+                "Accept-Charset",
+                "Referer",
+                "Cookie"
+            ]
+        );
     }
 
     #[test]

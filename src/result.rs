@@ -85,6 +85,14 @@ pub struct RunResult {
     /// IP-level bits per second, all clients, over the measured window.
     #[serde(deserialize_with = "nan_if_null")]
     pub ip_bandwidth_bps: f64,
+    /// HTTP request header bytes per poll inside the windows: HTTP/1.1 request heads through
+    /// the blank line, HTTP/2 HEADERS and CONTINUATION frames with their 9-byte frame headers
+    /// (what HPACK leaves). Empty for transports without HTTP exchanges.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub request_header_bytes_per_exchange: f64,
+    /// HTTP response header bytes per poll inside the windows, counted as the request's.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub response_header_bytes_per_exchange: f64,
     /// Requests (polls) or frames per client per second inside the window, as achieved.
     #[serde(deserialize_with = "nan_if_null")]
     pub exchanges_per_client_per_s: f64,
@@ -196,6 +204,8 @@ impl RunResult {
             bandwidth_bps: f64::NAN,
             ip_bandwidth_bps: f64::NAN,
             exchanges_per_client_per_s: f64::NAN,
+            request_header_bytes_per_exchange: f64::NAN,
+            response_header_bytes_per_exchange: f64::NAN,
             latency_mean_us: f64::NAN,
             publish_rate_requested_per_s: f64::NAN,
             publish_rate_achieved_per_s: f64::NAN,

@@ -5,6 +5,12 @@
 //! counters (bytes acked/received and segments in/out). Segment counts turn TCP payload into
 //! IP-level bytes: payload plus one IP and one TCP header (with the options the connection
 //! negotiated) per segment, pure ACKs included.
+//!
+//! HTTP header bytes are counted apart, to show what header compression saves: the HTTP/1.1
+//! client reports each exchange's request and response heads, and on an HTTP/2 connection the
+//! counting stream reads the frame headers as they pass (`h2`).
+
+mod h2;
 
 use std::io;
 use std::ops::Sub;
@@ -12,12 +18,16 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+pub use h2::CLIENT_PREFACE;
+use h2::FrameScanner;
 
 /// What one connection (or a sum of connections) carried.
 #[derive(
@@ -45,6 +55,13 @@ pub struct WireCounts {
     pub segments: u64,
     /// Kernel payload bytes plus IP and TCP headers of every segment.
     pub ip_bytes: u64,
+    /// Of `sent`, HTTP request header bytes: HTTP/1.1 heads through their blank line, HTTP/2
+    /// HEADERS and CONTINUATION frames with their frame headers. 0 for other protocols.
+    #[serde(default)]
+    pub request_header_bytes: u64,
+    /// Of `received`, HTTP response header bytes, counted as `request_header_bytes`.
+    #[serde(default)]
+    pub response_header_bytes: u64,
 }
 
 impl WireCounts {
@@ -65,6 +82,12 @@ impl Sub for WireCounts {
             kernel_received: self.kernel_received.saturating_sub(o.kernel_received),
             segments: self.segments.saturating_sub(o.segments),
             ip_bytes: self.ip_bytes.saturating_sub(o.ip_bytes),
+            request_header_bytes: self
+                .request_header_bytes
+                .saturating_sub(o.request_header_bytes),
+            response_header_bytes: self
+                .response_header_bytes
+                .saturating_sub(o.response_header_bytes),
         }
     }
 }
@@ -170,6 +193,11 @@ pub struct ConnCounter {
     counted: bool,
     sent: AtomicU64,
     received: AtomicU64,
+    request_header_bytes: AtomicU64,
+    response_header_bytes: AtomicU64,
+    /// HTTP/2: SETTINGS acknowledged in each direction (sent, received), and their waiters.
+    settings_acked: [AtomicBool; 2],
+    settled: Notify,
     /// The kernel's counts read just before the socket closed (its fd may be reused after).
     closed: Mutex<Option<KernelCounts>>,
 }
@@ -196,7 +224,61 @@ impl ConnCounter {
             kernel_received: kernel.received,
             segments: kernel.segments,
             ip_bytes: kernel.ip_bytes,
+            request_header_bytes: self.request_header_bytes.load(Ordering::Relaxed),
+            response_header_bytes: self.response_header_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Bytes written and read so far, as counted at the stream (no system call).
+    pub fn stream_bytes(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Returns once both ends of an HTTP/2 connection have acknowledged the other's SETTINGS,
+    /// so that its opening frames are all counted before a caller reads them as setup.
+    pub async fn h2_settled(&self) {
+        loop {
+            let notified = self.settled.notified();
+            if self
+                .settings_acked
+                .iter()
+                .all(|a| a.load(Ordering::Acquire))
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn settings_acked(&self, direction: usize) {
+        if !self.settings_acked[direction].swap(true, Ordering::AcqRel) {
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// Adds the header bytes of one exchange, for a client that knows where its heads end.
+    pub fn count_headers(&self, request: u64, response: u64) {
+        self.request_header_bytes
+            .fetch_add(request, Ordering::Relaxed);
+        self.response_header_bytes
+            .fetch_add(response, Ordering::Relaxed);
+    }
+
+    fn new(fd: RawFd, counted: bool) -> Arc<ConnCounter> {
+        Arc::new(ConnCounter {
+            fd,
+            counted,
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            request_header_bytes: AtomicU64::new(0),
+            response_header_bytes: AtomicU64::new(0),
+            settings_acked: [AtomicBool::new(false), AtomicBool::new(false)],
+            settled: Notify::new(),
+            closed: Mutex::new(None),
+        })
     }
 }
 
@@ -204,13 +286,7 @@ impl ConnCounter {
     /// Counters of a socket that a protocol library opened and owns (rumqttc): the kernel's
     /// `TCP_INFO` is the only witness. `close` must be called before the library closes it.
     pub fn foreign(fd: RawFd) -> Arc<ConnCounter> {
-        Arc::new(ConnCounter {
-            fd,
-            counted: false,
-            sent: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            closed: Mutex::new(None),
-        })
+        ConnCounter::new(fd, false)
     }
 
     /// Freezes the counts at their current values: the fd may belong to another socket later.
@@ -227,6 +303,9 @@ impl ConnCounter {
 pub struct CountingStream {
     inner: TcpStream,
     counter: Arc<ConnCounter>,
+    /// Frame scanners of an HTTP/2 client connection (written, read): they count its header
+    /// frames into the counter.
+    h2: Option<Box<(FrameScanner, FrameScanner)>>,
 }
 
 impl CountingStream {
@@ -241,14 +320,60 @@ impl CountingStream {
     }
 
     pub fn new(inner: TcpStream) -> Self {
-        let counter = Arc::new(ConnCounter {
-            fd: inner.as_raw_fd(),
-            counted: true,
-            sent: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            closed: Mutex::new(None),
-        });
-        CountingStream { inner, counter }
+        let counter = ConnCounter::new(inner.as_raw_fd(), true);
+        CountingStream {
+            inner,
+            counter,
+            h2: None,
+        }
+    }
+
+    /// Counts HTTP/2 header frames as they pass: this stream is an HTTP/2 client's, from its
+    /// first byte (the connection preface).
+    pub fn scanning_h2(mut self) -> Self {
+        self.h2 = Some(Box::new((
+            FrameScanner::client_to_server(),
+            FrameScanner::server_to_client(),
+        )));
+        self
+    }
+
+    /// Counts bytes just read.
+    fn read(&mut self, read: &[u8]) {
+        self.counter
+            .received
+            .fetch_add(read.len() as u64, Ordering::Relaxed);
+        if let Some(scanners) = &mut self.h2 {
+            let headers = scanners.1.feed(read);
+            self.counter
+                .response_header_bytes
+                .fetch_add(headers, Ordering::Relaxed);
+            if scanners.1.settings_acked() {
+                self.counter.settings_acked(1);
+            }
+        }
+    }
+
+    /// Counts `n` bytes written from the start of `bufs`.
+    fn wrote<'b>(&mut self, bufs: impl IntoIterator<Item = &'b [u8]>, mut n: usize) {
+        self.counter.sent.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(scanners) = &mut self.h2 {
+            let mut headers = 0;
+            for buf in bufs {
+                if n == 0 {
+                    break;
+                }
+                let take = n.min(buf.len());
+                headers += scanners.0.feed(&buf[..take]);
+                n -= take;
+            }
+            self.counter
+                .request_header_bytes
+                .fetch_add(headers, Ordering::Relaxed);
+            if scanners.0.settings_acked() {
+                self.counter.settings_acked(0);
+            }
+        }
     }
 
     /// A handle to this stream's counters that outlives the stream.
@@ -272,8 +397,7 @@ impl AsyncRead for CountingStream {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = (buf.filled().len() - before) as u64;
-        self.counter.received.fetch_add(read, Ordering::Relaxed);
+        self.read(&buf.filled()[before..]);
         poll
     }
 }
@@ -286,7 +410,7 @@ impl AsyncWrite for CountingStream {
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &poll {
-            self.counter.sent.fetch_add(*n as u64, Ordering::Relaxed);
+            self.wrote([buf], *n);
         }
         poll
     }
@@ -298,7 +422,7 @@ impl AsyncWrite for CountingStream {
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = &poll {
-            self.counter.sent.fetch_add(*n as u64, Ordering::Relaxed);
+            self.wrote(bufs.iter().map(|b| &**b), *n);
         }
         poll
     }

@@ -505,6 +505,29 @@ async fn idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     assert_eq!(stats.header_timeouts, 1, "{stats:?}");
 }
 
+/// A connection that sends nothing, or stops inside what could be the HTTP/2 preface, has
+/// not shown its version, let alone a header: it is closed after the header timeout too.
+#[tokio::test]
+async fn silent_or_half_preface_connection_is_closed_after_the_header_timeout() {
+    let hub = start(HubConfig {
+        header_timeout: HEADER_TIMEOUT,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut silent = connect(&hub).await;
+    let mut half_preface = connect(&hub).await;
+    half_preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    for stream in [&mut silent, &mut half_preface] {
+        let closed = closed_within(stream, HEADER_TIMEOUT + WAIT).await;
+        assert!(
+            closed.is_some(),
+            "a connection that said nothing stayed open"
+        );
+    }
+    let stats = wait_stats(&hub, WAIT, |s| s.header_timeouts >= 2).await;
+    assert_eq!(stats.header_timeouts, 2, "{stats:?}");
+}
+
 #[tokio::test]
 async fn long_poll_outlasts_the_header_timeout() {
     let longpoll_timeout = HEADER_TIMEOUT * 3;

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{publish, run_in_process, small_plan};
 use pushbench::payload::{Stamp, unix_us};
-use pushbench::plan::{TargetPlan, TransportPlan};
+use pushbench::plan::{HttpVersion, TargetPlan, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::result::RunResult;
 use pushbench::targets::Endpoint;
@@ -94,6 +94,7 @@ fn assert_everything_delivered(r: &RunResult) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nchan_interval_polling_delivers_every_message() {
     let r = run_against_nchan(TransportPlan::HttpPoll {
+        http: HttpVersion::Http11,
         interval: Duration::from_millis(50),
         headers: HeaderProfile::Minimal,
     })
@@ -108,6 +109,7 @@ async fn nchan_interval_polling_delivers_every_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nchan_long_polling_delivers_every_message_once() {
     let r = run_against_nchan(TransportPlan::HttpLongpoll {
+        http: HttpVersion::Http11,
         headers: HeaderProfile::Minimal,
         timeout: Duration::from_secs(30),
     })

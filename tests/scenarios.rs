@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pushbench::plan::{
-    MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TargetProcesses, TransportPlan,
+    HttpVersion, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TargetProcesses, TransportPlan,
 };
 use pushbench::profile::HeaderProfile;
 use pushbench::scenario::{self, ScenarioError};
@@ -98,14 +98,17 @@ fn use_case_a_maps_to_the_articles_numbers() {
         plan.transports,
         vec![
             TransportPlan::HttpPoll {
+                http: HttpVersion::Http11,
                 interval: second,
                 headers: HeaderProfile::WebsocketOrg2010
             },
             TransportPlan::HttpPoll {
+                http: HttpVersion::Http11,
                 interval: second,
                 headers: HeaderProfile::Minimal
             },
             TransportPlan::HttpLongpoll {
+                http: HttpVersion::Http11,
                 headers: HeaderProfile::Minimal,
                 timeout: Duration::from_secs(30)
             },
@@ -164,6 +167,7 @@ fn custom_headers_keep_file_order_and_external_urls_map() {
     assert_eq!(
         plan.transports[1],
         TransportPlan::HttpLongpoll {
+            http: HttpVersion::Http11,
             headers: HeaderProfile::Custom(vec![
                 ("X-Zeta".to_string(), "1".to_string()),
                 ("X-Alpha".to_string(), "two words".to_string()),
@@ -225,6 +229,53 @@ fn field_of_another_transport_kind() {
         1,
         "transports[0].interval",
         "only http-poll transports accept it",
+    );
+}
+
+#[test]
+fn http_version_of_polling_transports() {
+    let source = BASE.replace(
+        "kind = \"websocket\"",
+        "kind = \"http-poll\"\nhttp = \"2\"\n\n[[transports]]\nkind = \"http-longpoll\"",
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    let versions: Vec<HttpVersion> = plan
+        .transports
+        .iter()
+        .map(|t| match t {
+            TransportPlan::HttpPoll { http, .. } | TransportPlan::HttpLongpoll { http, .. } => {
+                *http
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(versions, [HttpVersion::Http2, HttpVersion::Http11]);
+    let labels: Vec<String> = plan.transports.iter().map(|t| t.label()).collect();
+    assert_eq!(labels, ["http-poll(minimal,h2)", "http-longpoll(minimal)"]);
+    assert!(scenario::describe(&plan).contains("1. http-poll(minimal,h2): interval 1s, HTTP/2"));
+}
+
+#[test]
+fn unknown_http_version() {
+    let source = BASE.replace("kind = \"websocket\"", "kind = \"http-poll\"\nhttp = \"3\"");
+    assert_error(
+        &source,
+        9,
+        8,
+        "transports[0].http",
+        "\"3\" is not a valid HTTP version: expected one of \"1.1\", \"2\"",
+    );
+}
+
+#[test]
+fn http_version_of_a_websocket() {
+    let source = format!("{BASE}http = \"2\"\n");
+    assert_error(
+        &source,
+        9,
+        1,
+        "transports[0].http",
+        "only http-poll and http-longpoll transports accept it",
     );
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{publish, run_in_process, small_plan};
 use pushbench::payload::Stamp;
-use pushbench::plan::TransportPlan;
+use pushbench::plan::{HttpVersion, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::targets::Endpoint;
 use pushbench::targets::hub::{Hub, HubConfig};
@@ -58,6 +58,7 @@ async fn article_poller() -> (Hub, HttpPoll) {
         }),
         channel: "0".into(),
         plan: Arc::new(TransportPlan::HttpPoll {
+            http: HttpVersion::Http11,
             interval: Duration::from_millis(50),
             headers: HeaderProfile::WebsocketOrg2010,
         }),
@@ -115,6 +116,7 @@ async fn interval_poll_with_nothing_new_gets_a_counted_304() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_counts_304s_as_overhead_and_delivers_everything() {
     let transport = TransportPlan::HttpPoll {
+        http: HttpVersion::Http11,
         interval: Duration::from_millis(20),
         headers: HeaderProfile::Minimal,
     };
@@ -130,6 +132,7 @@ async fn polling_counts_304s_as_overhead_and_delivers_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_polling_delivers_every_message_exactly_once_per_client() {
     let transport = TransportPlan::HttpLongpoll {
+        http: HttpVersion::Http11,
         headers: HeaderProfile::Minimal,
         timeout: Duration::from_secs(30),
     };

@@ -262,7 +262,10 @@ mod tests {
         ]];
         let (o, counts, latencies) = run("window-edges", script, None).await;
         assert_eq!((o.window_messages, o.window_exchanges), (3, 3));
-        assert_eq!(o.total_exchanges, 5, "every exchange read, warm-up included");
+        assert_eq!(
+            o.total_exchanges, 5,
+            "every exchange read, warm-up included"
+        );
         assert_eq!((o.window_wire.sent, o.window_wire.received), (15, 90));
         assert_eq!((o.setup.sent, o.setup.received), SETUP);
         // Everything up to the exchange that closed the window (messages 0..=5); the

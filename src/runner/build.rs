@@ -86,7 +86,13 @@ impl CostMeter {
             target_rss_added_bytes: self
                 .target_rss_start
                 .filter(|_| !target_end.is_empty())
-                .map(|start| target_end.iter().map(|c| c.1).sum::<u64>().saturating_sub(start)),
+                .map(|start| {
+                    target_end
+                        .iter()
+                        .map(|c| c.1)
+                        .sum::<u64>()
+                        .saturating_sub(start)
+                }),
         }
     }
 }
@@ -203,7 +209,10 @@ pub fn build_result(
         connect_failures: m.fleet.counts.connect_failures,
         reconnects: m.fleet.counts.reconnects,
         connect_s: m.connect_s,
-        hub_dropped_slow: m.hub.as_ref().map(|s| s.ws_dropped_slow + s.sse_dropped_slow),
+        hub_dropped_slow: m
+            .hub
+            .as_ref()
+            .map(|s| s.ws_dropped_slow + s.sse_dropped_slow),
         hub_header_timeouts: m.hub.as_ref().map(|s| s.header_timeouts),
         fleet_cpu_s: cost.fleet_cpu_s,
         fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,
@@ -313,6 +322,11 @@ fn stream(
         TransportPlan::HttpPoll { interval, .. } => Some(1.0 / interval.as_secs_f64()),
         _ => None,
     };
+    if let TransportPlan::HttpPoll { .. } | TransportPlan::HttpLongpoll { .. } = transport {
+        let exchanges = outcome.window_exchanges as f64;
+        r.request_header_bytes_per_exchange = per(wire.request_header_bytes as f64, exchanges);
+        r.response_header_bytes_per_exchange = per(wire.response_header_bytes as f64, exchanges);
+    }
     r.publish_rate_requested_per_s =
         plan.message_rate_per_s * f64::from(plan.channels) * m.endpoints as f64;
     r.publish_rate_achieved_per_s = published.achieved_rate_per_s;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::fleet::FleetOutcome;
-use crate::plan::{LastWillPlan, MqttOver, MqttPlan, MqttVersion, TargetPlan, WillCut};
+use crate::plan::{
+    HttpVersion, LastWillPlan, MqttOver, MqttPlan, MqttVersion, TargetPlan, WillCut,
+};
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::wire::WireCounts;
 
@@ -129,6 +131,25 @@ fn a_complete_stream_gives_exact_per_message_figures() {
 }
 
 #[test]
+fn header_bytes_are_per_poll_and_only_measured_for_http() {
+    let mut fleet = all_delivered();
+    fleet.outcome.window_wire.request_header_bytes = 4_000;
+    fleet.outcome.window_wire.response_header_bytes = 6_000;
+    let m = measured(fleet, Stimulus::Stream(on_time()), SEQS.last);
+    let poll = TransportPlan::HttpPoll {
+        interval: Duration::from_millis(100),
+        headers: crate::profile::HeaderProfile::Minimal,
+        http: HttpVersion::Http2,
+    };
+    let r = build(&m, &poll);
+    assert_eq!(r.request_header_bytes_per_exchange, 40.0);
+    assert_eq!(r.response_header_bytes_per_exchange, 60.0);
+    let r = build(&m, &websocket());
+    assert!(r.request_header_bytes_per_exchange.is_nan());
+    assert!(r.response_header_bytes_per_exchange.is_nan());
+}
+
+#[test]
 fn a_run_that_delivered_nothing_measures_no_latency_and_no_bytes_per_message() {
     let mut fleet = Merged::new(new_histogram());
     fleet.counts.connected = 10;
@@ -181,6 +202,7 @@ fn saturation_is_the_publisher_the_pollers_or_the_median_falling_behind() {
     assert!(r.saturated, "a 150 ms median is over the 100 ms interval");
 
     let poll = TransportPlan::HttpPoll {
+        http: HttpVersion::Http11,
         interval: Duration::from_millis(100),
         headers: crate::profile::HeaderProfile::Minimal,
     };

@@ -110,12 +110,26 @@ fn describe_target(target: &TargetPlan) -> String {
 
 fn describe_transport(transport: &TransportPlan) -> String {
     let options = match transport {
-        TransportPlan::HttpPoll { interval, headers } => {
-            format!("interval {}{}", seconds(*interval), custom_names(headers))
-        }
-        TransportPlan::HttpLongpoll { headers, timeout } => {
-            format!("timeout {}{}", seconds(*timeout), custom_names(headers))
-        }
+        TransportPlan::HttpPoll {
+            interval,
+            headers,
+            http,
+        } => format!(
+            "interval {}, HTTP/{}{}",
+            seconds(*interval),
+            http.name(),
+            custom_names(headers)
+        ),
+        TransportPlan::HttpLongpoll {
+            headers,
+            timeout,
+            http,
+        } => format!(
+            "timeout {}, HTTP/{}{}",
+            seconds(*timeout),
+            http.name(),
+            custom_names(headers)
+        ),
         TransportPlan::Sse { headers, keepalive } => {
             let keepalive = match keepalive {
                 Some(every) => format!("comment keep-alive every {}", seconds(*every)),

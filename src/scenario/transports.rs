@@ -8,7 +8,9 @@ use toml::de::DeValue;
 
 use super::source::{Item, Section, Zero, shown};
 use super::{Result, optional_duration};
-use crate::plan::{LastWillPlan, MqttOver, MqttPlan, MqttVersion, TransportPlan, WillCut};
+use crate::plan::{
+    HttpVersion, LastWillPlan, MqttOver, MqttPlan, MqttVersion, TransportPlan, WillCut,
+};
 use crate::profile::HeaderProfile;
 
 const READ_BUFFER_BYTES: RangeInclusive<u64> = 256..=1_048_576;
@@ -68,6 +70,7 @@ const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
         "custom_headers",
         &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Sse],
     ),
+    ("http", &[Kind::HttpPoll, Kind::HttpLongpoll]),
     ("timeout", &[Kind::HttpLongpoll]),
     ("keepalive", &[Kind::Sse]),
     ("read_buffer_bytes", &[Kind::Websocket]),
@@ -137,9 +140,11 @@ fn transport(section: &Section, channels: u64) -> Result<TransportPlan> {
                 Zero::Forbidden,
             )?,
             headers: headers(section, channels)?,
+            http: http_version(section)?,
         },
         Kind::HttpLongpoll => TransportPlan::HttpLongpoll {
             headers: headers(section, channels)?,
+            http: http_version(section)?,
             timeout: optional_duration(
                 section,
                 "timeout",
@@ -162,6 +167,20 @@ fn transport(section: &Section, channels: u64) -> Result<TransportPlan> {
         },
         Kind::Mqtt => TransportPlan::Mqtt(mqtt(section, channels)?),
     })
+}
+
+/// `http = "1.1"` (the default) or `"2"`.
+fn http_version(section: &Section) -> Result<HttpVersion> {
+    match section.get("http") {
+        Some(item) => item.choice(
+            "HTTP version",
+            &[
+                (HttpVersion::Http11.name(), HttpVersion::Http11),
+                (HttpVersion::Http2.name(), HttpVersion::Http2),
+            ],
+        ),
+        None => Ok(HttpVersion::Http11),
+    }
 }
 
 /// The options of an `mqtt` transport.

@@ -436,6 +436,7 @@ mod tests {
 
     fn poll_every(interval: Duration) -> TransportPlan {
         TransportPlan::HttpPoll {
+            http: crate::plan::HttpVersion::Http11,
             interval,
             headers: HeaderProfile::Minimal,
         }

@@ -1,5 +1,7 @@
-//! Interval polling and long polling over one keep-alive HTTP/1.1 connection, nchan style:
-//! the client echoes `Etag`/`Last-Modified` as `If-None-Match`/`If-Modified-Since`.
+//! Interval polling and long polling over one keep-alive connection, nchan style: the client
+//! echoes `Etag`/`Last-Modified` as `If-None-Match`/`If-Modified-Since`. The connection speaks
+//! HTTP/1.1 or cleartext HTTP/2 with prior knowledge (one connection per client, as a browser
+//! keeps one per origin); the poll loop is the same for both.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,18 +9,19 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
 use hyper::header::{
     ETAG, HeaderName, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
 };
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::{ClientSpec, Received, Transport};
-use crate::plan::TransportPlan;
-use crate::profile::HeaderProfile;
+use crate::plan::{HttpVersion, TransportPlan};
+use crate::profile::{self, HeaderProfile};
 use crate::wire::{ConnCounter, CountingStream, WireCounts};
 
 /// Path prefixes of the hub's (and nchan's conventional) subscriber locations.
@@ -29,14 +32,41 @@ const LONGPOLL_PREFIX: &str = "/sub/longpoll";
 /// (the hub keeps 1,024 messages per channel by default).
 const CATCH_UP_POLLS: usize = 1025;
 
-/// One HTTP/1.1 connection that asks a subscriber location for the next message.
+/// How long an HTTP/2 connection may take to exchange its SETTINGS acknowledgements.
+const H2_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection that asks a subscriber location for the next message.
 struct HttpSubscriber {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: Sender,
     counter: Arc<ConnCounter>,
     connection: JoinHandle<()>,
-    path: String,
+    /// The request target: a path for HTTP/1.1, an absolute URI (giving `:scheme` and
+    /// `:authority`) for HTTP/2.
+    uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     validators: Option<Validators>,
+}
+
+/// The request half of a connection, by HTTP version.
+enum Sender {
+    Http1(http1::SendRequest<Empty<Bytes>>),
+    Http2(http2::SendRequest<Empty<Bytes>>),
+}
+
+impl Sender {
+    async fn send(&mut self, request: Request<Empty<Bytes>>) -> anyhow::Result<Response<Incoming>> {
+        let response = match self {
+            Sender::Http1(sender) => {
+                sender.ready().await.context("connection closed")?;
+                sender.send_request(request).await
+            }
+            Sender::Http2(sender) => {
+                sender.ready().await.context("connection closed")?;
+                sender.send_request(request).await
+            }
+        };
+        response.context("poll request")
+    }
 }
 
 /// The server's position markers, echoed back so it answers with what is newer.
@@ -56,24 +86,58 @@ impl HttpSubscriber {
         spec: &ClientSpec,
         prefix: &str,
         profile: &HeaderProfile,
+        http: HttpVersion,
     ) -> anyhow::Result<Self> {
         let stream = CountingStream::connect(spec.endpoint.addr).await?;
-        let counter = stream.counter();
-        let (sender, conn) = http1::Builder::new()
-            .title_case_headers(true)
-            .handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP/1.1 handshake")?;
-        let connection = tokio::spawn(async move {
-            // The connection's end shows up as an error on the next request.
-            let _ = conn.await;
-        });
-        let headers = request_headers(profile, &spec.endpoint.authority)?;
+        let path = profile.poll_path(prefix, &spec.channel);
+        let mut headers = profile.request_headers(&spec.endpoint.authority);
+        // The connection's end shows up as an error on the next request.
+        let (sender, counter, connection, uri) = match http {
+            HttpVersion::Http11 => {
+                let counter = stream.counter();
+                let (sender, conn) = http1::Builder::new()
+                    .title_case_headers(true)
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .context("HTTP/1.1 handshake")?;
+                let connection = tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let uri = Uri::try_from(path.as_str()).context("request path")?;
+                (Sender::Http1(sender), counter, connection, uri)
+            }
+            HttpVersion::Http2 => {
+                let stream = stream.scanning_h2();
+                let counter = stream.counter();
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .context("HTTP/2 handshake")?;
+                let connection = tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                // The preface, both SETTINGS and their ACKs are setup, also for a long
+                // poller, whose first request is held until a message comes.
+                if tokio::time::timeout(H2_SETTLE_TIMEOUT, counter.h2_settled())
+                    .await
+                    .is_err()
+                {
+                    connection.abort();
+                    bail!("HTTP/2 SETTINGS not acknowledged within {H2_SETTLE_TIMEOUT:?}");
+                }
+                let authority = profile::into_http2(&mut headers)
+                    .unwrap_or_else(|| spec.endpoint.authority.clone());
+                let uri =
+                    Uri::try_from(format!("http://{authority}{path}")).context("request URI")?;
+                (Sender::Http2(sender), counter, connection, uri)
+            }
+        };
+        let headers = typed_headers(headers)?;
         Ok(HttpSubscriber {
             sender,
             counter,
             connection,
-            path: profile.poll_path(prefix, &spec.channel),
+            uri,
             headers,
             validators: profile.sends_validators().then_some(Validators {
                 etag: None,
@@ -84,7 +148,7 @@ impl HttpSubscriber {
 
     /// One request and its whole response; returns the body of a 200.
     async fn exchange(&mut self) -> anyhow::Result<Option<Bytes>> {
-        let mut request = Request::get(self.path.as_str()).body(Empty::<Bytes>::new())?;
+        let mut request = Request::get(self.uri.clone()).body(Empty::<Bytes>::new())?;
         let headers = request.headers_mut();
         for (name, value) in &self.headers {
             headers.append(name.clone(), value.clone());
@@ -97,12 +161,8 @@ impl HttpSubscriber {
                 headers.append(IF_MODIFIED_SINCE, modified.clone());
             }
         }
-        self.sender.ready().await.context("connection closed")?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .context("poll request")?;
+        let before = self.counter.stream_bytes();
+        let response = self.sender.send(request).await?;
         if let Some(v) = &mut self.validators {
             v.etag = response.headers().get(ETAG).cloned().or(v.etag.take());
             v.last_modified = response
@@ -116,9 +176,19 @@ impl HttpSubscriber {
             .into_body()
             .collect()
             .await
-            .context("reading response body")?;
+            .context("reading response body")?
+            .to_bytes();
+        if let Sender::Http1(_) = self.sender {
+            // A GET has no body, so all it sent is its head; the response's head is what came
+            // before its body. (HTTP/2 header frames are counted by the stream itself.)
+            let after = self.counter.stream_bytes();
+            self.counter.count_headers(
+                after.0 - before.0,
+                (after.1 - before.1).saturating_sub(body.len() as u64),
+            );
+        }
         match status {
-            StatusCode::OK => Ok(Some(body.to_bytes())),
+            StatusCode::OK => Ok(Some(body)),
             StatusCode::NOT_MODIFIED => Ok(None),
             other => bail!("subscriber location answered {other}"),
         }
@@ -130,9 +200,12 @@ pub(super) fn request_headers(
     profile: &HeaderProfile,
     authority: &str,
 ) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
-    profile
-        .request_headers(authority)
-        .into_iter()
+    typed_headers(profile.request_headers(authority))
+}
+
+/// Header names and values as hyper takes them; an invalid one is an error, not a panic.
+fn typed_headers(list: Vec<(String, String)>) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
+    list.into_iter()
         .map(|(name, value)| {
             Ok((
                 HeaderName::from_bytes(name.as_bytes())?,
@@ -151,10 +224,15 @@ pub struct HttpPoll {
 
 impl Transport for HttpPoll {
     async fn connect(spec: &ClientSpec) -> anyhow::Result<Self> {
-        let TransportPlan::HttpPoll { interval, headers } = spec.plan.as_ref() else {
+        let TransportPlan::HttpPoll {
+            interval,
+            headers,
+            http,
+        } = spec.plan.as_ref()
+        else {
             bail!("http-poll client given a {} plan", spec.plan.kind());
         };
-        let mut subscriber = HttpSubscriber::connect(spec, POLL_PREFIX, headers).await?;
+        let mut subscriber = HttpSubscriber::connect(spec, POLL_PREFIX, headers, *http).await?;
         // The first polls establish the client's position, "now": they are part of
         // subscribing. The hub answers a poll without validators 304 at once; a server that
         // answers it with its oldest buffered message instead (nginx + nchan's default) is
@@ -198,10 +276,10 @@ pub struct HttpLongpoll {
 
 impl Transport for HttpLongpoll {
     async fn connect(spec: &ClientSpec) -> anyhow::Result<Self> {
-        let TransportPlan::HttpLongpoll { headers, .. } = spec.plan.as_ref() else {
+        let TransportPlan::HttpLongpoll { headers, http, .. } = spec.plan.as_ref() else {
             bail!("http-longpoll client given a {} plan", spec.plan.kind());
         };
-        let subscriber = HttpSubscriber::connect(spec, LONGPOLL_PREFIX, headers).await?;
+        let subscriber = HttpSubscriber::connect(spec, LONGPOLL_PREFIX, headers, *http).await?;
         Ok(HttpLongpoll { subscriber })
     }
 

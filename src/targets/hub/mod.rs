@@ -1,17 +1,19 @@
-//! The embedded hub: one HTTP/1.1 server that takes published messages and serves them by
-//! interval poll, long poll (nchan-like cursors) and WebSocket push.
+//! The embedded hub: one HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) server, on one
+//! port, that takes published messages and serves them by interval poll, long poll
+//! (nchan-like cursors) and WebSocket push (HTTP/1.1 only).
 //!
 //! Poll answers carry only the scenario's header profile, so the bytes on the wire are the
 //! profile's and not an accident of hyper. Per-connection state is kept small because the hub
 //! must hold tens of thousands of subscribers on one machine.
 //!
 //! This module is the hub's life: configuration, counters, the accept loop and each
-//! connection's HTTP/1.1 driver. `routes` says what a request asks for, `channels` keeps the
-//! messages, `answers` builds poll answers, `push` serves WebSocket subscribers and `sse`
-//! event streams.
+//! connection's HTTP driver (`preface` tells the versions apart). `routes` says what a
+//! request asks for, `channels` keeps the messages, `answers` builds poll answers, `push`
+//! serves WebSocket subscribers and `sse` event streams.
 
 mod answers;
 mod channels;
+mod preface;
 mod push;
 mod routes;
 mod sse;
@@ -22,9 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -32,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::profile::HeaderProfile;
 use answers::Cursor;
 use channels::Channels;
+use preface::{Opened, read_preface};
 
 /// Pending connections the kernel may queue: connection ramps come in bursts.
 const LISTEN_BACKLOG: u32 = 4096;
@@ -54,7 +57,9 @@ pub struct HubConfig {
     /// request header: at accept for the first request, and once the previous response is
     /// written for every later one, so an idle keep-alive connection is closed after this
     /// long too. It stops when the header is complete: a slow request body, a long poll
-    /// being held and an upgraded WebSocket connection are not covered.
+    /// being held and an upgraded WebSocket connection are not covered. A new connection
+    /// must also show within this long whether it speaks HTTP/2 (its preface); an HTTP/2
+    /// connection is then not covered (hyper has no header timeout for HTTP/2).
     pub header_timeout: Duration,
     /// Messages kept per channel; the oldest is evicted first.
     pub history: usize,
@@ -263,25 +268,47 @@ async fn serve_connection(stream: TcpStream, state: Arc<HubState>) {
     // Latency is measured: do not let Nagle hold small answers back.
     let _ = stream.set_nodelay(true);
     let mut shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = serve_http(stream, &state) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Serves the connection in the HTTP version its first bytes show.
+async fn serve_http(stream: TcpStream, state: &Arc<HubState>) {
+    let timeout = state.config.header_timeout;
+    let (opened, stream) = match tokio::time::timeout(timeout, read_preface(stream)).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(_)) => return,
+        Err(_) => return bump(&state.counters.header_timeouts),
+    };
     let cursor = Arc::new(Cursor::default());
     let service = {
-        let state = Arc::clone(&state);
+        let state = Arc::clone(state);
         service_fn(move |req| routes::handle(req, Arc::clone(&state), Arc::clone(&cursor)))
     };
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.config.header_timeout)
-        .title_case_headers(true)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::select! {
-        served = connection => {
+    let io = TokioIo::new(stream);
+    match opened {
+        Opened::Http1 => {
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout)
+                .title_case_headers(true)
+                .keep_alive(true)
+                .serve_connection(io, service)
+                .with_upgrades()
+                .await;
             // hyper's only timeout on a server connection is the header read timeout.
             if served.is_err_and(|e| e.is_timeout()) {
                 bump(&state.counters.header_timeouts);
             }
         }
-        _ = shutdown.changed() => {}
+        Opened::Http2 => {
+            // The connection's end, clean or not, is the client's business.
+            let _ = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .serve_connection(io, service)
+                .await;
+        }
     }
 }
