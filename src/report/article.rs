@@ -21,6 +21,8 @@ pub const WEBSOCKET_BYTES: f64 = 2.0;
 /// The transport label of the header profile that sends exactly the article's example request
 /// and response headers.
 pub const PROFILE_LABEL: &str = "http-poll(websocket-org-2010)";
+/// The same headers polled over HTTP/2, where HPACK compresses them.
+pub const PROFILE_LABEL_H2: &str = "http-poll(websocket-org-2010,h2)";
 
 /// One transport's bandwidth in a use case, from the article's table.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::article::{self, POLL_BYTES, POLL_WIRE_BYTES, WEBSOCKET_BYTES};
 use super::charts;
+use super::claims;
 use super::cost::cpu_us_per_message;
 use super::units::{self, Digits, NOT_MEASURED};
 use crate::result::RunResult;
@@ -66,6 +67,7 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
             )?;
         }
     }
+    out.push_str(&claims::section(results)?);
     out.push_str("\n## Runs\n\n");
     out.push_str(&runs_table(results)?);
     Ok(out.into_bytes())
@@ -77,8 +79,46 @@ fn rows_of(r: &RunResult) -> Vec<Row> {
         return Vec::new();
     };
     let mut rows = vec![overhead];
+    rows.extend(header_row(r));
     rows.extend(bandwidth_row(r));
     rows
+}
+
+/// The article's 871 header bytes beside the headers measured per poll, for its own header
+/// profile: 909 over HTTP/1.1 (the line ends), fewer over HTTP/2 (HPACK).
+fn header_row(r: &RunResult) -> Option<Row> {
+    let h2 = r.transport == article::PROFILE_LABEL_H2;
+    if !(h2 || r.transport == article::PROFILE_LABEL) {
+        return None;
+    }
+    let measured = r.request_header_bytes_per_exchange + r.response_header_bytes_per_exchange;
+    if !measured.is_finite() {
+        return None;
+    }
+    let reason = if h2 {
+        format!(
+            "HTTP/2: {} request + {} response, frame headers included; HPACK indexes what \
+             repeats, so the {} B of HTTP/1.1 shrink to what changes or is never indexed",
+            units::bytes(r.request_header_bytes_per_exchange, Digits::Fixed(2)),
+            units::bytes(r.response_header_bytes_per_exchange, Digits::Fixed(2)),
+            POLL_WIRE_BYTES
+        )
+    } else {
+        format!(
+            "HTTP/1.1: the same headers with their CRLF line ends and blank lines, {} + {}",
+            article::POLL_REQUEST_WIRE_BYTES,
+            article::POLL_RESPONSE_WIRE_BYTES
+        )
+    };
+    Some(Row {
+        case: case(r),
+        transport: r.transport.clone(),
+        figure: "header B/poll",
+        article: units::bytes(POLL_BYTES, Digits::Fixed(0)),
+        measured: units::bytes(measured, Digits::Fixed(2)),
+        ratio: measured / POLL_BYTES,
+        reasons: vec![reason],
+    })
 }
 
 /// The article's letter of a run's use case, or its scenario's name.
@@ -111,7 +151,18 @@ fn overhead_row(r: &RunResult) -> Option<Row> {
 
 fn poll_overhead_reasons(r: &RunResult) -> Vec<String> {
     let mut reasons = Vec::new();
-    if r.transport == article::PROFILE_LABEL {
+    if r.transport == article::PROFILE_LABEL_H2 {
+        reasons.push(format!(
+            "the article's own headers over HTTP/2: {} + {} of headers a poll (HEADERS frames \
+             included) instead of {} + {}, since HPACK sends a header the connection has seen \
+             as a table index; what is sent again every poll is what is never indexed or \
+             changes: Cookie, :path, If-None-Match/Etag, and Date once a second",
+            units::bytes(r.request_header_bytes_per_exchange, Digits::Fixed(2)),
+            units::bytes(r.response_header_bytes_per_exchange, Digits::Fixed(2)),
+            article::POLL_REQUEST_WIRE_BYTES,
+            article::POLL_RESPONSE_WIRE_BYTES
+        ));
+    } else if r.transport == article::PROFILE_LABEL {
         reasons.push(format!(
             "{POLL_BYTES} counts characters without line ends; the wire carries {POLL_WIRE_BYTES} ({} + {})",
             article::POLL_REQUEST_WIRE_BYTES,
@@ -235,6 +286,27 @@ fn runs_table(results: &[RunResult]) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_articles_headers_are_followed_from_871_to_http2() {
+        let h2 = RunResult {
+            scenario: "use-case-a".into(),
+            transport: article::PROFILE_LABEL_H2.into(),
+            transport_kind: "http-poll".into(),
+            overhead_bytes_per_message: 291.0,
+            request_header_bytes_per_exchange: 240.0,
+            response_header_bytes_per_exchange: 42.0,
+            ..RunResult::default()
+        };
+        let md = String::from_utf8(render(&[h2]).unwrap()).unwrap();
+        assert!(
+            md.contains(
+                "| A | http-poll(websocket-org-2010,h2) | header B/poll | 871 B | 282.00 B | 0.32 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("the article's own headers over HTTP/2"), "{md}");
+    }
 
     #[test]
     fn a_run_that_delivered_nothing_reads_as_not_measured() {

@@ -4,6 +4,7 @@
 pub mod article;
 pub mod bytes;
 pub mod charts;
+mod claims;
 pub mod compare;
 pub mod comparison;
 pub mod console;
