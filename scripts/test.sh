@@ -35,4 +35,4 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     fi
 fi
 
-cargo test --locked --all-targets "$@"
+cargo test --locked --all-targets --no-fail-fast "$@"
