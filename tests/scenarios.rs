@@ -126,6 +126,25 @@ fn use_case_a_maps_to_the_articles_numbers() {
                 inflight: 10,
                 last_will: None,
             }),
+            TransportPlan::HttpPoll {
+                http: HttpVersion::Http2,
+                interval: second,
+                headers: HeaderProfile::WebsocketOrg2010
+            },
+            TransportPlan::HttpPoll {
+                http: HttpVersion::Http2,
+                interval: second,
+                headers: HeaderProfile::Minimal
+            },
+            TransportPlan::HttpLongpoll {
+                http: HttpVersion::Http2,
+                headers: HeaderProfile::Minimal,
+                timeout: Duration::from_secs(30)
+            },
+            TransportPlan::Sse {
+                headers: HeaderProfile::Minimal,
+                keepalive: None,
+            },
         ]
     );
 }
@@ -477,8 +496,8 @@ fn describe_summarises_the_plan_and_its_run_time() {
         "3. http-longpoll(minimal): timeout 30s",
         "4. websocket: read buffer 4096 bytes",
         "5. mqtt(qos0,tcp): topic \"bench/{channel}\"",
-        // 5 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
-        "about 3m 30s",
+        // 9 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
+        "about 6m 18s",
     ] {
         assert!(
             summary.contains(needle),
