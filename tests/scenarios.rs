@@ -275,7 +275,7 @@ fn http_version_of_a_websocket() {
         9,
         1,
         "transports[0].http",
-        "only http-poll and http-longpoll transports accept it",
+        "only http-poll and http-longpoll and sse transports accept it",
     );
 }
 
@@ -709,10 +709,12 @@ fn sse_takes_headers_and_an_optional_keep_alive() {
         [
             TransportPlan::Sse {
                 headers: HeaderProfile::Browser,
+                http: HttpVersion::Http11,
                 keepalive: Some(Duration::from_secs(15)),
             },
             TransportPlan::Sse {
                 headers: HeaderProfile::Minimal,
+                http: HttpVersion::Http11,
                 keepalive: None,
             },
         ]
