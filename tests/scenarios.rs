@@ -762,21 +762,3 @@ fn sse_keep_alive_must_be_positive_and_belongs_to_sse_only() {
         "only sse transports accept it",
     );
 }
-
-#[test]
-fn sse_takes_an_http_version() {
-    let source = format!("{BASE}\n[[transports]]\nkind = \"sse\"\nhttp = \"2\"\n");
-    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
-    let sse = plan.transports.last().expect("the sse transport");
-    assert!(
-        matches!(
-            sse,
-            TransportPlan::Sse {
-                http: HttpVersion::Http2,
-                ..
-            }
-        ),
-        "{sse:?}"
-    );
-    assert_eq!(sse.label(), "sse(minimal,h2)");
-}
