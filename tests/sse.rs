@@ -195,9 +195,10 @@ async fn a_last_event_id_beyond_the_newest_resumes_at_the_newest() {
 /// header instead of the chunk framing (HTTP/2 has no chunked coding), so a 64-byte payload
 /// with a two-digit id costs 9 + 7 + 6 + 2 = 24 bytes. The client sends nothing in the
 /// window: hyper's client opens its windows at 2 MiB per stream and 5 MiB per connection
-/// (the WINDOW_UPDATE in the opening, which is setup) and sends a WINDOW_UPDATE only once
-/// half of a window has been consumed; ten 79-byte events are far from it, so no
-/// WINDOW_UPDATE, PING or SETTINGS frame falls in the window.
+/// (the WINDOW_UPDATE in the opening, which is setup), and h2 sends a WINDOW_UPDATE only
+/// once the consumed, unannounced bytes reach half of what is left of a window (a third of
+/// it: about 7,900 such 88-byte frames per stream); ten are far from it, and neither side
+/// pings, so no WINDOW_UPDATE, PING or SETTINGS frame falls in the window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_over_h2_delivers_everything_at_a_data_frame_header_per_event() {
     let plan = Plan {
