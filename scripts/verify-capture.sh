@@ -135,15 +135,16 @@ compare() {
         -e tcp.flags.fin -e tcp.flags.reset -e tcp.analysis.retransmission -e tcp.payload \
         -e tcp.flags.syn -e tcp.hdr_len -e frame.number \
         2>/dev/null >"$results/segments.txt"
-    # HTTP/2 (a label with ",h2"): a client closes its connection with a GOAWAY (an event
-    # stream's client also with a RST_STREAM of its open stream, in the same segment) after
-    # pushbench's last read of its counters, so the close starts there, not at the FIN. The
-    # run's ports are decoded as HTTP/2 to find those segments.
+    # HTTP/2 (a label with ",h2"): a client closes its connection with a GOAWAY (17 bytes),
+    # an event stream's client first with a RST_STREAM (13 bytes) of its open stream, after
+    # pushbench's last read of its counters, so the close starts at the first of them, not at
+    # the FIN. The run's ports are decoded as HTTP/2 to find those segments (neither frame is
+    # sent by a client before it closes).
     : >"$results/goaway.txt"
     if [[ $label == *,h2* ]]; then
         local h2decode=() h2port
         while IFS= read -r h2port; do h2decode+=(-d "tcp.port==$h2port,http2"); done <"$ports_file"
-        tshark -r "$pcap" "${h2decode[@]}" -Y "http2.type == 7 && ($filter)" -T fields \
+        tshark -r "$pcap" "${h2decode[@]}" -Y "(http2.type == 7 || http2.type == 3) && ($filter)" -T fields \
             -e frame.number 2>/dev/null >"$results/goaway.txt"
     fi
     # MQTT (a transport labelled mqtt...): the publisher's first bytes are a CONNECT like every
@@ -281,7 +282,7 @@ compare() {
             printf "  capture IP bytes per direction: up %d, down %d (pushbench counts the total only)\n", ipu, ipd
             printf "  TCP options beyond timestamps (SYN: MSS, SACK permitted, window scale): %d bytes; IP bytes less these: pushbench %+d\n",
                 ex, pb_ip - (ip_b - ex)
-            printf "  not counted by pushbench: close (HTTP/2 GOAWAY or FIN, its ACKs, anything after): %d segments, %d IP bytes, %d payload bytes; retransmitted payload: %d bytes in %d segments\n",
+            printf "  not counted by pushbench: close (HTTP/2 RST_STREAM/GOAWAY or FIN, its ACKs, anything after): %d segments, %d IP bytes, %d payload bytes; retransmitted payload: %d bytes in %d segments\n",
                 cs, cip, cp, rb, rs
             if (conns == 0) { print "FAIL " label ": no client connection in the capture"; exit 1 }
             if (bad) { printf "%s", fails; exit 1 }
