@@ -128,12 +128,25 @@ compare() {
     csv="$results/summary.csv"
     [[ -s $csv ]] || { echo "FAIL $label: pushbench wrote no $csv"; return 1; }
     # One line per segment: stream, src port, dst port, IP length, TCP payload length,
-    # FIN, RST, retransmission, first bytes of the payload (hex), SYN, TCP header length.
+    # FIN, RST, retransmission, first bytes of the payload (hex), SYN, TCP header length,
+    # frame number.
     tshark -r "$pcap" -Y "$filter" -T fields -E separator=/t -E occurrence=f \
         -e tcp.stream -e tcp.srcport -e tcp.dstport -e ip.len -e tcp.len \
         -e tcp.flags.fin -e tcp.flags.reset -e tcp.analysis.retransmission -e tcp.payload \
-        -e tcp.flags.syn -e tcp.hdr_len \
+        -e tcp.flags.syn -e tcp.hdr_len -e frame.number \
         2>/dev/null >"$results/segments.txt"
+    # HTTP/2 (a label with ",h2"): a client closes its connection with a GOAWAY (17 bytes),
+    # an event stream's client first with a RST_STREAM (13 bytes) of its open stream, after
+    # pushbench's last read of its counters, so the close starts at the first of them, not at
+    # the FIN. The run's ports are decoded as HTTP/2 to find those segments (neither frame is
+    # sent by a client before it closes).
+    : >"$results/goaway.txt"
+    if [[ $label == *,h2* ]]; then
+        local h2decode=() h2port
+        while IFS= read -r h2port; do h2decode+=(-d "tcp.port==$h2port,http2"); done <"$ports_file"
+        tshark -r "$pcap" "${h2decode[@]}" -Y "(http2.type == 7 || http2.type == 3) && ($filter)" -T fields \
+            -e frame.number 2>/dev/null >"$results/goaway.txt"
+    fi
     # MQTT (a transport labelled mqtt...): the publisher's first bytes are a CONNECT like every
     # subscriber's, so its connection is told by the client id of its CONNECT. Over TCP,
     # tshark's MQTT dissector reads it (the run's ports decoded as MQTT). Over WebSocket the
@@ -182,9 +195,10 @@ compare() {
     done <<<"$EXCLUDE_PREFIXES" | paste -sd' ')
     awk -F '\t' -v ports="$ports" -v prefixes="$prefixes_hex" -v label="$label" \
         -v plimit="$PAYLOAD_LIMIT_PCT" -v iplimit="$IP_LIMIT_PCT" -v csv="$csv" \
-        -v exfile="$results/excluded.txt" '
+        -v exfile="$results/excluded.txt" -v goawayfile="$results/goaway.txt" '
         BEGIN {
             while ((getline l < exfile) > 0) { split(l, e, "\t"); excluded[e[1]] = "client id " e[2] }
+            while ((getline l < goawayfile) > 0) goaway[l] = 1
             n = split(ports, p, " "); for (i = 1; i <= n; i++) server[p[i]] = 1
             np = split(prefixes, prefix, " ")
             # pushbench: the row of this transport (the only row: one run per invocation).
@@ -203,7 +217,7 @@ compare() {
             if (up && len > 0 && !(s in first)) first[s] = $9
             if (len > 0) payload_seen[s] = 1
             if (closed[s]) { close_segs[s]++; close_ip[s] += ip; close_payload[s] += len; next }
-            if (fin || rst) { closed[s] = 1; close_segs[s]++; close_ip[s] += ip; close_payload[s] += len; next }
+            if (fin || rst || ($12 in goaway)) { closed[s] = 1; close_segs[s]++; close_ip[s] += ip; close_payload[s] += len; next }
             segs[s]++; ipb[s] += ip; if (up) ipup[s] += ip; else ipdown[s] += ip
             # Header bytes beyond the 20 + 32 pushbench charges (SYN options, SACK blocks).
             if ($11 > 32) extra[s] += $11 - 32
@@ -268,7 +282,7 @@ compare() {
             printf "  capture IP bytes per direction: up %d, down %d (pushbench counts the total only)\n", ipu, ipd
             printf "  TCP options beyond timestamps (SYN: MSS, SACK permitted, window scale): %d bytes; IP bytes less these: pushbench %+d\n",
                 ex, pb_ip - (ip_b - ex)
-            printf "  not counted by pushbench: close (FIN, its ACKs, anything after): %d segments, %d IP bytes, %d payload bytes; retransmitted payload: %d bytes in %d segments\n",
+            printf "  not counted by pushbench: close (HTTP/2 RST_STREAM/GOAWAY or FIN, its ACKs, anything after): %d segments, %d IP bytes, %d payload bytes; retransmitted payload: %d bytes in %d segments\n",
                 cs, cip, cp, rb, rs
             if (conns == 0) { print "FAIL " label ": no client connection in the capture"; exit 1 }
             if (bad) { printf "%s", fails; exit 1 }

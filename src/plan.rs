@@ -114,6 +114,8 @@ pub enum TransportPlan {
     /// a broken stream is resumed with `Last-Event-ID`.
     Sse {
         headers: HeaderProfile,
+        #[serde(default)]
+        http: HttpVersion,
         /// How often the (embedded) server sends a comment on an idle stream; `None`: never.
         keepalive: Option<Duration>,
     },
@@ -126,7 +128,7 @@ pub enum TransportPlan {
     Mqtt(MqttPlan),
 }
 
-/// The HTTP version of a polling transport's connection.
+/// The HTTP version of a polling or event-stream transport's connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HttpVersion {
     #[default]
@@ -142,6 +144,14 @@ impl HttpVersion {
         match self {
             HttpVersion::Http11 => "1.1",
             HttpVersion::Http2 => "2",
+        }
+    }
+
+    /// What a run label adds: nothing for HTTP/1.1, so older labels still match.
+    fn label_suffix(self) -> &'static str {
+        match self {
+            HttpVersion::Http11 => "",
+            HttpVersion::Http2 => ",h2",
         }
     }
 }
@@ -220,25 +230,24 @@ impl TransportPlan {
         match self {
             TransportPlan::HttpPoll { headers, http, .. }
             | TransportPlan::HttpLongpoll { headers, http, .. } => {
-                let version = match http {
-                    HttpVersion::Http11 => "",
-                    HttpVersion::Http2 => ",h2",
-                };
-                format!("{}({}{version})", self.kind(), headers.name())
+                format!("{}({}{})", self.kind(), headers.name(), http.label_suffix())
             }
             TransportPlan::Sse {
                 headers,
-                keepalive: None,
-            } => format!("{}({})", self.kind(), headers.name()),
-            TransportPlan::Sse {
-                headers,
-                keepalive: Some(every),
-            } => format!(
-                "{}({},keepalive={})",
-                self.kind(),
-                headers.name(),
-                humantime::format_duration(*every)
-            ),
+                http,
+                keepalive,
+            } => {
+                let keepalive = match keepalive {
+                    Some(every) => format!(",keepalive={}", humantime::format_duration(*every)),
+                    None => String::new(),
+                };
+                format!(
+                    "{}({}{}{keepalive})",
+                    self.kind(),
+                    headers.name(),
+                    http.label_suffix()
+                )
+            }
             TransportPlan::Websocket { .. } => self.kind().to_string(),
             TransportPlan::Mqtt(m) => {
                 let version = match m.version {

@@ -165,6 +165,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         channel: "sse".into(),
         plan: Arc::new(TransportPlan::Sse {
             headers: HeaderProfile::Minimal,
+            http: HttpVersion::Http11,
             keepalive: None,
         }),
         index: 0,

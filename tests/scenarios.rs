@@ -294,7 +294,7 @@ fn http_version_of_a_websocket() {
         9,
         1,
         "transports[0].http",
-        "only http-poll and http-longpoll transports accept it",
+        "only http-poll and http-longpoll and sse transports accept it",
     );
 }
 
@@ -728,16 +728,44 @@ fn sse_takes_headers_and_an_optional_keep_alive() {
         [
             TransportPlan::Sse {
                 headers: HeaderProfile::Browser,
+                http: HttpVersion::Http11,
                 keepalive: Some(Duration::from_secs(15)),
             },
             TransportPlan::Sse {
                 headers: HeaderProfile::Minimal,
+                http: HttpVersion::Http11,
                 keepalive: None,
             },
         ]
     );
     assert_eq!(plan.transports[1].label(), "sse(browser,keepalive=15s)");
     assert_eq!(plan.transports[2].label(), "sse(minimal)");
+}
+
+#[test]
+fn sse_takes_an_http_version_named_in_its_label_and_description() {
+    let source = format!(
+        "{BASE}\n[[transports]]\nkind = \"sse\"\nhttp = \"2\"\nkeepalive = \"15s\"\n\
+         \n[[transports]]\nkind = \"sse\"\nhttp = \"2\"\n"
+    );
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.transports[1],
+        TransportPlan::Sse {
+            headers: HeaderProfile::Minimal,
+            http: HttpVersion::Http2,
+            keepalive: Some(Duration::from_secs(15)),
+        }
+    );
+    assert_eq!(plan.transports[1].label(), "sse(minimal,h2,keepalive=15s)");
+    assert_eq!(plan.transports[2].label(), "sse(minimal,h2)");
+    let described = scenario::describe(&plan);
+    assert!(
+        described.contains("sse(minimal,h2): no keep-alive, HTTP/2"),
+        "{described}"
+    );
+    let bad = format!("{BASE}\n[[transports]]\nkind = \"sse\"\nhttp = \"3\"\n");
+    assert!(parse(&bad).is_err());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{publish, run_in_process, small_plan};
 use pushbench::payload::Stamp;
-use pushbench::plan::{Plan, TargetPlan, TransportPlan};
+use pushbench::plan::{HttpVersion, Plan, TargetPlan, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::targets::hub::{Hub, HubConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 fn sse() -> TransportPlan {
     TransportPlan::Sse {
         headers: HeaderProfile::Minimal,
+        http: HttpVersion::Http11,
         keepalive: None,
     }
 }
@@ -188,4 +189,39 @@ async fn a_last_event_id_beyond_the_newest_resumes_at_the_newest() {
     publish(hub.local_addr(), "0", stamp(1).encode_text(64).as_bytes()).await;
     let expected = format!("4E\r\nid: 2\ndata: {}\n\n\r\n", stamp(1).encode_text(64));
     assert_eq!(read_exactly(&mut s, expected.len()).await, expected);
+}
+
+/// The same stream over cleartext HTTP/2: each event is one DATA frame, its 9-byte frame
+/// header instead of the chunk framing (HTTP/2 has no chunked coding), so a 64-byte payload
+/// with a two-digit id costs 9 + 7 + 6 + 2 = 24 bytes. The client sends nothing in the
+/// window: hyper's client opens its windows at 2 MiB per stream and 5 MiB per connection
+/// (the WINDOW_UPDATE in the opening, which is setup), and h2 sends a WINDOW_UPDATE only
+/// once the consumed, unannounced bytes reach half of what is left of a window (a third of
+/// it: about 7,900 such 88-byte frames per stream); ten are far from it, and neither side
+/// pings, so no WINDOW_UPDATE, PING or SETTINGS frame falls in the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_over_h2_delivers_everything_at_a_data_frame_header_per_event() {
+    let plan = Plan {
+        transports: vec![TransportPlan::Sse {
+            headers: HeaderProfile::Minimal,
+            http: HttpVersion::Http2,
+            keepalive: None,
+        }],
+        ..two_digit_window(50, 64)
+    };
+    let r = run_in_process(&plan).await;
+    assert_eq!(r.transport, "sse(minimal,h2)");
+    assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0), "{r:?}");
+    assert_eq!(r.messages_delivered, 50 * 10, "{r:?}");
+    assert_eq!(r.window_messages, 50 * 10);
+    assert_eq!(r.overhead_bytes_per_message, 24.0, "{r:?}");
+    assert_eq!(
+        r.window_bytes_up, 0,
+        "no WINDOW_UPDATE in the window: {r:?}"
+    );
+    assert_eq!(
+        r.window_bytes_down,
+        r.window_messages * (9 + 7 + 6 + 64 + 2),
+        "one DATA frame per event and nothing else: {r:?}"
+    );
 }

@@ -130,12 +130,16 @@ fn describe_transport(transport: &TransportPlan) -> String {
             http.name(),
             custom_names(headers)
         ),
-        TransportPlan::Sse { headers, keepalive } => {
+        TransportPlan::Sse {
+            headers,
+            http,
+            keepalive,
+        } => {
             let keepalive = match keepalive {
                 Some(every) => format!("comment keep-alive every {}", seconds(*every)),
                 None => "no keep-alive".to_string(),
             };
-            format!("{keepalive}{}", custom_names(headers))
+            format!("{keepalive}, HTTP/{}{}", http.name(), custom_names(headers))
         }
         TransportPlan::Websocket { read_buffer_bytes } => {
             format!("read buffer {read_buffer_bytes} bytes")

@@ -70,7 +70,7 @@ const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
         "custom_headers",
         &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Sse],
     ),
-    ("http", &[Kind::HttpPoll, Kind::HttpLongpoll]),
+    ("http", &[Kind::HttpPoll, Kind::HttpLongpoll, Kind::Sse]),
     ("timeout", &[Kind::HttpLongpoll]),
     ("keepalive", &[Kind::Sse]),
     ("read_buffer_bytes", &[Kind::Websocket]),
@@ -154,6 +154,7 @@ fn transport(section: &Section, channels: u64) -> Result<TransportPlan> {
         },
         Kind::Sse => TransportPlan::Sse {
             headers: headers(section, channels)?,
+            http: http_version(section)?,
             keepalive: match section.get("keepalive") {
                 Some(item) => Some(item.duration(Zero::Forbidden)?),
                 None => None,

@@ -456,6 +456,7 @@ mod tests {
         let every = Some(Duration::from_secs(15));
         let sse = TransportPlan::Sse {
             headers: HeaderProfile::Browser,
+            http: Default::default(),
             keepalive: every,
         };
         assert_eq!(hub_config_for(&sse).sse_keepalive, every);

@@ -37,24 +37,22 @@ const H2_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One connection that asks a subscriber location for the next message.
 struct HttpSubscriber {
-    sender: Sender,
-    counter: Arc<ConnCounter>,
-    connection: JoinHandle<()>,
-    /// The request target: a path for HTTP/1.1, an absolute URI (giving `:scheme` and
-    /// `:authority`) for HTTP/2.
+    connection: Connection,
     uri: Uri,
-    headers: Vec<(HeaderName, HeaderValue)>,
     validators: Option<Validators>,
 }
 
 /// The request half of a connection, by HTTP version.
-enum Sender {
+pub(super) enum Sender {
     Http1(http1::SendRequest<Empty<Bytes>>),
     Http2(http2::SendRequest<Empty<Bytes>>),
 }
 
 impl Sender {
-    async fn send(&mut self, request: Request<Empty<Bytes>>) -> anyhow::Result<Response<Incoming>> {
+    pub(super) async fn send(
+        &mut self,
+        request: Request<Empty<Bytes>>,
+    ) -> anyhow::Result<Response<Incoming>> {
         let response = match self {
             Sender::Http1(sender) => {
                 sender.ready().await.context("connection closed")?;
@@ -65,7 +63,96 @@ impl Sender {
                 sender.send_request(request).await
             }
         };
-        response.context("poll request")
+        response.context("request")
+    }
+}
+
+/// One client connection, HTTP/1.1 or HTTP/2, on a counted stream: what polling and event
+/// streams share, so that both open (and count) their connections the same way.
+pub(super) struct Connection {
+    pub(super) sender: Sender,
+    pub(super) counter: Arc<ConnCounter>,
+    /// hyper's connection driver; aborted when the client drops the connection.
+    pub(super) driver: JoinHandle<()>,
+    /// The request headers, `Host` taken out to become `:authority` over HTTP/2.
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    /// Over HTTP/2, `http://` + the authority that request targets are made absolute with
+    /// (they give `:scheme` and `:authority`); over HTTP/1.1 request targets are paths.
+    origin: Option<String>,
+}
+
+impl Connection {
+    /// Connects and handshakes; an HTTP/2 connection returns once both SETTINGS are
+    /// acknowledged, so the preface, both SETTINGS and their ACKs are setup, also for a
+    /// client whose first request is held (a long poll, an event stream).
+    pub(super) async fn open(
+        spec: &ClientSpec,
+        profile: &HeaderProfile,
+        http: HttpVersion,
+    ) -> anyhow::Result<Connection> {
+        let stream = CountingStream::connect(spec.endpoint.addr).await?;
+        let mut headers = profile.request_headers(&spec.endpoint.authority);
+        // The connection's end shows up as an error on the next request or read.
+        let (sender, counter, driver, origin) = match http {
+            HttpVersion::Http11 => {
+                let counter = stream.counter();
+                let (sender, conn) = http1::Builder::new()
+                    .title_case_headers(true)
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .context("HTTP/1.1 handshake")?;
+                let driver = tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                (Sender::Http1(sender), counter, driver, None)
+            }
+            HttpVersion::Http2 => {
+                let stream = stream.scanning_h2();
+                let counter = stream.counter();
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .context("HTTP/2 handshake")?;
+                let driver = tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                if tokio::time::timeout(H2_SETTLE_TIMEOUT, counter.h2_settled())
+                    .await
+                    .is_err()
+                {
+                    driver.abort();
+                    bail!("HTTP/2 SETTINGS not acknowledged within {H2_SETTLE_TIMEOUT:?}");
+                }
+                let authority = profile::into_http2(&mut headers)
+                    .unwrap_or_else(|| spec.endpoint.authority.clone());
+                (
+                    Sender::Http2(sender),
+                    counter,
+                    driver,
+                    Some(format!("http://{authority}")),
+                )
+            }
+        };
+        Ok(Connection {
+            sender,
+            counter,
+            driver,
+            headers: typed_headers(headers)?,
+            origin,
+        })
+    }
+
+    /// The request target for `path`: the path itself over HTTP/1.1, absolute over HTTP/2.
+    pub(super) fn uri(&self, path: &str) -> anyhow::Result<Uri> {
+        match &self.origin {
+            None => Uri::try_from(path).context("request path"),
+            Some(origin) => Uri::try_from(format!("{origin}{path}")).context("request URI"),
+        }
+    }
+
+    /// Whether the connection speaks HTTP/1.1 (whose heads the client counts itself).
+    pub(super) fn is_http1(&self) -> bool {
+        matches!(self.sender, Sender::Http1(_))
     }
 }
 
@@ -75,9 +162,9 @@ struct Validators {
     last_modified: Option<HeaderValue>,
 }
 
-impl Drop for HttpSubscriber {
+impl Drop for Connection {
     fn drop(&mut self) {
-        self.connection.abort();
+        self.driver.abort();
     }
 }
 
@@ -88,57 +175,11 @@ impl HttpSubscriber {
         profile: &HeaderProfile,
         http: HttpVersion,
     ) -> anyhow::Result<Self> {
-        let stream = CountingStream::connect(spec.endpoint.addr).await?;
-        let path = profile.poll_path(prefix, &spec.channel);
-        let mut headers = profile.request_headers(&spec.endpoint.authority);
-        // The connection's end shows up as an error on the next request.
-        let (sender, counter, connection, uri) = match http {
-            HttpVersion::Http11 => {
-                let counter = stream.counter();
-                let (sender, conn) = http1::Builder::new()
-                    .title_case_headers(true)
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .context("HTTP/1.1 handshake")?;
-                let connection = tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let uri = Uri::try_from(path.as_str()).context("request path")?;
-                (Sender::Http1(sender), counter, connection, uri)
-            }
-            HttpVersion::Http2 => {
-                let stream = stream.scanning_h2();
-                let counter = stream.counter();
-                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .context("HTTP/2 handshake")?;
-                let connection = tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                // The preface, both SETTINGS and their ACKs are setup, also for a long
-                // poller, whose first request is held until a message comes.
-                if tokio::time::timeout(H2_SETTLE_TIMEOUT, counter.h2_settled())
-                    .await
-                    .is_err()
-                {
-                    connection.abort();
-                    bail!("HTTP/2 SETTINGS not acknowledged within {H2_SETTLE_TIMEOUT:?}");
-                }
-                let authority = profile::into_http2(&mut headers)
-                    .unwrap_or_else(|| spec.endpoint.authority.clone());
-                let uri =
-                    Uri::try_from(format!("http://{authority}{path}")).context("request URI")?;
-                (Sender::Http2(sender), counter, connection, uri)
-            }
-        };
-        let headers = typed_headers(headers)?;
+        let connection = Connection::open(spec, profile, http).await?;
+        let uri = connection.uri(&profile.poll_path(prefix, &spec.channel))?;
         Ok(HttpSubscriber {
-            sender,
-            counter,
             connection,
             uri,
-            headers,
             validators: profile.sends_validators().then_some(Validators {
                 etag: None,
                 last_modified: None,
@@ -150,7 +191,7 @@ impl HttpSubscriber {
     async fn exchange(&mut self) -> anyhow::Result<Option<Bytes>> {
         let mut request = Request::get(self.uri.clone()).body(Empty::<Bytes>::new())?;
         let headers = request.headers_mut();
-        for (name, value) in &self.headers {
+        for (name, value) in &self.connection.headers {
             headers.append(name.clone(), value.clone());
         }
         if let Some(v) = &self.validators {
@@ -161,8 +202,9 @@ impl HttpSubscriber {
                 headers.append(IF_MODIFIED_SINCE, modified.clone());
             }
         }
-        let before = self.counter.stream_bytes();
-        let response = self.sender.send(request).await?;
+        let counter = &self.connection.counter;
+        let before = counter.stream_bytes();
+        let response = self.connection.sender.send(request).await.context("poll")?;
         if let Some(v) = &mut self.validators {
             v.etag = response.headers().get(ETAG).cloned().or(v.etag.take());
             v.last_modified = response
@@ -178,11 +220,12 @@ impl HttpSubscriber {
             .await
             .context("reading response body")?
             .to_bytes();
-        if let Sender::Http1(_) = self.sender {
+        if self.connection.is_http1() {
             // A GET has no body, so all it sent is its head; the response's head is what came
             // before its body. (HTTP/2 header frames are counted by the stream itself.)
-            let after = self.counter.stream_bytes();
-            self.counter.count_headers(
+            let counter = &self.connection.counter;
+            let after = counter.stream_bytes();
+            counter.count_headers(
                 after.0 - before.0,
                 (after.1 - before.1).saturating_sub(body.len() as u64),
             );
@@ -193,14 +236,6 @@ impl HttpSubscriber {
             other => bail!("subscriber location answered {other}"),
         }
     }
-}
-
-/// The profile's request headers for a target at `authority`, ready to send.
-pub(super) fn request_headers(
-    profile: &HeaderProfile,
-    authority: &str,
-) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
-    typed_headers(profile.request_headers(authority))
 }
 
 /// Header names and values as hyper takes them; an invalid one is an error, not a panic.
@@ -256,7 +291,7 @@ impl Transport for HttpPoll {
     }
 
     fn wire(&self) -> WireCounts {
-        self.subscriber.counter.snapshot()
+        self.subscriber.connection.counter.snapshot()
     }
 }
 
@@ -289,6 +324,6 @@ impl Transport for HttpLongpoll {
     }
 
     fn wire(&self) -> WireCounts {
-        self.subscriber.counter.snapshot()
+        self.subscriber.connection.counter.snapshot()
     }
 }

@@ -1,5 +1,7 @@
-//! Server-Sent Events (WHATWG HTML §9.2): one HTTP/1.1 GET answered by an endless
-//! `text/event-stream` response, one event per message, its `data` the payload's text form.
+//! Server-Sent Events (WHATWG HTML §9.2): one GET answered by an endless `text/event-stream`
+//! response, one event per message, its `data` the payload's text form. The connection is
+//! HTTP/1.1 (a chunked response) or cleartext HTTP/2 (a stream of DATA frames), opened as
+//! polling opens its own.
 //! A broken stream is resumed with `Last-Event-ID`, so the id outlives the connection.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,18 +11,15 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use http_body_util::Empty;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use sse_stream::{Sse as Event, SseStream};
-use tokio::task::JoinHandle;
 
-use super::http::request_headers;
+use super::http::Connection;
 use super::{ClientSpec, Received, Transport};
 use crate::payload::Stamp;
 use crate::plan::TransportPlan;
-use crate::wire::{ConnCounter, CountingStream, WireCounts};
+use crate::wire::WireCounts;
 
 /// Path prefix of the hub's event-stream location.
 const SSE_PREFIX: &str = "/sub/sse";
@@ -50,42 +49,24 @@ impl LastEventId {
 /// One subscribed event stream.
 pub struct Sse {
     events: SseStream<Incoming>,
-    counter: Arc<ConnCounter>,
-    /// Kept so that hyper keeps the connection for the streamed response.
-    _sender: SendRequest<Empty<Bytes>>,
-    connection: JoinHandle<()>,
+    /// Kept (its sender too) so that hyper keeps the connection for the streamed response.
+    connection: Connection,
     last_event_id: LastEventId,
-}
-
-impl Drop for Sse {
-    fn drop(&mut self) {
-        self.connection.abort();
-    }
 }
 
 impl Transport for Sse {
     /// Returns with the response head read: the server subscribed the client before it.
     async fn connect(spec: &ClientSpec) -> anyhow::Result<Self> {
-        let TransportPlan::Sse { headers, .. } = spec.plan.as_ref() else {
+        let TransportPlan::Sse { headers, http, .. } = spec.plan.as_ref() else {
             bail!("sse client given a {} plan", spec.plan.kind());
         };
-        let stream = CountingStream::connect(spec.endpoint.addr).await?;
-        let counter = stream.counter();
-        let (mut sender, conn) = http1::Builder::new()
-            .title_case_headers(true)
-            .handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP/1.1 handshake")?;
-        let connection = tokio::spawn(async move {
-            // The connection's end shows up as the end of the event stream.
-            let _ = conn.await;
-        });
-        let path = format!("{SSE_PREFIX}/{}", spec.channel);
-        let mut request = Request::get(path).body(Empty::<Bytes>::new())?;
+        let mut connection = Connection::open(spec, headers, *http).await?;
+        let uri = connection.uri(&format!("{SSE_PREFIX}/{}", spec.channel))?;
+        let mut request = Request::get(uri).body(Empty::<Bytes>::new())?;
         let fields = request.headers_mut();
-        for (name, value) in request_headers(headers, &spec.endpoint.authority)? {
+        for (name, value) in &connection.headers {
             if name != ACCEPT {
-                fields.append(name, value);
+                fields.append(name.clone(), value.clone());
             }
         }
         fields.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
@@ -93,8 +74,9 @@ impl Transport for Sse {
             let id = HeaderValue::from_str(&id).context("Last-Event-ID from the server")?;
             fields.insert(LAST_EVENT_ID, id);
         }
-        let response = sender
-            .send_request(request)
+        let response = connection
+            .sender
+            .send(request)
             .await
             .context("event-stream request")?;
         if response.status() != StatusCode::OK {
@@ -106,8 +88,6 @@ impl Transport for Sse {
         }
         Ok(Sse {
             events: SseStream::new(response.into_body()),
-            counter,
-            _sender: sender,
             connection,
             last_event_id: spec.last_event_id.clone(),
         })
@@ -128,7 +108,7 @@ impl Transport for Sse {
     }
 
     fn wire(&self) -> WireCounts {
-        self.counter.snapshot()
+        self.connection.counter.snapshot()
     }
 }
 

@@ -82,7 +82,8 @@ struct Subscriber {
 
 impl Subscriber {
     /// The next chunk of the stream: an event, or a keep-alive once the stream has been idle
-    /// for `sse_keepalive`; `None` ends the stream (hyper then sends the last chunk).
+    /// for `sse_keepalive`; `None` ends the stream (hyper then sends the last chunk over
+    /// HTTP/1.1, an empty DATA frame with END_STREAM over HTTP/2).
     async fn next_frame(&mut self) -> Option<Bytes> {
         let counters = &self.state.counters;
         loop {
