@@ -144,6 +144,7 @@ fn use_case_a_maps_to_the_articles_numbers() {
             TransportPlan::Sse {
                 headers: HeaderProfile::Minimal,
                 keepalive: None,
+                http: HttpVersion::Http11,
             },
         ]
     );
