@@ -93,6 +93,13 @@ pub struct RunResult {
     /// HTTP response header bytes per poll inside the windows, counted as the request's.
     #[serde(deserialize_with = "nan_if_null")]
     pub response_header_bytes_per_exchange: f64,
+    /// Interval polling: the header bytes of each client's first poll (made while connecting),
+    /// request and response, counted as above; over HTTP/2 the cost before HPACK has indexed
+    /// anything.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub first_request_header_bytes: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub first_response_header_bytes: f64,
     /// Requests (polls) or frames per client per second inside the window, as achieved.
     #[serde(deserialize_with = "nan_if_null")]
     pub exchanges_per_client_per_s: f64,
@@ -206,6 +213,8 @@ impl RunResult {
             exchanges_per_client_per_s: f64::NAN,
             request_header_bytes_per_exchange: f64::NAN,
             response_header_bytes_per_exchange: f64::NAN,
+            first_request_header_bytes: f64::NAN,
+            first_response_header_bytes: f64::NAN,
             latency_mean_us: f64::NAN,
             publish_rate_requested_per_s: f64::NAN,
             publish_rate_achieved_per_s: f64::NAN,

@@ -265,3 +265,26 @@ async fn h2_long_polling_delivers_every_message_exactly_once_per_client() {
     assert_only_headers_and_data(&r, 16);
     assert!(r.overhead_bytes_per_message < 251.7 / 2.0, "{r:?}");
 }
+
+/// The first poll is made while connecting: over HTTP/1.1 the article's request is its 716
+/// bytes every time; over HTTP/2 the first one carries every header in full (HPACK has not
+/// indexed anything yet), the later ones far less.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_poll_pays_for_headers_that_later_polls_index() {
+    let article = |http| TransportPlan::HttpPoll {
+        interval: Duration::from_millis(100),
+        headers: HeaderProfile::WebsocketOrg2010,
+        http,
+    };
+    let h1 = run_in_process(&small_plan(10, 21, article(HttpVersion::Http11))).await;
+    assert_eq!(h1.first_request_header_bytes, 716.0, "{h1:?}");
+    assert_eq!(h1.request_header_bytes_per_exchange, 716.0, "{h1:?}");
+    let h2 = run_in_process(&small_plan(10, 21, article(HttpVersion::Http2))).await;
+    assert_eq!((h2.lost, h2.duplicated), (0, 0), "{h2:?}");
+    // The article's request has no date in it, so its HPACK form is fixed: 436 bytes the
+    // first time (a 9-byte frame header and every header as a literal), 240 after, when only
+    // the cookie, :path and what HPACK never indexes are sent again.
+    assert_eq!(h2.first_request_header_bytes, 436.0, "{h2:?}");
+    assert_eq!(h2.request_header_bytes_per_exchange, 240.0, "{h2:?}");
+    assert!(h2.first_response_header_bytes > h2.response_header_bytes_per_exchange);
+}

@@ -327,6 +327,13 @@ fn stream(
         r.request_header_bytes_per_exchange = per(wire.request_header_bytes as f64, exchanges);
         r.response_header_bytes_per_exchange = per(wire.response_header_bytes as f64, exchanges);
     }
+    // An interval poller's connect makes its first poll (it learns its position), so the
+    // setup's header bytes are the first poll's: over HTTP/2, before HPACK has seen anything.
+    if let TransportPlan::HttpPoll { .. } = transport {
+        let setup = outcome.setup;
+        r.first_request_header_bytes = per(setup.request_header_bytes as f64, connected);
+        r.first_response_header_bytes = per(setup.response_header_bytes as f64, connected);
+    }
     r.publish_rate_requested_per_s =
         plan.message_rate_per_s * f64::from(plan.channels) * m.endpoints as f64;
     r.publish_rate_achieved_per_s = published.achieved_rate_per_s;
