@@ -12,6 +12,8 @@
 # other interfaces that port is reachable from them while the broker runs.
 # Prints "mqtt://127.0.0.1:TCP_PORT ws://127.0.0.1:WS_PORT" once both ports accept connections.
 set -euo pipefail
+# shellcheck source=pidfile.sh
+source "$(dirname "$0")/pidfile.sh"
 
 action=${1:-}
 tcp_port=${2:-1883}
@@ -58,19 +60,7 @@ CONF
   exit 1
 }
 
-stop() {
-  local pid_file="$run_dir/mosquitto.pid"
-  [ -f "$pid_file" ] || return 0
-  local pid
-  pid=$(cat "$pid_file")
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$pid_file"
-}
+stop() { stop_by_pidfile "$run_dir/mosquitto.pid"; }
 
 case "$action" in
   start) start ;;
