@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{publish, run_in_process, small_plan};
@@ -11,37 +10,13 @@ use pushbench::payload::Stamp;
 use pushbench::plan::{HttpVersion, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::result::RunResult;
-use pushbench::targets::Endpoint;
-use pushbench::targets::hub::{Hub, HubConfig};
-use pushbench::transport::{ClientSpec, HttpPoll, Received, Transport};
+use pushbench::targets::hub::Hub;
+use pushbench::transport::{HttpPoll, Received, Transport};
 use pushbench::wire::WireCounts;
 
 /// One interval-poll connection to a fresh in-process hub answering with `profile`.
 async fn poller(profile: HeaderProfile, http: HttpVersion) -> (Hub, HttpPoll) {
-    let config = HubConfig {
-        profile: profile.clone(),
-        ..HubConfig::default()
-    };
-    let hub = Hub::start(([127, 0, 0, 1], 0).into(), config)
-        .await
-        .unwrap();
-    let spec = ClientSpec {
-        endpoint: Arc::new(Endpoint {
-            addr: hub.local_addr(),
-            authority: hub.local_addr().to_string(),
-        }),
-        channel: "0".into(),
-        plan: Arc::new(TransportPlan::HttpPoll {
-            interval: Duration::from_millis(1),
-            headers: profile,
-            http,
-        }),
-        index: 0,
-        client_id: "h2-poller".into(),
-        last_event_id: Default::default(),
-    };
-    let poller = HttpPoll::connect(&spec).await.unwrap();
-    (hub, poller)
+    common::hub_poller(profile, http, Duration::from_millis(1)).await
 }
 
 /// Publishes message `seq` of `payload` bytes and polls it: the exchange's counts.

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,9 +9,8 @@ use common::{publish, run_in_process, small_plan};
 use pushbench::payload::Stamp;
 use pushbench::plan::{HttpVersion, TransportPlan};
 use pushbench::profile::HeaderProfile;
-use pushbench::targets::Endpoint;
-use pushbench::targets::hub::{Hub, HubConfig};
-use pushbench::transport::{ClientSpec, HttpPoll, Received, Transport};
+use pushbench::targets::hub::Hub;
+use pushbench::transport::{HttpPoll, Received, Transport};
 
 fn websocket() -> TransportPlan {
     TransportPlan::Websocket {
@@ -44,30 +42,12 @@ async fn websocket_frame_of_200_byte_payload_costs_exactly_4_bytes() {
 
 /// One article-profile poll connection to a fresh in-process hub.
 async fn article_poller() -> (Hub, HttpPoll) {
-    let config = HubConfig {
-        profile: HeaderProfile::WebsocketOrg2010,
-        ..HubConfig::default()
-    };
-    let hub = Hub::start(([127, 0, 0, 1], 0).into(), config)
-        .await
-        .unwrap();
-    let spec = ClientSpec {
-        endpoint: Arc::new(Endpoint {
-            addr: hub.local_addr(),
-            authority: hub.local_addr().to_string(),
-        }),
-        channel: "0".into(),
-        plan: Arc::new(TransportPlan::HttpPoll {
-            http: HttpVersion::Http11,
-            interval: Duration::from_millis(50),
-            headers: HeaderProfile::WebsocketOrg2010,
-        }),
-        index: 0,
-        client_id: "article-poller".into(),
-        last_event_id: Default::default(),
-    };
-    let poller = HttpPoll::connect(&spec).await.unwrap();
-    (hub, poller)
+    common::hub_poller(
+        HeaderProfile::WebsocketOrg2010,
+        HttpVersion::Http11,
+        Duration::from_millis(50),
+    )
+    .await
 }
 
 /// The article's request is 692 printable characters plus 12 CRLFs (716 bytes on the wire);

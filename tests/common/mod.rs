@@ -188,3 +188,39 @@ pub fn mqtt(qos: u8, over: MqttOver) -> TransportPlan {
         last_will: None,
     })
 }
+
+/// One interval-poll connection (`interval`, `profile`, `http`) to a fresh in-process hub that
+/// answers with the same profile.
+pub async fn hub_poller(
+    profile: pushbench::profile::HeaderProfile,
+    http: pushbench::plan::HttpVersion,
+    interval: Duration,
+) -> (pushbench::targets::hub::Hub, pushbench::transport::HttpPoll) {
+    use pushbench::transport::Transport;
+    let config = pushbench::targets::hub::HubConfig {
+        profile: profile.clone(),
+        ..Default::default()
+    };
+    let hub = pushbench::targets::hub::Hub::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap();
+    let spec = pushbench::transport::ClientSpec {
+        endpoint: std::sync::Arc::new(pushbench::targets::Endpoint {
+            addr: hub.local_addr(),
+            authority: hub.local_addr().to_string(),
+        }),
+        channel: "0".into(),
+        plan: std::sync::Arc::new(TransportPlan::HttpPoll {
+            interval,
+            headers: profile,
+            http,
+        }),
+        index: 0,
+        client_id: "poller".into(),
+        last_event_id: Default::default(),
+    };
+    let poller = pushbench::transport::HttpPoll::connect(&spec)
+        .await
+        .unwrap();
+    (hub, poller)
+}
