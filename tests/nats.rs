@@ -22,7 +22,8 @@ fn assert_all_delivered_and_measured(r: &RunResult) {
     assert_eq!(r.messages_delivered, 30 * 10, "{r:?}");
     assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0), "{r:?}");
     assert!(r.fault.is_empty(), "{r:?}");
-    assert!(r.target_cpu_s.is_some_and(|s| s > 0.0), "{r:?}");
+    // Measured, in clock ticks: a short run may take less than one (10 ms), so 0 s is valid.
+    assert!(r.target_cpu_s.is_some_and(|s| s >= 0.0), "{r:?}");
     assert!(r.target_peak_rss_bytes.is_some_and(|b| b > 0), "{r:?}");
 }
 
