@@ -166,6 +166,16 @@ pub struct RunResult {
     /// (peak RSS − RSS at the start of the run) ÷ clients: memory the clients added.
     #[serde(deserialize_with = "nan_if_null")]
     pub fleet_rss_bytes_per_client: f64,
+    /// Cores the fleet kept busy on average from the first connect to the end of the drain
+    /// (fleet CPU seconds ÷ wall seconds); compare with `machine_cores`.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub fleet_cpu_cores: f64,
+    /// Cores the measuring process could run on.
+    pub machine_cores: u64,
+    /// The run was `saturated` and the fleet, not the target, was at the limit: fleet and
+    /// target kept 90% or more of the machine's cores busy and the fleet used at least as much
+    /// CPU as the target. Split the fleet over machines or give it more cores.
+    pub fleet_saturated: bool,
     /// Fleet CPU µs per delivered message.
     #[serde(deserialize_with = "nan_if_null")]
     pub fleet_cpu_us_per_message: f64,
@@ -223,6 +233,7 @@ impl RunResult {
             fleet_cpu_s: f64::NAN,
             fleet_rss_bytes_per_client: f64::NAN,
             fleet_cpu_us_per_message: f64::NAN,
+            fleet_cpu_cores: f64::NAN,
             target_cpu_us_per_message: f64::NAN,
             target_rss_bytes_per_connection: f64::NAN,
             ..RunResult::default()

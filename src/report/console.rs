@@ -69,6 +69,14 @@ pub fn table(results: &[RunResult]) -> String {
                 units::figure(r.publish_rate_requested_per_s, Digits::Fixed(2)),
                 latency(r.latency_p50_us)
             ));
+            if r.fleet_saturated {
+                out.push_str(&format!(
+                    "note: {} the FLEET was the limit: it kept {} of {} cores busy, at least as many as the target; split it over machines or give it more cores\n",
+                    r.transport,
+                    units::figure(r.fleet_cpu_cores, Digits::Fixed(2)),
+                    r.machine_cores
+                ));
+            }
         }
         if let Some(projected) = r.projected_bandwidth_bps {
             out.push_str(&format!(
@@ -104,6 +112,8 @@ pub fn table(results: &[RunResult]) -> String {
 
 fn row(r: &RunResult, name: &str) -> [String; 13] {
     let flags = match (r.saturated, r.projected_bandwidth_bps.is_some()) {
+        (true, true) if r.fleet_saturated => " [fleet-saturated, rate-scaled]",
+        (true, false) if r.fleet_saturated => " [fleet-saturated]",
         (true, true) => " [saturated, rate-scaled]",
         (true, false) => " [saturated]",
         (false, true) => " [rate-scaled]",

@@ -12,6 +12,8 @@ use crate::sys;
 use crate::targets::RunningTarget;
 use crate::targets::hub::HubStats;
 
+use std::time::Instant;
+
 /// What made the clients receive something.
 pub enum Stimulus {
     /// The publisher's message stream.
@@ -42,6 +44,7 @@ pub struct CostMeter {
     fleet_cpu_start: f64,
     target_cpu_start: Vec<f64>,
     target_rss_start: Option<u64>,
+    started: Instant,
 }
 
 /// What the run cost the fleet and the (embedded) target.
@@ -57,6 +60,9 @@ pub struct Cost {
     pub target_shard_peak_rss_bytes: Vec<u64>,
     /// The target's peak RSS less its RSS before the clients connected.
     pub target_rss_added_bytes: Option<u64>,
+    /// Wall seconds from the first connect to the end of the drain: what CPU seconds are
+    /// divided by to tell how busy the fleet kept the machine.
+    pub wall_s: f64,
 }
 
 impl CostMeter {
@@ -66,6 +72,7 @@ impl CostMeter {
             fleet_cpu_start: sys::own_cpu_s(),
             target_cpu_start: target.shard_costs().iter().map(|c| c.0).collect(),
             target_rss_start: target.rss_now(),
+            started: Instant::now(),
         }
     }
 
@@ -93,6 +100,7 @@ impl CostMeter {
                         .sum::<u64>()
                         .saturating_sub(start)
                 }),
+            wall_s: self.started.elapsed().as_secs_f64(),
         }
     }
 }
@@ -112,6 +120,21 @@ fn saturated(r: &RunResult, message_interval_us: f64) -> bool {
         r.exchanges_per_client_per_s.is_finite() && r.exchanges_per_client_per_s < 0.95 * asked
     });
     r.fault.is_empty() && (publisher_behind || pollers_behind || deliveries_behind)
+}
+
+/// A saturated run whose limit was the fleet, not the target: the machine's cores were busy
+/// (fleet and target together at 90% or more of them) and the fleet used at least as much
+/// CPU as the target. Its figures then describe pushbench more than the server.
+fn fleet_saturated(r: &RunResult, target_cpu_cores: f64) -> bool {
+    let busy = r.fleet_cpu_cores + target_cpu_cores.max(0.0);
+    r.saturated
+        && busy >= 0.9 * r.machine_cores as f64
+        && r.fleet_cpu_cores >= target_cpu_cores.max(0.0)
+}
+
+/// Cores this process may run on (the fleet's and, on one machine, the target's share).
+fn machine_cores() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
 
 /// What went wrong that was not the rate, in words; empty when nothing did. Publishes that
@@ -215,6 +238,8 @@ pub fn build_result(
             .map(|s| s.ws_dropped_slow + s.sse_dropped_slow),
         hub_header_timeouts: m.hub.as_ref().map(|s| s.header_timeouts),
         fleet_cpu_s: cost.fleet_cpu_s,
+        fleet_cpu_cores: per(cost.fleet_cpu_s, cost.wall_s),
+        machine_cores: machine_cores(),
         fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,
         fleet_rss_bytes_per_client: per(cost.fleet_rss_added_bytes as f64, clients as f64),
         fleet_workers: m.fleet.workers,
@@ -263,6 +288,7 @@ pub fn build_result(
     );
     r.saturated =
         matches!(m.stimulus, Stimulus::Stream(_)) && saturated(&r, 1e6 / plan.message_rate_per_s);
+    r.fleet_saturated = fleet_saturated(&r, target_cpu_s.map_or(0.0, |s| per(s, cost.wall_s)));
     Ok(r)
 }
 

@@ -321,3 +321,60 @@ fn a_lower_granted_qos_shows_in_the_label() {
     assert_eq!(r.qos_granted, Some(1));
     assert_eq!(r.transport, "mqtt(qos2→1,tcp)");
 }
+
+#[test]
+fn a_saturated_run_names_the_fleet_when_it_had_the_machine() {
+    let slow = || PublishOutcome {
+        achieved_rate_per_s: 9.0,
+        ..on_time()
+    };
+    let m = measured(all_delivered(), Stimulus::Stream(slow()), SEQS.last);
+    let cores = super::machine_cores() as f64;
+    let result = |fleet_cores: f64, target_cores: f64| {
+        let cost = Cost {
+            fleet_cpu_s: fleet_cores * 10.0,
+            target_shard_cpu_s: vec![target_cores * 10.0],
+            target_shard_peak_rss_bytes: vec![1],
+            wall_s: 10.0,
+            ..Cost::default()
+        };
+        build_result(
+            &plan(),
+            &websocket(),
+            "embedded".into(),
+            String::new(),
+            &m,
+            &cost,
+        )
+        .unwrap()
+    };
+    let r = result(0.7 * cores, 0.25 * cores);
+    assert!(r.saturated && r.fleet_saturated, "{r:?}");
+    assert_eq!(r.fleet_cpu_cores, 0.7 * cores);
+    let r = result(0.3 * cores, 0.65 * cores);
+    assert!(
+        r.saturated && !r.fleet_saturated,
+        "the target had more of the machine"
+    );
+    let r = result(0.5 * cores, 0.2 * cores);
+    assert!(r.saturated && !r.fleet_saturated, "the cores were not busy");
+    let held = measured(all_delivered(), Stimulus::Stream(on_time()), SEQS.last);
+    let cost = Cost {
+        fleet_cpu_s: cores * 10.0,
+        wall_s: 10.0,
+        ..Cost::default()
+    };
+    let r = build_result(
+        &plan(),
+        &websocket(),
+        "e".into(),
+        String::new(),
+        &held,
+        &cost,
+    )
+    .unwrap();
+    assert!(
+        !r.fleet_saturated,
+        "a run that held its rate is not saturated at all"
+    );
+}
