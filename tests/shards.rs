@@ -262,3 +262,75 @@ fn a_shard_that_never_arrives_is_named_and_its_share_lost() {
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("shards of different runs"), "{stderr}");
 }
+
+/// The scenario the Kubernetes manifests put in their ConfigMap parses, and is one a shard
+/// runs: an external target, one transport.
+#[test]
+fn the_kubernetes_scenario_is_a_shardable_plan() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/scenario.toml");
+    let plan = pushbench::scenario::load(&path).unwrap();
+    assert!(matches!(
+        plan.target,
+        pushbench::plan::TargetPlan::External { .. }
+    ));
+    assert_eq!(plan.transports.len(), 1);
+}
+
+/// WebSocket sessions the hub has opened so far, from its /stats.
+fn ws_sessions(url: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = s.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["ws_sessions"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_shard_killed_mid_run_is_named_and_its_share_lost() {
+    let hub = Hub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sharded.toml");
+    std::fs::write(&path, scenario(&hub.1)).unwrap();
+    let shards_dir = dir.path().join("shards");
+    let control = format!("127.0.0.1:{}", free_port());
+    let mut children: Vec<Child> = (0..3)
+        .map(|k| shard(&path, &shards_dir, k, &control, 0))
+        .collect();
+    // Every shard's clients are in: the run is about to start or under way. Kill shard 2.
+    let waited = std::time::Instant::now();
+    while ws_sessions(&hub.1) < CLIENTS {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "clients never connected"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut killed = children.pop().unwrap();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    for child in children {
+        finished(child);
+    }
+    assert!(!shard_file(&shards_dir, 2).exists());
+    let files: Vec<PathBuf> = (0..2).map(|k| shard_file(&shards_dir, k)).collect();
+    let merged_dir = dir.path().join("merged");
+    let merged = merge(&files, &merged_dir);
+    let stderr = String::from_utf8_lossy(&merged.stderr);
+    assert_eq!(merged.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("missing shard result(s): 2 of 3"),
+        "{stderr}"
+    );
+    let m = summary(&merged_dir);
+    assert_eq!(m.shards_lost, vec![2]);
+    assert_eq!((m.messages_delivered, m.lost), (4 * MEASURED, 2 * MEASURED));
+    assert!(!m.complete);
+}
