@@ -202,8 +202,8 @@ pub struct RunResult {
     /// peak RSS, measured messages delivered, the clock's offset to the publisher's (µs, this
     /// shard's minus the publisher's) and its uncertainty (± half the best round trip, µs).
     pub shard_fleet_cpu_s: Vec<Option<f64>>,
-    pub shard_fleet_peak_rss_bytes: Vec<Option<f64>>,
-    pub shard_delivered: Vec<Option<f64>>,
+    pub shard_fleet_peak_rss_bytes: Vec<Option<u64>>,
+    pub shard_delivered: Vec<Option<u64>>,
     pub shard_clock_offset_us: Vec<Option<f64>>,
     pub shard_clock_uncertainty_us: Vec<Option<f64>>,
     /// How far the clock corrections applied to the latencies may be off, µs (the worst

@@ -82,16 +82,29 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `pushbench run --shard K/3`, shard 0 publishing on `control`.
+/// Starts `pushbench run --shard K/3`, the publisher (shard 0 unless `extra` says otherwise)
+/// listening on `control`.
 fn shard(scenario: &Path, out: &Path, k: u32, control: &str, skew_ms: i64) -> Child {
+    shard_with(scenario, out, k, control, skew_ms, &[])
+}
+
+fn shard_with(
+    scenario: &Path,
+    out: &Path,
+    k: u32,
+    control: &str,
+    skew_ms: i64,
+    extra: &[&str],
+) -> Child {
     Command::new(EXE)
         .arg("run")
         .arg(scenario)
         .arg("--out")
         .arg(out)
         .args(["--shard", &format!("{k}/3"), "--listen", control])
-        .args(["--peers", &format!("{control},unused:1,unused:2")])
+        .args(["--peers", &format!("{control},{control},{control}")])
         .args(["--barrier-timeout", "8s"])
+        .args(extra)
         .env(pushbench::clock::TEST_SKEW_ENV, skew_ms.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -181,7 +194,7 @@ fn three_shards_merge_into_the_run_one_machine_makes() {
     assert_eq!(m.window_bytes_up, whole.window_bytes_up);
     assert_eq!(m.bytes_per_message, whole.bytes_per_message);
     // The sum of the parts: each shard delivered its 2 clients' messages.
-    let per_shard: Vec<Option<f64>> = vec![Some((2 * MEASURED) as f64); 3];
+    let per_shard: Vec<Option<u64>> = vec![Some(2 * MEASURED); 3];
     assert_eq!(m.shard_delivered, per_shard);
     assert_eq!((m.shards, m.shards_lost.len()), (3, 0));
     assert!(m.fault.is_empty(), "{}", m.fault);
@@ -333,4 +346,34 @@ fn a_shard_killed_mid_run_is_named_and_its_share_lost() {
     assert_eq!(m.shards_lost, vec![2]);
     assert_eq!((m.messages_delivered, m.lost), (4 * MEASURED, 2 * MEASURED));
     assert!(!m.complete);
+}
+
+#[test]
+fn a_publisher_only_shard_leaves_the_clients_to_the_others() {
+    let hub = Hub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sharded.toml");
+    std::fs::write(&path, scenario(&hub.1)).unwrap();
+    let shards_dir = dir.path().join("shards");
+    let control = format!("127.0.0.1:{}", free_port());
+    let extra = ["--publisher", "1", "--publisher-only"];
+    let children: Vec<Child> = (0..3)
+        .map(|k| shard_with(&path, &shards_dir, k, &control, 0, &extra))
+        .collect();
+    for child in children {
+        finished(child);
+    }
+    let files: Vec<PathBuf> = (0..3).map(|k| shard_file(&shards_dir, k)).collect();
+    let merged_dir = dir.path().join("merged");
+    let merged = merge(&files, &merged_dir);
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let m = summary(&merged_dir);
+    assert_eq!(m.messages_delivered, CLIENTS * MEASURED);
+    let half = Some(CLIENTS / 2 * MEASURED);
+    assert_eq!(m.shard_delivered, vec![half, Some(0), half]);
+    assert_eq!(read_shard(&shard_file(&shards_dir, 1)).clients, 0);
 }

@@ -114,7 +114,8 @@ pub async fn measure(
         first: share.first,
         clients: share.clients,
         channels: plan.channels,
-        connect_rate_per_s: plan.connect_rate_per_s * f64::from(share.clients)
+        // (A share of no clients, a publisher-only shard's, still gets a finite pace.)
+        connect_rate_per_s: plan.connect_rate_per_s * f64::from(share.clients.max(1))
             / f64::from(plan.clients.max(1)),
         seqs,
         run_id: share.run_id,

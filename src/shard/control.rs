@@ -37,6 +37,8 @@ pub enum ToPublisher {
 pub struct Hello {
     pub shard: u32,
     pub shards: u32,
+    pub publisher: u32,
+    pub publisher_only: bool,
     pub scenario: String,
     pub transport: String,
 }
@@ -230,6 +232,11 @@ impl Join {
             Some(format!(
                 "this run has {} shards, not {}",
                 e.shards, hello.shards
+            ))
+        } else if (hello.publisher, hello.publisher_only) != (e.publisher, e.publisher_only) {
+            Some(format!(
+                "the publisher is shard {} (publisher-only: {}), not {} ({})",
+                e.publisher, e.publisher_only, hello.publisher, hello.publisher_only
             ))
         } else if hello.shard >= e.shards || hello.shard == e.shard {
             Some(format!(

@@ -131,9 +131,16 @@ fn check(shards: &[(PathBuf, ShardResult)]) -> Result<(), Mismatch> {
         if s.run_id != s0.run_id {
             return Err(Mismatch::Run(p0.clone(), s0.run_id, p.clone(), s.run_id));
         }
-        if (&s.scenario, &s.transport, s.shards, s.publisher)
-            != (&s0.scenario, &s0.transport, s0.shards, s0.publisher)
-        {
+        let plan = |s: &ShardResult| {
+            (
+                s.scenario.clone(),
+                s.transport.clone(),
+                s.shards,
+                s.publisher,
+                s.publisher_only,
+            )
+        };
+        if plan(s) != plan(s0) {
             return Err(Mismatch::Plan(p0.clone(), p.clone()));
         }
         if let Some((q, _)) = shards[..i].iter().find(|(_, t)| t.shard == s.shard) {
@@ -162,9 +169,9 @@ fn add(into: &mut Merged, shard: Merged) -> anyhow::Result<()> {
 
 /// The per-shard columns: cost, deliveries and clock of each shard, in shard order.
 fn per_shard(r: &mut RunResult, by_shard: &[Option<&ShardResult>], max_uncertainty_us: f64) {
-    let each = |f: &dyn Fn(&ShardResult) -> f64| -> Vec<Option<f64>> {
-        by_shard.iter().map(|s| s.map(f)).collect()
-    };
+    fn each<T>(by_shard: &[Option<&ShardResult>], f: impl Fn(&ShardResult) -> T) -> Vec<Option<T>> {
+        by_shard.iter().map(|s| s.map(&f)).collect()
+    }
     r.shards = by_shard.len() as u64;
     r.shards_lost = by_shard
         .iter()
@@ -172,11 +179,11 @@ fn per_shard(r: &mut RunResult, by_shard: &[Option<&ShardResult>], max_uncertain
         .filter(|(_, s)| s.is_none())
         .map(|(k, _)| k as u64)
         .collect();
-    r.shard_fleet_cpu_s = each(&|s| s.cost.fleet_cpu_s);
-    r.shard_fleet_peak_rss_bytes = each(&|s| s.cost.fleet_peak_rss_bytes as f64);
-    r.shard_delivered = each(&|s| s.outcome.delivery.delivered as f64);
-    r.shard_clock_offset_us = each(&|s| s.clock.offset_us);
-    r.shard_clock_uncertainty_us = each(&|s| s.clock.uncertainty_us);
+    r.shard_fleet_cpu_s = each(by_shard, |s| s.cost.fleet_cpu_s);
+    r.shard_fleet_peak_rss_bytes = each(by_shard, |s| s.cost.fleet_peak_rss_bytes);
+    r.shard_delivered = each(by_shard, |s| s.outcome.delivery.delivered);
+    r.shard_clock_offset_us = each(by_shard, |s| s.clock.offset_us);
+    r.shard_clock_uncertainty_us = each(by_shard, |s| s.clock.uncertainty_us);
     r.clock_uncertainty_us = by_shard
         .iter()
         .flatten()

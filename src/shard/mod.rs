@@ -65,11 +65,16 @@ impl std::str::FromStr for ShardIndex {
 
 impl ShardIndex {
     /// This shard's clients of `clients`: contiguous, the same on every machine, and together
-    /// exactly all of them.
-    pub fn share(&self, clients: u32) -> (usize, u32) {
-        let at = |k: u32| (u64::from(clients) * u64::from(k) / u64::from(self.shards)) as usize;
-        let first = at(self.shard);
-        (first, (at(self.shard + 1) - first) as u32)
+    /// exactly all of them. With a publisher-only shard, the others share the clients.
+    pub fn share(&self, clients: u32, publisher_only: Option<u32>) -> (usize, u32) {
+        let (slot, slots) = match publisher_only {
+            Some(p) if p == self.shard => return (0, 0),
+            Some(p) => (self.shard - u32::from(self.shard > p), self.shards - 1),
+            None => (self.shard, self.shards),
+        };
+        let at = |k: u32| (u64::from(clients) * u64::from(k) / u64::from(slots)) as usize;
+        let first = at(slot);
+        (first, (at(slot + 1) - first) as u32)
     }
 }
 
@@ -83,6 +88,10 @@ pub struct ShardArgs {
     /// The shard that publishes the message stream and starts the others.
     #[arg(long, value_name = "K", default_value_t = 0, requires = "shard")]
     pub publisher: u32,
+    /// The publisher shard runs no clients: the other shards share them, and publishing
+    /// does not compete with clients for the publisher's cores.
+    #[arg(long, requires = "shard")]
+    pub publisher_only: bool,
     /// Every shard's control address, in shard order (HOST:PORT,…): shards reach the
     /// publisher's.
     #[arg(
@@ -124,6 +133,8 @@ pub enum Unshardable {
     LastWill,
     #[error("--publisher {0}: the run has shards 0..{1}")]
     Publisher(u32, u32),
+    #[error("--publisher-only needs at least 2 shards: one to publish, one for the clients")]
+    PublisherOnly,
     #[error("shard {0} needs the publisher's address: give --peers or --peer-pattern")]
     NoPeers(u32),
     #[error("--peers lists {0} addresses; the publisher is shard {1}")]
@@ -146,17 +157,20 @@ pub async fn run(
     let hello = Hello {
         shard: index.shard,
         shards: index.shards,
+        publisher: args.publisher,
+        publisher_only: args.publisher_only,
         scenario: scenario.clone(),
         transport: transport.label(),
     };
     let mut sharded = Sharded::join(plan, args, index, hello).await?;
     let m = runner::measure(plan, transport, options, observer, &mut sharded).await?;
-    let (first, clients) = index.share(plan.clients);
+    let (first, clients) = index.share(plan.clients, sharded.publisher_only);
     let id = Identity {
         run_id: sharded.run_id,
         shard: index.shard,
         shards: index.shards,
         publisher: args.publisher,
+        publisher_only: args.publisher_only,
         scenario,
         scenario_path: scenario_path.display().to_string(),
         transport: transport.label(),
@@ -190,6 +204,9 @@ fn check<'p>(
     if args.publisher >= index.shards {
         return Err(Unshardable::Publisher(args.publisher, index.shards));
     }
+    if args.publisher_only && index.shards < 2 {
+        return Err(Unshardable::PublisherOnly);
+    }
     Ok(transport)
 }
 
@@ -215,6 +232,8 @@ enum Role {
 /// A shard's side of the run's coordination.
 struct Sharded {
     index: ShardIndex,
+    /// The publisher's index, if it runs no clients.
+    publisher_only: Option<u32>,
     role: Role,
     run_id: u32,
     best: Arc<Mutex<Best>>,
@@ -256,6 +275,7 @@ impl Sharded {
         }
         Ok(Sharded {
             index,
+            publisher_only: args.publisher_only.then_some(args.publisher),
             role,
             run_id,
             best,
@@ -285,7 +305,7 @@ impl Sharded {
 
 impl Coordination for Sharded {
     fn share(&self, plan: &Plan) -> Share {
-        let (first, clients) = self.index.share(plan.clients);
+        let (first, clients) = self.index.share(plan.clients, self.publisher_only);
         Share {
             first,
             clients,
@@ -349,23 +369,34 @@ mod tests {
 
     #[test]
     fn shares_cover_every_client_once_in_order() {
-        for (clients, shards) in [(10, 3), (3, 3), (2, 3), (100_000, 7)] {
-            let mut next = 0;
-            for shard in 0..shards {
-                let (first, count) = ShardIndex { shard, shards }.share(clients);
-                assert_eq!(first, next);
-                next += count as usize;
+        for publisher_only in [None, Some(0), Some(1)] {
+            for (clients, shards) in [(10, 3), (3, 3), (2, 3), (100_000, 7)] {
+                let mut next = 0;
+                for shard in 0..shards {
+                    let (first, count) =
+                        ShardIndex { shard, shards }.share(clients, publisher_only);
+                    if Some(shard) == publisher_only {
+                        assert_eq!(count, 0);
+                        continue;
+                    }
+                    assert_eq!(first, next);
+                    next += count as usize;
+                }
+                assert_eq!(next, clients as usize);
             }
-            assert_eq!(next, clients as usize);
         }
-        assert_eq!(
+        let (second, third) = (
             ShardIndex {
                 shard: 1,
-                shards: 3
-            }
-            .share(10),
-            (3, 3)
+                shards: 3,
+            },
+            ShardIndex {
+                shard: 2,
+                shards: 3,
+            },
         );
+        assert_eq!(second.share(10, None), (3, 3));
+        assert_eq!(third.share(10, Some(0)), (5, 5));
         assert_eq!("2/3".parse::<ShardIndex>().unwrap().shard, 2);
         for bad in ["3/3", "1", "a/2", "-1/2"] {
             assert!(bad.parse::<ShardIndex>().is_err(), "{bad}");

@@ -24,6 +24,8 @@ pub struct ShardResult {
     pub shard: u32,
     pub shards: u32,
     pub publisher: u32,
+    /// The publisher ran no clients.
+    pub publisher_only: bool,
     /// The scenario file's text and path: `merge` rebuilds the plan from it, and refuses
     /// shards whose text differs.
     pub scenario: String,
@@ -66,6 +68,7 @@ pub struct Identity {
     pub shard: u32,
     pub shards: u32,
     pub publisher: u32,
+    pub publisher_only: bool,
     pub scenario: String,
     pub scenario_path: String,
     pub transport: String,
@@ -93,6 +96,7 @@ impl ShardResult {
             shard: id.shard,
             shards: id.shards,
             publisher: id.publisher,
+            publisher_only: id.publisher_only,
             scenario: id.scenario,
             scenario_path: id.scenario_path,
             transport: id.transport,
