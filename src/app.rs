@@ -159,8 +159,17 @@ fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
     let merged = crate::shard::merge::merge_files(&args.shards, max_us)?;
     if !merged.missing.is_empty() {
         let missing: Vec<String> = merged.missing.iter().map(u32::to_string).collect();
+        let left: Vec<String> = merged.left_mid_run.iter().map(u32::to_string).collect();
+        let left = if left.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the publisher saw shard(s) {} leave mid-run",
+                left.join(", ")
+            )
+        };
         eprintln!(
-            "error: missing shard result(s): {} of {} (their clients count as lost)",
+            "error: missing shard result(s): {} of {} (their clients count as lost){left}",
             missing.join(", "),
             merged.result.shards
         );

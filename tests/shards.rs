@@ -289,8 +289,8 @@ fn the_kubernetes_scenario_is_a_shardable_plan() {
     assert_eq!(plan.transports.len(), 1);
 }
 
-/// WebSocket sessions the hub has opened so far, from its /stats.
-fn ws_sessions(url: &str) -> u64 {
+/// One of the hub's counters, from its /stats.
+fn hub_stat(url: &str, field: &str) -> u64 {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://");
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
@@ -302,7 +302,7 @@ fn ws_sessions(url: &str) -> u64 {
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
     serde_json::from_str::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v["ws_sessions"].as_u64())
+        .and_then(|v| v[field].as_u64())
         .unwrap_or(0)
 }
 
@@ -317,14 +317,15 @@ fn a_shard_killed_mid_run_is_named_and_its_share_lost() {
     let mut children: Vec<Child> = (0..3)
         .map(|k| shard(&path, &shards_dir, k, &control, 0))
         .collect();
-    // Every shard's clients are in: the run is about to start or under way. Kill shard 2.
+    // Publishing has begun, so every shard is past the barrier (1.5 s of publishing to go):
+    // kill shard 2.
     let waited = std::time::Instant::now();
-    while ws_sessions(&hub.1) < CLIENTS {
+    while hub_stat(&hub.1, "published") == 0 {
         assert!(
             waited.elapsed() < std::time::Duration::from_secs(60),
-            "clients never connected"
+            "publishing never began"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut killed = children.pop().unwrap();
     killed.kill().unwrap();
@@ -346,6 +347,10 @@ fn a_shard_killed_mid_run_is_named_and_its_share_lost() {
     assert_eq!(m.shards_lost, vec![2]);
     assert_eq!((m.messages_delivered, m.lost), (4 * MEASURED, 2 * MEASURED));
     assert!(!m.complete);
+    let publisher = read_shard(&shard_file(&shards_dir, 0));
+    assert_eq!(publisher.started_with, vec![0, 1, 2]);
+    assert_eq!(publisher.gone_before_end, vec![2]);
+    assert!(stderr.contains("saw shard(s) 2 leave mid-run"), "{stderr}");
 }
 
 #[test]

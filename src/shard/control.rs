@@ -137,14 +137,37 @@ impl Listener {
         let mut arrived: Vec<u32> = ready.into_keys().collect();
         arrived.sort_unstable();
         self.broadcast(&FromPublisher::Start, &arrived).await;
+        let late: Vec<u32> = self
+            .writers()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| !arrived.contains(k))
+            .collect();
+        let reason = "the run started without this shard: its clients were not in by the barrier";
+        self.broadcast(
+            &FromPublisher::Refused {
+                reason: reason.into(),
+            },
+            &late,
+        )
+        .await;
         arrived
     }
 
-    /// Tells every shard that publishing is over.
-    pub async fn end(&self, due_through: u64) {
+    /// Tells every shard that publishing is over; returns the shards whose control
+    /// connection had ended before (they died or gave up mid-run).
+    pub async fn end(&mut self, due_through: u64) -> Vec<u32> {
         let all: Vec<u32> = self.writers().into_iter().map(|(k, _)| k).collect();
         self.broadcast(&FromPublisher::End { due_through }, &all)
             .await;
+        let mut gone = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            if let Event::Gone { shard } = event {
+                gone.push(shard);
+            }
+        }
+        gone.sort_unstable();
+        gone
     }
 
     fn writers(&self) -> Vec<(u32, Writer)> {
@@ -314,7 +337,11 @@ impl Peer {
                     Ok(Some(FromPublisher::End { due_through })) => {
                         let _ = end_tx.send(Some(due_through));
                     }
-                    Ok(Some(_)) => {}
+                    Ok(Some(FromPublisher::Refused { reason })) => {
+                        eprintln!("error: the publisher dropped this shard: {reason}");
+                        break;
+                    }
+                    Ok(Some(FromPublisher::Welcome { .. })) => {}
                     Ok(None) | Err(_) => break,
                 }
             }

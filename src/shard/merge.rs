@@ -40,6 +40,8 @@ pub struct MergedRun {
     pub plan: Plan,
     pub result: RunResult,
     pub missing: Vec<u32>,
+    /// Shards the publisher saw leave before the end of publishing.
+    pub left_mid_run: Vec<u32>,
 }
 
 /// Reads and merges the shard results at `paths`; `max_clock_uncertainty_us` marks the
@@ -109,6 +111,7 @@ pub fn merge_files(paths: &[PathBuf], max_clock_uncertainty_us: f64) -> anyhow::
         plan,
         result,
         missing,
+        left_mid_run: publisher.gone_before_end.clone(),
     })
 }
 

@@ -178,7 +178,10 @@ pub async fn run(
         clients,
     };
     let clock = sharded.clock_report();
-    let result = ShardResult::new(id, m, sharded.started_with, clock)?;
+    let whole = sharded.publishes() || sharded.ended_by_publisher;
+    let mut result = ShardResult::new(id, m, sharded.started_with, clock)?;
+    result.complete &= whole;
+    result.gone_before_end = sharded.gone_before_end;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join(format!("shard-{}-of-{}.json", index.shard, index.shards));
     std::fs::write(&path, serde_json::to_vec_pretty(&result)?)
@@ -242,6 +245,11 @@ struct Sharded {
     /// How long after the start a shard waits for the publisher's end.
     run_for: Duration,
     started_with: Vec<u32>,
+    /// The publisher's: shards whose control connection ended before publishing did.
+    gone_before_end: Vec<u32>,
+    /// A shard's: the publisher said `end` (a shard that stopped at its deadline, or when
+    /// the publisher went away, saw only part of the run).
+    ended_by_publisher: bool,
 }
 
 impl Sharded {
@@ -283,6 +291,8 @@ impl Sharded {
             barrier_timeout: args.barrier_timeout,
             run_for: plan.warmup + plan.duration + plan.drain + END_GRACE,
             started_with: Vec::new(),
+            gone_before_end: Vec::new(),
+            ended_by_publisher: false,
         })
     }
 
@@ -341,8 +351,14 @@ impl Coordination for Sharded {
     }
 
     async fn published(&mut self, due_through: u64) {
-        if let Role::Publisher(listener) = &self.role {
-            listener.end(due_through).await;
+        if let Role::Publisher(listener) = &mut self.role {
+            self.gone_before_end = listener.end(due_through).await;
+            if !self.gone_before_end.is_empty() {
+                eprintln!(
+                    "warning: shard(s) {:?} left before the end of publishing",
+                    self.gone_before_end
+                );
+            }
         }
     }
 
@@ -354,6 +370,7 @@ impl Coordination for Sharded {
         while !stop.is_cancelled() && peer.is_open() && Instant::now() < deadline {
             let next = (Instant::now() + EXCHANGE_EVERY).min(deadline);
             if let Some(due) = peer.ended(next).await {
+                self.ended_by_publisher = true;
                 return due;
             }
             peer.exchange(1, &self.best).await;

@@ -57,8 +57,10 @@ pub struct ShardResult {
     pub published: Option<PublishOutcome>,
     pub hub: Option<HubStats>,
     pub exited_target_shards: Vec<String>,
-    /// The shards that reached the start barrier (the publisher's result only).
+    /// The shards that reached the start barrier, and those whose control connection ended
+    /// before publishing did (the publisher's result only).
     pub started_with: Vec<u32>,
+    pub gone_before_end: Vec<u32>,
     pub clock: ClockReport,
 }
 
@@ -128,6 +130,7 @@ impl ShardResult {
                 Vec::new()
             },
             started_with,
+            gone_before_end: Vec::new(),
             clock,
         })
     }
