@@ -25,6 +25,8 @@ use crate::report::compare::MaxRegression;
 ///   pushbench serve --listen 127.0.0.1:8080 --headers websocket-org-2010
 ///   pushbench report results/use-case-a/<stamp>
 ///   pushbench compare results/baseline/ci-smoke.json results/ci-smoke/<stamp>
+///   pushbench run sharded.toml --shard 1/3 --peers host0:7878   (one machine's share of a run)
+///   pushbench merge shards/shard-*-of-3.json --out results/sharded
 ///
 /// Exit codes: 0 ok; 1 error; 2 bad command line; 98 `compare` found a regression;
 /// 99 a run broke a scenario threshold; 130 interrupted (Ctrl-C).

@@ -270,10 +270,28 @@ fn a_shard_that_never_arrives_is_named_and_its_share_lost() {
     foreign.run_id ^= 1;
     foreign.shard = 2;
     std::fs::write(&other, serde_json::to_vec(&foreign).unwrap()).unwrap();
-    let refused = merge(&[files[0].clone(), other], &dir.path().join("refused"));
+    let refused = merge(
+        &[files[0].clone(), other.clone()],
+        &dir.path().join("refused"),
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("shards of different runs"), "{stderr}");
+
+    // So is one of the same run with another scenario, and a shard given twice.
+    foreign.run_id ^= 1;
+    foreign.scenario.push_str("\n# edited\n");
+    std::fs::write(&other, serde_json::to_vec(&foreign).unwrap()).unwrap();
+    let refused = merge(&[files[0].clone(), other], &dir.path().join("refused"));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("ran different scenarios"), "{stderr}");
+    let twice = merge(
+        &[files[0].clone(), files[0].clone()],
+        &dir.path().join("twice"),
+    );
+    let stderr = String::from_utf8_lossy(&twice.stderr);
+    assert!(stderr.contains("are both shard 0"), "{stderr}");
+    assert!(!dir.path().join("refused").exists() && !dir.path().join("twice").exists());
 }
 
 /// The scenario the Kubernetes manifests put in their ConfigMap parses, and is one a shard
