@@ -20,6 +20,11 @@ const MEASURED: u64 = 10;
 const SKEW_MS: i64 = 250;
 
 fn scenario(url: &str) -> String {
+    scenario_with(url, "")
+}
+
+/// The scenario with `extra` TOML before its transport.
+fn scenario_with(url: &str, extra: &str) -> String {
     format!(
         r#"
 name = "sharded"
@@ -37,7 +42,7 @@ payload_bytes = 64
 [target]
 kind = "external"
 urls = ["{url}"]
-
+{extra}
 [[transports]]
 kind = "websocket"
 "#
@@ -142,12 +147,15 @@ fn summary(dir: &Path) -> RunResult {
         .remove(0)
 }
 
+/// Each shard spreads its 2 clients over 2 worker processes, as a run on one machine would:
+/// the clock correction must reach them.
 #[test]
 fn three_shards_merge_into_the_run_one_machine_makes() {
     let hub = Hub::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sharded.toml");
-    std::fs::write(&path, scenario(&hub.1)).unwrap();
+    let workers = "[scale]\nclients_per_worker = 1\n";
+    std::fs::write(&path, scenario_with(&hub.1, workers)).unwrap();
 
     let whole_dir = dir.path().join("whole");
     let whole = Command::new(EXE)
@@ -197,6 +205,7 @@ fn three_shards_merge_into_the_run_one_machine_makes() {
     let per_shard: Vec<Option<u64>> = vec![Some(2 * MEASURED); 3];
     assert_eq!(m.shard_delivered, per_shard);
     assert_eq!((m.shards, m.shards_lost.len()), (3, 0));
+    assert_eq!((m.fleet_workers, whole.fleet_workers), (CLIENTS, CLIENTS));
     assert!(m.fault.is_empty(), "{}", m.fault);
     let histogram = decode_histogram(&m.latency_histogram).unwrap();
     assert_eq!(histogram.len(), m.messages_delivered);
