@@ -35,4 +35,11 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     fi
 fi
 
+# The Kubernetes manifests (deploy/kubernetes/), checked against the Kubernetes schemas that
+# PyPI's kubernetes-validate ships: no cluster runs here.
+command -v kubernetes-validate >/dev/null || python3 -m pip install -q kubernetes-validate
+echo "== kubernetes-validate deploy/kubernetes"
+kubernetes-validate --strict --quiet deploy/kubernetes/target.yaml \
+    deploy/kubernetes/shards-service.yaml deploy/kubernetes/shards-job.yaml
+
 cargo test --locked --all-targets --no-fail-fast "$@"

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{
-    Command, CompareArgs, CompareFormat, ReportArgs, RunArgs, ServeArgs, ValidateArgs,
+    Command, CompareArgs, CompareFormat, MergeArgs, ReportArgs, RunArgs, ServeArgs, ValidateArgs,
 };
 use crate::plan::{Plan, TransportPlan};
 use crate::report::compare::{self, Comparison, EXIT_REGRESSION};
@@ -50,6 +50,7 @@ pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 .map(|()| ExitCode::SUCCESS),
             Command::Report(args) => render_report(&args),
             Command::Compare(args) => compare(&args),
+            Command::Merge(args) => merge(&args),
         }
     })
 }
@@ -86,6 +87,20 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         interrupt: CancellationToken::new(),
     };
     watch_ctrl_c(options.interrupt.clone());
+    if let Some(index) = args.shard.shard {
+        let path = crate::shard::run(
+            &plan,
+            &args.scenario,
+            &transports,
+            (&args.shard, index),
+            &out,
+            &options,
+            &Bars::default(),
+        )
+        .await?;
+        println!("{}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "{}: {} clients, {} transport run(s), open-files limit {fd_limit}; results in {}",
         plan.name,
@@ -134,6 +149,48 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_run(&results, &outcomes, &out);
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// `merge`: one result from the shards' results, reported and judged as `run` does.
+fn merge(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let max_us = args.max_clock_uncertainty.as_secs_f64() * 1e6;
+    let merged = crate::shard::merge::merge_files(&args.shards, max_us)?;
+    if !merged.missing.is_empty() {
+        let missing: Vec<String> = merged.missing.iter().map(u32::to_string).collect();
+        let left: Vec<String> = merged.left_mid_run.iter().map(u32::to_string).collect();
+        let left = if left.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the publisher saw shard(s) {} leave mid-run",
+                left.join(", ")
+            )
+        };
+        eprintln!(
+            "error: missing shard result(s): {} of {} (their clients count as lost){left}",
+            missing.join(", "),
+            merged.result.shards
+        );
+    }
+    let results = [merged.result];
+    let mut failures = usize::from(!results[0].fault.is_empty());
+    failures += write(&args.out, &results);
+    failures += print_errors(report::write_reports(&args.out, &results).1);
+    let outcomes = thresholds::evaluate(&merged.plan.thresholds, &results);
+    let code = run_exit_code(false, failures, &outcomes);
+    if args.json {
+        let report = RunReport {
+            scenario: &merged.plan.name,
+            out: &args.out,
+            exit_code: code,
+            results: &results,
+            thresholds: &outcomes,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_run(&results, &outcomes, &args.out);
     }
     Ok(ExitCode::from(code))
 }

@@ -25,6 +25,8 @@ use crate::report::compare::MaxRegression;
 ///   pushbench serve --listen 127.0.0.1:8080 --headers websocket-org-2010
 ///   pushbench report results/use-case-a/<stamp>
 ///   pushbench compare results/baseline/ci-smoke.json results/ci-smoke/<stamp>
+///   pushbench run sharded.toml --shard 1/3 --peers host0:7878   (one machine's share of a run)
+///   pushbench merge shards/shard-*-of-3.json --out results/sharded
 ///
 /// Exit codes: 0 ok; 1 error; 2 bad command line; 98 `compare` found a regression;
 /// 99 a run broke a scenario threshold; 130 interrupted (Ctrl-C).
@@ -42,6 +44,7 @@ pub enum Command {
     Serve(ServeArgs),
     Report(ReportArgs),
     Compare(CompareArgs),
+    Merge(MergeArgs),
     /// A share of a run's clients, driven by `pushbench run` over stdin/stdout (internal).
     #[command(hide = true)]
     Worker,
@@ -70,6 +73,8 @@ pub struct RunArgs {
     /// table; progress and logs stay on stderr.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub shard: crate::shard::ShardArgs,
 }
 
 /// Compare a run against a baseline: per transport and metric, the baseline, the current
@@ -188,4 +193,27 @@ impl ValueEnum for HeaderProfile {
             .contains(self)
             .then(|| PossibleValue::new(self.name()))
     }
+}
+
+/// Merge the shard results of one run (`pushbench run --shard I/N` on each machine) into one
+/// result, exactly as if one machine had run it: counts and bytes summed, latency histograms
+/// merged, each shard's cost and clock offset listed. Thresholds are judged on the merged
+/// result; summary.csv, summary.json, the charts and comparison.md are written as by `run`.
+/// Refuses results of different runs or plans; names the shards that are missing (their
+/// clients' messages count as lost, and the run fails).
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The shard results (shard-I-of-N.json), one per shard.
+    #[arg(required = true, value_name = "SHARD_RESULTS")]
+    pub shards: Vec<PathBuf>,
+    /// Where to write the merged results.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Mark the latency as uncertain (`latency_clock_uncertain`) when the shards' clock
+    /// corrections may be off by more than this.
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = humantime::parse_duration)]
+    pub max_clock_uncertainty: Duration,
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

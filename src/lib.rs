@@ -7,6 +7,7 @@
 
 mod app;
 pub mod cli;
+pub mod clock;
 pub mod fleet;
 pub mod last_will;
 pub mod observe;
@@ -18,6 +19,7 @@ pub mod report;
 pub mod result;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
 pub mod stats;
 pub mod sys;
 pub mod targets;

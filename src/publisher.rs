@@ -40,7 +40,7 @@ pub struct Schedule {
 }
 
 /// What the publisher did.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PublishOutcome {
     pub published: u64,
     pub errors: u64,
@@ -140,7 +140,10 @@ pub async fn publish(
         }
     }
     let lead = Duration::from_millis(50);
-    let start = (Instant::now() + lead, SystemTime::now() + lead);
+    let start = (
+        Instant::now() + lead,
+        crate::clock::skewed(SystemTime::now()) + lead,
+    );
     let mut tasks = JoinSet::new();
     for (i, (endpoint, sink)) in sinks.into_iter().enumerate() {
         let schedule = schedule.clone();

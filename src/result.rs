@@ -202,6 +202,27 @@ pub struct RunResult {
     pub target_shard_cpu_s: Vec<f64>,
     /// Peak RSS of each embedded shard (JSON only).
     pub target_shard_peak_rss_bytes: Vec<u64>,
+
+    // A run split over machines (`--shard`, then `merge`); empty for a run on one machine.
+    /// Shards the run was split over (0: one machine).
+    pub shards: u64,
+    /// Shards whose result is missing (JSON only): their clients' messages count as lost.
+    pub shards_lost: Vec<u64>,
+    /// Per shard, in shard order, null for a missing one (JSON only): fleet CPU seconds, fleet
+    /// peak RSS, measured messages delivered, the clock's offset to the publisher's (µs, this
+    /// shard's minus the publisher's) and its uncertainty (± half the best round trip, µs).
+    pub shard_fleet_cpu_s: Vec<Option<f64>>,
+    pub shard_fleet_peak_rss_bytes: Vec<Option<u64>>,
+    pub shard_delivered: Vec<Option<u64>>,
+    pub shard_clock_offset_us: Vec<Option<f64>>,
+    pub shard_clock_uncertainty_us: Vec<Option<f64>>,
+    /// How far the clock corrections applied to the latencies may be off, µs (the worst
+    /// shard's): the latency columns are only this exact.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub clock_uncertainty_us: f64,
+    /// `clock_uncertainty_us` is over the limit `merge` was given: read the latencies as
+    /// approximate.
+    pub latency_clock_uncertain: bool,
 }
 
 impl RunResult {
@@ -236,6 +257,7 @@ impl RunResult {
             fleet_cpu_cores: f64::NAN,
             target_cpu_us_per_message: f64::NAN,
             target_rss_bytes_per_connection: f64::NAN,
+            clock_uncertainty_us: f64::NAN,
             ..RunResult::default()
         }
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{FleetOutcome, Shared};
-use crate::payload::{Stamp, unix_us};
+use crate::payload::Stamp;
 use crate::plan::WillCut;
 use crate::stats::Delivery;
 use crate::transport::{ClientSpec, Received, Transport};
@@ -185,7 +185,7 @@ fn account(
         .iter()
         .filter_map(|r| Some((Stamp::decode(&r.payload)?, r.at)))
     {
-        let received_us = unix_us(at);
+        let received_us = crate::clock::received_us(at);
         count += 1;
         highest = highest.max(Some(stamp.seq));
         delivery.record(stamp.seq);

@@ -197,6 +197,9 @@ pub struct FleetSpec {
     pub seqs: MeasuredSeqs,
     /// Distinguishes this run's client ids from an earlier run's on the same broker.
     pub run_id: u32,
+    /// µs added to every receive time: a shard's offset to the publisher's clock (0 unsharded).
+    #[serde(default)]
+    pub clock_correction_us: i64,
 }
 
 /// The running clients of one fleet.
@@ -208,6 +211,7 @@ pub struct Fleet {
 impl Fleet {
     /// Starts the spec's clients at its connect rate.
     pub fn start(spec: &FleetSpec, shared: Arc<Shared>) -> Fleet {
+        crate::clock::set_correction_us(spec.clock_correction_us);
         let plan = Arc::new(spec.transport.clone());
         let endpoints: Vec<Arc<Endpoint>> = spec.endpoints.iter().cloned().map(Arc::new).collect();
         let pace = Duration::from_secs_f64(1.0 / spec.connect_rate_per_s);
@@ -305,6 +309,10 @@ pub struct Merged {
     pub workers_rss_added_bytes: u64,
     /// Measured messages each worker delivered, in worker order (0 for a lost worker).
     pub worker_delivered: Vec<u64>,
+    /// Shards (machines) the run was split over (0: one machine), and the ones whose result
+    /// is missing: their clients' messages count as lost.
+    pub shards: u64,
+    pub shards_lost: Vec<u32>,
 }
 
 impl Merged {
@@ -320,6 +328,8 @@ impl Merged {
             workers_peak_rss_bytes: 0,
             workers_rss_added_bytes: 0,
             worker_delivered: Vec::new(),
+            shards: 0,
+            shards_lost: Vec::new(),
         }
     }
 }

@@ -99,6 +99,14 @@ pub fn table(results: &[RunResult]) -> String {
                 units::duration_us(bound as f64, Digits::Fixed(2))
             ));
         }
+        if r.latency_clock_uncertain {
+            out.push_str(&format!(
+                "note: {}: its {} shards' clocks are known only within {}: latencies marked ~ are no more exact than that\n",
+                r.transport,
+                r.shards,
+                units::duration_us(r.clock_uncertainty_us, Digits::Fixed(2))
+            ));
+        }
         if r.connect_failures > 0 || r.reconnects > 0 {
             out.push_str(&format!(
                 "note: {}: {} connect failures, {} reconnects\n",
@@ -130,10 +138,16 @@ fn row(r: &RunResult, name: &str) -> [String; 13] {
         units::figure(r.ip_bytes_per_message, Digits::Fixed(2)),
         units::figure(r.setup_bytes_per_client, Digits::Fixed(1)),
         bits_per_second(r.bandwidth_bps),
-        latency(r.latency_p50_us),
-        latency(r.latency_p99_us),
-        latency(r.latency_max_us),
+        marked(r, r.latency_p50_us),
+        marked(r, r.latency_p99_us),
+        marked(r, r.latency_max_us),
     ]
+}
+
+/// A latency cell, marked `~` when the shards' clock offsets are too uncertain for it.
+fn marked(r: &RunResult, us: Option<u64>) -> String {
+    let mark = if r.latency_clock_uncertain { "~" } else { "" };
+    format!("{mark}{}", latency(us))
 }
 
 /// Bandwidth with two decimals, so the column lines up.
@@ -165,4 +179,28 @@ pub fn thresholds(outcomes: &[Outcome]) -> String {
         outcomes.len() - broken
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_of_uncertain_clocks_are_marked() {
+        let mut r = RunResult {
+            transport: "websocket".into(),
+            latency_p50_us: Some(1500),
+            shards: 3,
+            clock_uncertainty_us: 2500.0,
+            ..RunResult::not_measured()
+        };
+        assert!(!table(std::slice::from_ref(&r)).contains('~'));
+        r.latency_clock_uncertain = true;
+        let text = table(&[r]);
+        assert!(text.contains("~1.50 ms"), "{text}");
+        assert!(
+            text.contains("3 shards' clocks are known only within 2.50 ms"),
+            "{text}"
+        );
+    }
 }

@@ -28,6 +28,12 @@ const JSON_ONLY: &[&str] = &[
     "fleet_worker_delivered",
     "target_shard_cpu_s",
     "target_shard_peak_rss_bytes",
+    "shards_lost",
+    "shard_fleet_cpu_s",
+    "shard_fleet_peak_rss_bytes",
+    "shard_delivered",
+    "shard_clock_offset_us",
+    "shard_clock_uncertainty_us",
 ];
 
 /// Renders `results` as CSV, one row per run, columns named and ordered as the `RunResult`

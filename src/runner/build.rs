@@ -48,7 +48,7 @@ pub struct CostMeter {
 }
 
 /// What the run cost the fleet and the (embedded) target.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cost {
     /// The coordinator's and every worker's CPU seconds.
     pub fleet_cpu_s: f64,
@@ -181,6 +181,14 @@ fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
         causes.push(format!(
             "{} of {} fleet workers died (their clients count as lost)",
             m.fleet.workers_lost, m.fleet.workers
+        ));
+    }
+    if !m.fleet.shards_lost.is_empty() {
+        let lost: Vec<String> = m.fleet.shards_lost.iter().map(u32::to_string).collect();
+        causes.push(format!(
+            "shard(s) {} of {} lost (their clients count as lost)",
+            lost.join(", "),
+            m.fleet.shards
         ));
     }
     if causes.is_empty() {

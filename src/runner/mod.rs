@@ -3,7 +3,8 @@
 //! finally turn what was counted into a `RunResult`. Every transport and mode goes through
 //! this one pipeline.
 
-mod build;
+pub mod build;
+mod coordination;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,8 @@ use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::sys;
 use crate::targets::{Launch, RunningTarget};
-use build::{CostMeter, Measured, Stimulus};
+use build::{Cost, CostMeter, Measured, Stimulus};
+pub use coordination::{Alone, Coordination, Share};
 
 /// How often the coordinator looks at the counters while it waits.
 const TICK: Duration = Duration::from_millis(100);
@@ -43,6 +45,35 @@ pub async fn run_transport(
     options: &RunOptions,
     observer: &dyn Observer,
 ) -> anyhow::Result<RunResult> {
+    let m = measure(plan, transport, options, observer, &mut Alone).await?;
+    build::build_result(
+        plan,
+        transport,
+        m.target,
+        m.started_at,
+        &m.measured,
+        &m.cost,
+    )
+}
+
+/// What one part of a run counted, before it becomes a `RunResult`.
+pub struct Measurement {
+    pub measured: Measured,
+    pub cost: Cost,
+    pub target: String,
+    pub started_at: String,
+}
+
+/// Runs this process's part of one transport run (`Alone`: all of it) and returns what it
+/// counted.
+pub async fn measure(
+    plan: &Plan,
+    transport: &TransportPlan,
+    options: &RunOptions,
+    observer: &dyn Observer,
+    coordination: &mut impl Coordination,
+) -> anyhow::Result<Measurement> {
+    let share = coordination.share(plan);
     let label = transport.label();
     let per_process = sys::clients_per_process();
     let shards = plan
@@ -80,12 +111,15 @@ pub async fn run_transport(
     let spec = FleetSpec {
         transport: transport.clone(),
         endpoints: target.endpoints.iter().map(|e| (**e).clone()).collect(),
-        first: 0,
-        clients: plan.clients,
+        first: share.first,
+        clients: share.clients,
         channels: plan.channels,
-        connect_rate_per_s: plan.connect_rate_per_s,
+        // (A share of no clients, a publisher-only shard's, still gets a finite pace.)
+        connect_rate_per_s: plan.connect_rate_per_s * f64::from(share.clients.max(1))
+            / f64::from(plan.clients.max(1)),
         seqs,
-        run_id: rand::random(),
+        run_id: share.run_id,
+        clock_correction_us: share.clock_correction_us,
     };
     let exe = match &options.launch {
         Launch::ChildProcess { exe } => Some(exe.as_path()),
@@ -97,8 +131,9 @@ pub async fn run_transport(
     let fleet_stop = CancellationToken::new();
     let _fleet_guard = fleet_stop.clone().drop_guard();
     let fleet = Running::start(spec, per_worker, exe, fleet_stop)?;
-    ramp(plan, &label, &fleet, interrupt, observer).await;
+    ramp(plan, share.clients, &label, &fleet, interrupt, observer).await;
     let connect_s = ramp_start.elapsed().as_secs_f64();
+    coordination.ramped(fleet.counts().connected).await?;
 
     let (stimulus, due_through) = match (will, watchers) {
         (Some((mqtt, will)), Some(watchers)) => {
@@ -107,6 +142,11 @@ pub async fn run_transport(
             )
             .await;
             (Stimulus::Wills(wills), seqs.last)
+        }
+        _ if !coordination.publishes() => {
+            let due = coordination.until_published(interrupt).await;
+            drain(plan, share.clients, &label, &fleet, interrupt, observer).await;
+            (Stimulus::Stream(PublishOutcome::default()), due)
         }
         _ => {
             let schedule = Schedule {
@@ -125,13 +165,14 @@ pub async fn run_transport(
                 plan, &label, &target, &schedule, &fleet, interrupt, observer,
             )
             .await;
-            drain(plan, &label, &fleet, interrupt, observer).await;
+            drain(plan, share.clients, &label, &fleet, interrupt, observer).await;
             // An interrupted run expects only what was due before it stopped publishing.
             let due = if options.interrupt.is_cancelled() {
                 published.highest_attempted.unwrap_or(0)
             } else {
                 seqs.last
             };
+            coordination.published(due).await;
             (Stimulus::Stream(published), due)
         }
     };
@@ -161,7 +202,12 @@ pub async fn run_transport(
         complete: !options.interrupt.is_cancelled(),
         endpoints,
     };
-    build::build_result(plan, transport, target_label, started_at, &measured, &cost)
+    Ok(Measurement {
+        measured,
+        cost,
+        target: target_label,
+        started_at,
+    })
 }
 
 /// Waits until every client is connected, the run stops, or connecting stalls: no new
@@ -169,13 +215,14 @@ pub async fn run_transport(
 /// late; publishing before it is done would make late clients miss measured messages).
 async fn ramp(
     plan: &Plan,
+    clients: u32,
     label: &str,
     fleet: &Running,
     stop: &CancellationToken,
     observer: &dyn Observer,
 ) {
-    let clients = u64::from(plan.clients);
     let planned = Duration::from_secs_f64(f64::from(plan.clients) / plan.connect_rate_per_s);
+    let clients = u64::from(clients);
     let start = Instant::now();
     let mut progress = (0, start);
     observer.phase(label, Phase::Connecting, clients);
@@ -236,12 +283,13 @@ async fn publish(
 /// Waits for the last deliveries: until every client ended or the drain time is over.
 async fn drain(
     plan: &Plan,
+    clients: u32,
     label: &str,
     fleet: &Running,
     stop: &CancellationToken,
     observer: &dyn Observer,
 ) {
-    let clients = u64::from(plan.clients);
+    let clients = u64::from(clients);
     observer.phase(label, Phase::Draining, clients);
     let deadline = Instant::now() + plan.drain;
     while Instant::now() < deadline && !stop.is_cancelled() {
