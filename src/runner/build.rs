@@ -63,6 +63,9 @@ pub struct Cost {
     /// Wall seconds from the first connect to the end of the drain: what CPU seconds are
     /// divided by to tell how busy the fleet kept the machine.
     pub wall_s: f64,
+    /// Cores the fleet's machine offers (summed over the machines of a sharded run).
+    #[serde(default)]
+    pub machine_cores: u64,
 }
 
 impl CostMeter {
@@ -101,6 +104,7 @@ impl CostMeter {
                         .saturating_sub(start)
                 }),
             wall_s: self.started.elapsed().as_secs_f64(),
+            machine_cores: machine_cores(),
         }
     }
 }
@@ -247,7 +251,7 @@ pub fn build_result(
         hub_header_timeouts: m.hub.as_ref().map(|s| s.header_timeouts),
         fleet_cpu_s: cost.fleet_cpu_s,
         fleet_cpu_cores: per(cost.fleet_cpu_s, cost.wall_s),
-        machine_cores: machine_cores(),
+        machine_cores: cost.machine_cores,
         fleet_peak_rss_bytes: cost.fleet_peak_rss_bytes,
         fleet_rss_bytes_per_client: per(cost.fleet_rss_added_bytes as f64, clients as f64),
         fleet_workers: m.fleet.workers,

@@ -329,13 +329,14 @@ fn a_saturated_run_names_the_fleet_when_it_had_the_machine() {
         ..on_time()
     };
     let m = measured(all_delivered(), Stimulus::Stream(slow()), SEQS.last);
-    let cores = super::machine_cores() as f64;
+    let cores = 2.0;
     let result = |fleet_cores: f64, target_cores: f64| {
         let cost = Cost {
             fleet_cpu_s: fleet_cores * 10.0,
             target_shard_cpu_s: vec![target_cores * 10.0],
             target_shard_peak_rss_bytes: vec![1],
             wall_s: 10.0,
+            machine_cores: 2,
             ..Cost::default()
         };
         build_result(

@@ -95,6 +95,9 @@ pub fn merge_files(paths: &[PathBuf], max_clock_uncertainty_us: f64) -> anyhow::
         fleet_cpu_s: present.iter().map(|s| s.cost.fleet_cpu_s).sum(),
         fleet_peak_rss_bytes: present.iter().map(|s| s.cost.fleet_peak_rss_bytes).sum(),
         fleet_rss_added_bytes: present.iter().map(|s| s.cost.fleet_rss_added_bytes).sum(),
+        // Every shard's fleet against every shard's cores: one machine's share alone would
+        // call a fleet of three machines saturated on one machine's cores.
+        machine_cores: present.iter().map(|s| s.cost.machine_cores).sum(),
         // The target is one server for all shards: the publisher's reading of it.
         ..publisher.cost.clone()
     };
