@@ -14,6 +14,8 @@ command -v nats-server >/dev/null || missing+=(nats-server)
 command -v nginx >/dev/null || missing+=(nginx)
 [[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]] || missing+=(libnginx-mod-nchan)
 command -v tshark >/dev/null || missing+=(tshark)
+# iptables (tests/link.rs: loss, the NFQUEUE delay line and faults inside the link's namespace)
+command -v iptables-legacy >/dev/null || missing+=(iptables)
 if [[ ${#missing[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         echo "== installing ${missing[*]}"

@@ -9,6 +9,7 @@ mod app;
 pub mod cli;
 pub mod fleet;
 pub mod last_will;
+pub mod link;
 pub mod observe;
 pub mod payload;
 pub mod plan;
