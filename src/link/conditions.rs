@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Direction {
     /// Added to every packet (one way).
+    #[serde(with = "as_text")]
     pub delay: Duration,
     /// Each packet's delay is `delay` ± up to `jitter`, uniformly (as netem's default
     /// distribution); packets keep their order.
+    #[serde(with = "as_text")]
     pub jitter: Duration,
     /// Share of packets dropped at random, 0..=1.
     pub loss: f64,
@@ -23,6 +25,22 @@ impl Direction {
     /// Whether packets of this direction must pass the userspace delay queue.
     pub fn delays(&self) -> bool {
         !self.delay.is_zero() || !self.jitter.is_zero()
+    }
+}
+
+/// Durations in results as scenarios write them (`"50ms"`), not as serde's secs/nanos pair.
+mod as_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -6,6 +6,7 @@
 //! `pb-<pid>-<slot>-…`, and `up` first deletes what a crashed earlier run left (namespaces
 //! whose process is gone), so an interrupted run never leaves a link behind for long.
 
+pub mod check;
 pub mod command;
 pub mod conditions;
 mod delay;
@@ -129,6 +130,11 @@ impl Link {
             .to_string(),
             delayed_packets: self.delay_lines.iter().map(DelayLine::released).sum(),
         }
+    }
+
+    /// What the target's TCP connections measure of the link now.
+    pub fn tcp_health(&self) -> Result<check::TcpHealth, LinkError> {
+        check::tcp_health(&self.names.target_ns())
     }
 
     /// `tc -s qdisc` and `iptables -S` of the link namespace: what the kernel holds.

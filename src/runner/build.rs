@@ -373,3 +373,24 @@ fn set_latency(r: &mut RunResult, histogram: &hdrhistogram::Histogram<u64>) -> a
 #[cfg(test)]
 #[path = "build_tests.rs"]
 mod tests;
+
+/// The link's columns: its configuration, what its TCP connections measured, its faults.
+pub fn link_figures(
+    result: &mut RunResult,
+    record: crate::link::LinkRecord,
+    tcp: Option<crate::link::check::TcpHealth>,
+    faults: Vec<crate::result::FaultResult>,
+) {
+    let c = &record.conditions;
+    result.link_profile = c.profile.clone().unwrap_or_else(|| "custom".to_string());
+    result.link_rtt_configured_ms = (c.up.delay + c.down.delay).as_secs_f64() * 1e3;
+    if let Some(tcp) = &tcp {
+        result.link_rtt_measured_ms = tcp.rtt_p50_ms.unwrap_or(f64::NAN);
+        result.link_retrans_ratio = tcp.retrans_ratio().unwrap_or(f64::NAN);
+    }
+    result.link = Some(crate::result::LinkResult {
+        configured: record,
+        tcp,
+    });
+    result.link_faults = faults;
+}

@@ -4,6 +4,7 @@
 //! this one pipeline.
 
 mod build;
+mod faults;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{FleetSpec, MeasuredSeqs, Running};
 use crate::last_will::{self, Watchers};
+use crate::link::Link;
 use crate::observe::{Observer, Phase};
 use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::sys;
-use crate::targets::{Launch, RunningTarget};
+use crate::targets::{Endpoint, Launch, Placement, RunningTarget};
 use build::{CostMeter, Measured, Stimulus};
 
 /// How often the coordinator looks at the counters while it waits.
@@ -48,10 +50,24 @@ pub async fn run_transport(
     let shards = plan
         .clients
         .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_process).max(1));
-    let mut target =
-        RunningTarget::start(&plan.target, transport, &options.launch, shards as usize)
-            .await
-            .with_context(|| format!("starting the target for {label}"))?;
+    // Declared before the target, so that it outlives it (locals drop in reverse).
+    let link = match &plan.network {
+        Some(network) => Some(Link::up(&network.conditions).context("setting up the link")?),
+        None => None,
+    };
+    let placement = link.as_ref().map(|l| Placement {
+        netns: l.target_ns(),
+        backstage: l.backstage_ip(),
+    });
+    let mut target = RunningTarget::start_placed(
+        &plan.target,
+        transport,
+        &options.launch,
+        shards as usize,
+        placement.as_ref(),
+    )
+    .await
+    .with_context(|| format!("starting the target for {label}"))?;
     // Cancelled by an interrupt, or when the stimulus phase is over: it ends the publisher's
     // connections and everything else that only lives for this run's publishing.
     let phases = options.interrupt.child_token();
@@ -79,7 +95,7 @@ pub async fn run_transport(
     let ramp_start = Instant::now();
     let spec = FleetSpec {
         transport: transport.clone(),
-        endpoints: target.endpoints.iter().map(|e| (**e).clone()).collect(),
+        endpoints: fleet_endpoints(&target, link.as_ref()),
         first: 0,
         clients: plan.clients,
         channels: plan.channels,
@@ -100,6 +116,7 @@ pub async fn run_transport(
     ramp(plan, &label, &fleet, interrupt, observer).await;
     let connect_s = ramp_start.elapsed().as_secs_f64();
 
+    let (mut link_faults, mut tcp_health) = (Vec::new(), None);
     let (stimulus, due_through) = match (will, watchers) {
         (Some((mqtt, will)), Some(watchers)) => {
             let wills = last_will::cut_and_watch(
@@ -121,10 +138,23 @@ pub async fn run_transport(
                 },
                 text: matches!(transport, TransportPlan::Sse { .. }),
             };
-            let published = publish(
-                plan, &label, &target, &schedule, &fleet, interrupt, observer,
-            )
-            .await;
+            let faults_stop = interrupt.child_token();
+            let publishing = async {
+                let published = publish(
+                    plan, &label, &target, &schedule, &fleet, interrupt, observer,
+                )
+                .await;
+                faults_stop.cancel();
+                published
+            };
+            let scheduled = plan.network.as_ref().map_or(&[][..], |n| &n.faults[..]);
+            let (published, fault_results) = tokio::join!(
+                publishing,
+                faults::run(link.as_ref(), scheduled, &fleet, &faults_stop)
+            );
+            link_faults = fault_results;
+            // While the connections are still open: what their kernel saw of the link.
+            tcp_health = link.as_ref().and_then(|l| l.tcp_health().ok());
             drain(plan, &label, &fleet, interrupt, observer).await;
             // An interrupted run expects only what was due before it stopped publishing.
             let due = if options.interrupt.is_cancelled() {
@@ -161,7 +191,32 @@ pub async fn run_transport(
         complete: !options.interrupt.is_cancelled(),
         endpoints,
     };
-    build::build_result(plan, transport, target_label, started_at, &measured, &cost)
+    let mut result =
+        build::build_result(plan, transport, target_label, started_at, &measured, &cost)?;
+    if let Some(link) = &link {
+        build::link_figures(&mut result, link.record(), tcp_health, link_faults);
+    }
+    Ok(result)
+}
+
+/// The endpoints as the fleet reaches them: through the link's addresses when there is one
+/// (spread over them, shard by shard), else the target's own.
+fn fleet_endpoints(target: &RunningTarget, link: Option<&Link>) -> Vec<Endpoint> {
+    target
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(k, e)| match link {
+            Some(link) => {
+                let addr = link.through_link(k, e.addr);
+                Endpoint {
+                    addr,
+                    authority: addr.to_string(),
+                }
+            }
+            None => (**e).clone(),
+        })
+        .collect()
 }
 
 /// Waits until every client is connected, the run stops, or connecting stalls: no new

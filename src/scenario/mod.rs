@@ -9,6 +9,7 @@
 //! toml spans into positioned errors, and `describe` summarises a plan for `pushbench validate`.
 
 mod describe;
+mod network;
 mod source;
 mod transports;
 
@@ -80,6 +81,8 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "transports",
     "thresholds",
     "scale",
+    "network",
+    "faults",
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
 const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
@@ -143,6 +146,7 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
     let scale = scale(&root)?;
     let transports = transports::parse(&root, channels)?;
     let thresholds = thresholds(&root, &transports)?;
+    let network = network::parse(&root, warmup + duration)?;
     Ok(Plan {
         name,
         description,
@@ -159,6 +163,7 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         thresholds,
         project_rate_per_s,
         scale,
+        network,
     })
 }
 
