@@ -50,6 +50,7 @@ pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 .map(|()| ExitCode::SUCCESS),
             Command::Report(args) => render_report(&args),
             Command::Compare(args) => compare(&args),
+            Command::Link(command) => crate::link::hold::execute(command).await,
         }
     })
 }

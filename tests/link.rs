@@ -208,3 +208,73 @@ fn a_crashed_runs_leftovers_are_removed_at_the_next_start() {
     assert!(!listed.contains(leftover), "{listed}");
     drop(link);
 }
+
+/// A whole run through the binary: SSE resumes after a cut with `Last-Event-ID`, losing
+/// nothing; WebSocket reconnects and goes on. The link is gone when the run is.
+#[test]
+fn after_a_cut_sse_resumes_without_loss_and_every_client_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("cut.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "cut"
+clients = 20
+connect_rate = "200/s"
+warmup = "1s"
+duration = "4s"
+drain = "3s"
+[messages]
+rate = "4/s"
+[network]
+delay = "10ms"
+[[faults]]
+kind = "cut"
+at = "2500ms"
+[[transports]]
+kind = "sse"
+headers = "minimal"
+[[transports]]
+kind = "websocket"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let runs = results.as_array().unwrap();
+    for run in runs {
+        let fault = &run["link_faults"][0];
+        assert_eq!(fault["kind"], "cut", "{run}");
+        assert_eq!(fault["error"], "", "{run}");
+        assert_eq!(fault["reconnects_after"], 20, "{run}");
+        assert_eq!(run["reconnects"], 20, "{run}");
+        assert!(
+            run["link_rtt_measured_ms"].as_f64().unwrap() >= 20.0,
+            "{run}"
+        );
+        assert_eq!(
+            run["link"]["configured"]["emulator"],
+            "tbf+iptables+nfqueue"
+        );
+    }
+    let sse = &runs[0];
+    assert_eq!(sse["transport_kind"], "sse");
+    assert_eq!(
+        (&sse["lost"], &sse["duplicated"]),
+        (&0.into(), &0.into()),
+        "{sse}"
+    );
+    assert_eq!(sse["messages_delivered"], 16 * 20, "{sse}");
+    let listed = Cmd::new("ip", &["netns", "list"]).run().unwrap();
+    assert!(!listed.contains(&format!("pb-{pid}-")), "{listed}");
+}

@@ -10,6 +10,7 @@ pub mod check;
 pub mod command;
 pub mod conditions;
 mod delay;
+pub mod hold;
 pub mod netem;
 pub mod netns;
 pub mod shaping;
@@ -27,6 +28,9 @@ use netns::Names;
 
 /// How many links may exist at once on one machine (one per slot, each its own subnets).
 const SLOTS: u16 = 256;
+
+/// How many of the target's addresses `link up` prints.
+const TARGET_ADDRESSES_SHOWN: usize = 4;
 
 /// How long teardown waits for the kernel to remove the root namespace's ends.
 const TEARDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

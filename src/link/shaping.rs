@@ -144,10 +144,12 @@ pub fn blackhole(n: &Names, ipt: &str, on: bool) -> Cmd {
     Cmd::new(ipt, args).within(&n.link_ns())
 }
 
-/// Resets every established TCP connection of the target namespace at once: the kernel
-/// aborts each socket and sends its peer a RST (`ss -K`, SOCK_DESTROY).
+/// Resets every established TCP connection between the target and the fleet at once: the
+/// kernel aborts each socket and sends its peer a RST (`ss -K`, SOCK_DESTROY). Connections
+/// over the backstage path (the publisher's) are left alone.
 pub fn cut(n: &Names) -> Cmd {
-    Cmd::new("ss", &["-K", "-t", "state", "established"]).within(&n.target_ns())
+    let fleet = format!("{}/32", n.fleet_ip());
+    Cmd::new("ss", &["-K", "-t", "state", "established", "dst", &fleet]).within(&n.target_ns())
 }
 
 #[cfg(test)]

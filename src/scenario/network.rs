@@ -230,6 +230,71 @@ pub(super) fn describe(plan: &NetworkPlan) -> String {
 mod tests {
     use super::*;
 
+    const BASE: &str = "clients = 10\nduration = \"10s\"\nwarmup = \"2s\"\n\
+                        [messages]\nrate = \"1/s\"\n[[transports]]\nkind = \"websocket\"\n";
+
+    fn parse(extra: &str) -> std::result::Result<NetworkPlan, String> {
+        crate::scenario::parse(&format!("{BASE}{extra}"), "t.toml")
+            .map(|plan| plan.network.unwrap_or_default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_profile_is_the_start_and_direction_tables_override_it() {
+        let n = parse(
+            "[network]\nprofile = \"4g\"\nloss = \"1%\"\n[network.down]\ndelay = \"100ms\"\n",
+        )
+        .unwrap();
+        let c = n.conditions;
+        assert_eq!(c.profile.as_deref(), Some("4g"));
+        assert_eq!(
+            (c.up.delay, c.down.delay),
+            (Duration::from_millis(75), Duration::from_millis(100))
+        );
+        assert_eq!((c.up.loss, c.down.loss), (0.01, 0.01));
+        assert_eq!(c.up.rate_bps, Some(750_000));
+    }
+
+    #[test]
+    fn errors_name_the_line_the_field_and_what_is_valid() {
+        let e = parse("[network]\nprofile = \"5g\"\n").unwrap_err();
+        assert!(e.starts_with("t.toml:9:11: `network.profile`:"), "{e}");
+        assert!(
+            e.contains("\"4g\", \"3g\", \"lossy-wifi\", \"satellite\""),
+            "{e}"
+        );
+        let e = parse("[network]\nloss = \"0.02\"\n").unwrap_err();
+        assert!(
+            e.starts_with("t.toml:9:8: `network.loss`:") && e.contains("\"1%\""),
+            "{e}"
+        );
+        let e = parse("[network]\ndelay = \"5ms\"\njitter = \"10ms\"\n").unwrap_err();
+        assert!(
+            e.contains("network.jitter") && e.contains("larger than the delay"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn faults_need_a_link_a_duration_and_a_time_within_publishing() {
+        let e = parse("[[faults]]\nkind = \"cut\"\nat = \"1s\"\n").unwrap_err();
+        assert!(e.contains("add a [network] table"), "{e}");
+        let e = parse("[network]\n[[faults]]\nkind = \"blackhole\"\nat = \"1s\"\n").unwrap_err();
+        assert!(
+            e.contains("faults[0].duration") && e.contains("missing"),
+            "{e}"
+        );
+        let e = parse("[network]\n[[faults]]\nkind = \"cut\"\nat = \"12s\"\n").unwrap_err();
+        assert!(e.contains("faults[0].at") && e.contains("12s"), "{e}");
+        let n = parse(
+            "[network]\n[[faults]]\nkind = \"blackhole\"\nat = \"5s\"\nduration = \"2s\"\n\
+             [[faults]]\nkind = \"cut\"\nat = \"1s\"\n",
+        )
+        .unwrap();
+        let kinds: Vec<&str> = n.faults.iter().map(|f| f.kind.name()).collect();
+        assert_eq!(kinds, ["cut", "blackhole"]);
+    }
+
     #[test]
     fn bit_rates_read_in_their_units() {
         assert_eq!(parse_bit_rate("1mbit"), Some(1_000_000));
