@@ -278,3 +278,26 @@ kind = "websocket"
     let listed = Cmd::new("ip", &["netns", "list"]).run().unwrap();
     assert!(!listed.contains(&format!("pb-{pid}-")), "{listed}");
 }
+
+/// Without CAP_NET_ADMIN a [network] scenario stops before any run, saying what it needs.
+#[test]
+fn without_net_admin_a_network_scenario_says_it_needs_root() {
+    let output = Command::new("setpriv")
+        .args(["--inh-caps=-net_admin", "--bounding-set=-net_admin"])
+        .arg(env!("CARGO_BIN_EXE_pushbench"))
+        .args([
+            "run",
+            "scenarios/blackhole.toml",
+            "--out",
+            "/nonexistent/never-written",
+        ])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs root (CAP_NET_ADMIN)"), "{stderr}");
+    assert!(
+        !stderr.contains("transport run(s)"),
+        "it started running: {stderr}"
+    );
+}
