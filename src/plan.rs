@@ -193,6 +193,9 @@ pub struct LastWillPlan {
 pub enum WillCut {
     Close,
     Silence,
+    /// The link drops every packet both ways (`[network]` needed): the clients keep trying,
+    /// and only the broker's keep-alive timeout can notice.
+    Blackhole,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -301,3 +301,25 @@ fn without_net_admin_a_network_scenario_says_it_needs_root() {
         "it started running: {stderr}"
     );
 }
+
+/// A Last Will run whose clients are silenced by the network (a blackhole on the link), not
+/// by themselves: every client's will arrives, once.
+#[test]
+fn a_blackhole_brings_every_last_will() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let status = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .args(["run", "scenarios/mqtt-last-will-blackhole.toml", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let run = &results[0];
+    assert_eq!(run["clients_connected"], 30, "{run}");
+    assert_eq!(run["messages_expected"], 30, "{run}");
+    assert_eq!(run["messages_delivered"], 30, "{run}");
+    assert_eq!(run["duplicated"], 0, "{run}");
+}

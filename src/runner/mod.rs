@@ -120,7 +120,15 @@ pub async fn run_transport(
     let (stimulus, due_through) = match (will, watchers) {
         (Some((mqtt, will)), Some(watchers)) => {
             let wills = last_will::cut_and_watch(
-                plan, &label, mqtt, will, watchers, &fleet, interrupt, observer,
+                plan,
+                &label,
+                mqtt,
+                will,
+                watchers,
+                &fleet,
+                interrupt,
+                observer,
+                link.as_ref(),
             )
             .await;
             (Stimulus::Wills(wills), seqs.last)
