@@ -236,6 +236,16 @@ pub struct FaultResult {
     /// From the fault's end to the first delivery after it (any client), ms; empty when
     /// nothing was delivered before publishing ended. Sampled every 10 ms.
     pub first_delivery_after_ms: Option<f64>,
+    /// When the fault ended, Unix µs (to match against the clients' silences).
+    pub ended_unix_us: u64,
+    /// Clients whose longest silence spans the fault's end (they recovered after it). Each
+    /// client keeps its one longest silence: with several faults, recovery is counted for
+    /// the one that silenced it longest.
+    pub clients_recovered: u64,
+    /// Per client, from the fault's end to its first delivery after it, ms.
+    pub recovery_p50_ms: Option<f64>,
+    pub recovery_p99_ms: Option<f64>,
+    pub recovery_max_ms: Option<f64>,
 }
 
 impl RunResult {

@@ -210,7 +210,8 @@ fn a_crashed_runs_leftovers_are_removed_at_the_next_start() {
 }
 
 /// A whole run through the binary: SSE resumes after a cut with `Last-Event-ID`, losing
-/// nothing; WebSocket reconnects and goes on. The link is gone when the run is.
+/// nothing; WebSocket reconnects and goes on; after a 2 s blackhole every client's first
+/// delivery is counted as its recovery. The link is gone when the run is.
 #[test]
 fn after_a_cut_sse_resumes_without_loss_and_every_client_reconnects() {
     let dir = tempfile::tempdir().unwrap();
@@ -221,7 +222,7 @@ fn after_a_cut_sse_resumes_without_loss_and_every_client_reconnects() {
 clients = 20
 connect_rate = "200/s"
 warmup = "1s"
-duration = "4s"
+duration = "6s"
 drain = "3s"
 [messages]
 rate = "4/s"
@@ -229,7 +230,11 @@ rate = "4/s"
 delay = "10ms"
 [[faults]]
 kind = "cut"
-at = "2500ms"
+at = "1500ms"
+[[faults]]
+kind = "blackhole"
+at = "3s"
+duration = "2s"
 [[transports]]
 kind = "sse"
 headers = "minimal"
@@ -266,6 +271,11 @@ kind = "websocket"
             run["link"]["configured"]["emulator"],
             "tbf+iptables+nfqueue"
         );
+        // No delivery for 2 s is every client's longest silence: each recovers after it.
+        let blackhole = &run["link_faults"][1];
+        assert_eq!(blackhole["kind"], "blackhole", "{run}");
+        assert_eq!(blackhole["error"], "", "{run}");
+        assert_eq!(blackhole["clients_recovered"], 20, "{run}");
     }
     let sse = &runs[0];
     assert_eq!(sse["transport_kind"], "sse");
@@ -274,7 +284,7 @@ kind = "websocket"
         (&0.into(), &0.into()),
         "{sse}"
     );
-    assert_eq!(sse["messages_delivered"], 16 * 20, "{sse}");
+    assert_eq!(sse["messages_delivered"], 24 * 20, "{sse}");
     let listed = Cmd::new("ip", &["netns", "list"]).run().unwrap();
     assert!(!listed.contains(&format!("pb-{pid}-")), "{listed}");
 }

@@ -51,6 +51,7 @@ pub async fn run(
             Err(e) => e.to_string(),
         };
         let ended = Instant::now();
+        let ended_unix_us = crate::payload::unix_us(std::time::SystemTime::now());
         let after = fleet.counts().delivered;
         let next = faults.get(i + 1).map(|f| start + f.at);
         results.push(FaultResult {
@@ -61,6 +62,8 @@ pub async fn run(
             delivered_during: after - before.delivered,
             reconnects_after: 0,
             first_delivery_after_ms: first_delivery(fleet, after, ended, next, stop).await,
+            ended_unix_us,
+            ..FaultResult::default()
         });
     }
     stop.cancelled().await;

@@ -202,7 +202,14 @@ pub async fn run_transport(
     let mut result =
         build::build_result(plan, transport, target_label, started_at, &measured, &cost)?;
     if let Some(link) = &link {
-        build::link_figures(&mut result, link.record(), tcp_health, link_faults);
+        let silences = &measured.fleet.outcome.silences;
+        build::link_figures(
+            &mut result,
+            link.record(),
+            tcp_health,
+            link_faults,
+            silences,
+        );
     }
     Ok(result)
 }
