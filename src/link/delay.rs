@@ -115,7 +115,8 @@ fn hold_and_release(mut queue: Queue, d: Direction, stop: &AtomicBool, released:
                     last = last.max(Instant::now() + one_delay(&d));
                     held.push_back((last, msg));
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // WouldBlock: nothing more for now. Other errors (ENOBUFS when a burst
+                // overflowed the socket) end this round too; the next one reads on.
                 Err(_) => break,
             }
         }
