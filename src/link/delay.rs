@@ -107,18 +107,13 @@ fn hold_and_release(mut queue: Queue, d: Direction, stop: &AtomicBool, released:
     let mut held: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        loop {
-            match queue.recv() {
-                Ok(mut msg) => {
-                    msg.set_verdict(Verdict::Accept);
-                    // In order: a packet is never released before the one ahead of it.
-                    last = last.max(Instant::now() + one_delay(&d));
-                    held.push_back((last, msg));
-                }
-                // WouldBlock: nothing more for now. Other errors (ENOBUFS when a burst
-                // overflowed the socket) end this round too; the next one reads on.
-                Err(_) => break,
-            }
+        // Until WouldBlock (nothing more for now); other errors (ENOBUFS when a burst
+        // overflowed the socket) end this round too, and the next one reads on.
+        while let Ok(mut msg) = queue.recv() {
+            msg.set_verdict(Verdict::Accept);
+            // In order: a packet is never released before the one ahead of it.
+            last = last.max(Instant::now() + one_delay(&d));
+            held.push_back((last, msg));
         }
         let now = Instant::now();
         while held.front().is_some_and(|(at, _)| *at <= now) {
