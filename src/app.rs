@@ -51,6 +51,7 @@ pub fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Command::Report(args) => render_report(&args),
             Command::Compare(args) => compare(&args),
             Command::Merge(args) => merge(&args),
+            Command::Link(command) => crate::link::hold::execute(command).await,
         }
     })
 }
@@ -78,6 +79,9 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = scenario::load(&args.scenario)?;
     let transports = selected(&plan, &args.only)?;
+    if plan.network.is_some() && !crate::link::command::has_net_admin() {
+        return Err(crate::link::LinkError::NotRoot.into());
+    }
     let fd_limit = sys::raise_fd_limit();
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&plan));
     let options = RunOptions {

@@ -48,6 +48,26 @@ pub enum Command {
     /// A share of a run's clients, driven by `pushbench run` over stdin/stdout (internal).
     #[command(hide = true)]
     Worker,
+    #[command(subcommand)]
+    Link(LinkCommand),
+}
+
+/// Emulated links for servers pushbench does not start (needs root).
+///
+/// `pushbench link up scenarios/mobile.toml` builds the scenario's `[network]` link and holds
+/// it until Ctrl-C, printing the namespace to start the server in
+/// (`ip netns exec NAMESPACE mosquitto -c …`) and the address the fleet reaches it at (use
+/// it in target.urls of a scenario without `[network]`). `pushbench link clean` removes the
+/// namespaces of links whose process is gone.
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Build the scenario's [network] link and hold it until Ctrl-C.
+    Up {
+        /// A scenario file with a [network] table.
+        scenario: PathBuf,
+    },
+    /// Remove what crashed or killed runs left (namespaces named pb-PID-… whose PID is gone).
+    Clean,
 }
 
 /// Run a scenario: every transport it lists, one after the other, then print a comparison

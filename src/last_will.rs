@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::Running;
+use crate::link::Link;
 use crate::observe::{Observer, Phase};
 use crate::plan::{LastWillPlan, MqttPlan, Plan, WillCut};
 use crate::stats;
@@ -72,6 +73,7 @@ pub async fn cut_and_watch(
     fleet: &Running,
     interrupt: &CancellationToken,
     observer: &dyn Observer,
+    link: Option<&Link>,
 ) -> Wills {
     tokio::select! {
         _ = interrupt.cancelled() => {}
@@ -79,9 +81,18 @@ pub async fn cut_and_watch(
     }
     let expected = fleet.counts().connected;
     let cut_at = SystemTime::now();
-    fleet.cut();
+    // A blackhole silences the clients by the network: they are left to run as they are.
+    let blackhole = link.filter(|_| will.cut == WillCut::Blackhole);
+    match blackhole {
+        Some(link) => {
+            if let Err(e) = link.blackhole(true) {
+                eprintln!("error: starting the blackhole: {e}");
+            }
+        }
+        None => fleet.cut(),
+    }
     let bound = match will.cut {
-        WillCut::Silence => expiry(mqtt_plan.keep_alive),
+        WillCut::Silence | WillCut::Blackhole => expiry(mqtt_plan.keep_alive),
         WillCut::Close => Duration::ZERO,
     };
     let waited = plan.duration.max(bound + plan.drain);
@@ -97,6 +108,9 @@ pub async fn cut_and_watch(
         waited,
     };
     collect(&mut wills, arrivals, cut_at, waited, interrupt, observer).await;
+    if let Some(Err(e)) = blackhole.map(|link| link.blackhole(false)) {
+        eprintln!("error: ending the blackhole: {e}");
+    }
     wills
 }
 

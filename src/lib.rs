@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod fleet;
 pub mod last_will;
+pub mod link;
 pub mod observe;
 pub mod payload;
 pub mod plan;

@@ -40,6 +40,8 @@ pub struct Plan {
     /// (`messages.project_to`), when the machine cannot hold that rate for all clients.
     pub project_rate_per_s: Option<f64>,
     pub scale: ScalePlan,
+    /// `[network]`: a link with conditions and faults instead of loopback (needs root).
+    pub network: Option<NetworkPlan>,
 }
 
 /// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.
@@ -191,6 +193,9 @@ pub struct LastWillPlan {
 pub enum WillCut {
     Close,
     Silence,
+    /// The link drops every packet both ways (`[network]` needed): the clients keep trying,
+    /// and only the broker's keep-alive timeout can notice.
+    Blackhole,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,5 +298,48 @@ impl Plan {
     /// Messages each channel publishes inside the measured window (at least one).
     pub fn window_messages(&self) -> u64 {
         ((self.duration.as_secs_f64() * self.message_rate_per_s).round() as u64).max(1)
+    }
+}
+
+/// `[network]` and `[[faults]]`: the link between fleet and target, and what happens to it
+/// during the run. `None` on a plan: loopback, as without the tables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkPlan {
+    pub conditions: crate::link::Conditions,
+    /// In the order they happen.
+    pub faults: Vec<FaultPlan>,
+}
+
+/// One scheduled fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// When, counted from the first publish (the start of the warm-up).
+    pub at: Duration,
+    pub kind: FaultKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// Every packet dropped both ways for `duration`: only timeouts and keep-alives notice.
+    Blackhole { duration: Duration },
+    /// Every connection reset at once.
+    Cut,
+}
+
+impl FaultKind {
+    /// The fault's name as written in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Blackhole { .. } => "blackhole",
+            FaultKind::Cut => "cut",
+        }
+    }
+
+    /// How long the fault lasts (a cut is instantaneous).
+    pub fn duration(&self) -> Duration {
+        match self {
+            FaultKind::Blackhole { duration } => *duration,
+            FaultKind::Cut => Duration::ZERO,
+        }
     }
 }

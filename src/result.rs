@@ -223,6 +223,59 @@ pub struct RunResult {
     /// `clock_uncertainty_us` is over the limit `merge` was given: read the latencies as
     /// approximate.
     pub latency_clock_uncertain: bool,
+    // The link (`[network]`); empty on loopback.
+    /// The link's named profile, `custom`, or empty without a link.
+    pub link_profile: String,
+    /// Configured round trip: the delays of both directions, ms.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub link_rtt_configured_ms: f64,
+    /// Median of the target's connections' smoothed TCP RTT at the end of publishing, ms.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub link_rtt_measured_ms: f64,
+    /// Target-side retransmitted ÷ sent TCP segments, all connections, at the same moment.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub link_retrans_ratio: f64,
+    /// The link's conditions and emulator, and what its TCP connections saw (JSON object).
+    pub link: Option<LinkResult>,
+    /// What was counted around each scheduled fault, in order.
+    pub link_faults: Vec<FaultResult>,
+}
+
+/// A run's link: configured and measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkResult {
+    pub configured: crate::link::LinkRecord,
+    pub tcp: Option<crate::link::check::TcpHealth>,
+}
+
+/// One scheduled fault and what the fleet's counters did around it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultResult {
+    /// `blackhole` or `cut`.
+    pub kind: String,
+    /// Start, seconds after the first publish, as carried out.
+    pub at_s: f64,
+    /// How long it lasted, as carried out (0 for a cut).
+    pub duration_s: f64,
+    /// Why it could not be carried out; empty when it was.
+    pub error: String,
+    /// Deliveries (all clients) while the fault lasted.
+    pub delivered_during: u64,
+    /// Reconnects from the fault's start until the next fault or the end of publishing.
+    pub reconnects_after: u64,
+    /// From the fault's end to the first delivery after it (any client), ms; empty when
+    /// nothing was delivered before publishing ended. Sampled every 10 ms.
+    pub first_delivery_after_ms: Option<f64>,
+    /// When the fault ended, Unix µs (to match against the clients' silences).
+    pub ended_unix_us: u64,
+    /// Clients whose longest silence spans the fault's end (they recovered after it). Each
+    /// client keeps its one longest silence: with several faults, recovery is counted for
+    /// the one that silenced it longest.
+    pub clients_recovered: u64,
+    /// Per client, from the fault's end to its first delivery after it, ms.
+    pub recovery_p50_ms: Option<f64>,
+    pub recovery_p99_ms: Option<f64>,
+    pub recovery_max_ms: Option<f64>,
 }
 
 impl RunResult {
@@ -258,6 +311,9 @@ impl RunResult {
             target_cpu_us_per_message: f64::NAN,
             target_rss_bytes_per_connection: f64::NAN,
             clock_uncertainty_us: f64::NAN,
+            link_rtt_configured_ms: f64::NAN,
+            link_rtt_measured_ms: f64::NAN,
+            link_retrans_ratio: f64::NAN,
             ..RunResult::default()
         }
     }

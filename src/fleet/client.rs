@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{FleetOutcome, Shared};
-use crate::payload::Stamp;
+use crate::payload::{Stamp, unix_us};
 use crate::plan::WillCut;
 use crate::stats::Delivery;
 use crate::transport::{ClientSpec, Received, Transport};
@@ -48,6 +48,7 @@ pub async fn run_client<T: Transport>(
     let mut bytes = ByteWindow::Waiting;
     let mut payloads: Vec<Received> = Vec::new();
     let mut conn: Option<T> = None;
+    let mut silence = super::silence::LongestSilence::default();
 
     // One registration with the stop token for the client's life: a fresh `cancelled()` per
     // message would take the token's lock 100k times a second.
@@ -92,6 +93,9 @@ pub async fn run_client<T: Transport>(
         }
         outcome.total_exchanges += 1;
         let (count, highest) = account(&payloads, &mut delivery, &shared, index);
+        if let Some(first) = payloads.first().filter(|_| count > 0) {
+            silence.delivered(unix_us(first.at));
+        }
         payloads.clear();
         // Counters are read only where the window opens and closes: a read costs syscalls
         // (TCP_INFO, FIONREAD) that a per-message loop of 100k clients cannot afford.
@@ -128,6 +132,7 @@ pub async fn run_client<T: Transport>(
         ByteWindow::Closed { start, end } => end - start,
     };
     outcome.delivery = delivery.counts(shared.due_through());
+    outcome.silences = super::silence::Silences(silence.longest().into_iter().collect());
     outcome
 }
 

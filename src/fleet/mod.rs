@@ -2,6 +2,7 @@
 //! client loop, their outcomes summed when the run ends.
 
 mod client;
+pub mod silence;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,6 +163,9 @@ pub struct FleetOutcome {
     pub granted_qos0: u64,
     pub granted_qos1: u64,
     pub granted_qos2: u64,
+    /// Each client's longest time without a delivery (start, end; Unix µs): recovery from
+    /// faults, per client.
+    pub silences: silence::Silences,
 }
 
 impl FleetOutcome {

@@ -411,3 +411,36 @@ fn set_latency(r: &mut RunResult, histogram: &hdrhistogram::Histogram<u64>) -> a
 #[cfg(test)]
 #[path = "build_tests.rs"]
 mod tests;
+
+/// The link's columns: its configuration, what its TCP connections measured, its faults.
+pub fn link_figures(
+    result: &mut RunResult,
+    record: crate::link::LinkRecord,
+    tcp: Option<crate::link::check::TcpHealth>,
+    mut faults: Vec<crate::result::FaultResult>,
+    silences: &crate::fleet::silence::Silences,
+) {
+    for fault in faults.iter_mut().filter(|f| f.ended_unix_us > 0) {
+        let ms = silences.recoveries_ms(fault.ended_unix_us);
+        let at = |q: f64| {
+            ms.get(((q * ms.len() as f64).ceil() as usize).saturating_sub(1))
+                .copied()
+        };
+        fault.clients_recovered = ms.len() as u64;
+        fault.recovery_p50_ms = at(0.5);
+        fault.recovery_p99_ms = at(0.99);
+        fault.recovery_max_ms = ms.last().copied();
+    }
+    let c = &record.conditions;
+    result.link_profile = c.profile.clone().unwrap_or_else(|| "custom".to_string());
+    result.link_rtt_configured_ms = (c.up.delay + c.down.delay).as_secs_f64() * 1e3;
+    if let Some(tcp) = &tcp {
+        result.link_rtt_measured_ms = tcp.rtt_p50_ms.unwrap_or(f64::NAN);
+        result.link_retrans_ratio = tcp.retrans_ratio().unwrap_or(f64::NAN);
+    }
+    result.link = Some(crate::result::LinkResult {
+        configured: record,
+        tcp,
+    });
+    result.link_faults = faults;
+}

@@ -5,6 +5,7 @@
 
 pub mod build;
 mod coordination;
+mod faults;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{FleetSpec, MeasuredSeqs, Running};
 use crate::last_will::{self, Watchers};
+use crate::link::Link;
 use crate::observe::{Observer, Phase};
 use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::sys;
-use crate::targets::{Launch, RunningTarget};
+use crate::targets::{Endpoint, Launch, Placement, RunningTarget};
 use build::{Cost, CostMeter, Measured, Stimulus};
 pub use coordination::{Alone, Coordination, Share};
 
@@ -46,14 +48,19 @@ pub async fn run_transport(
     observer: &dyn Observer,
 ) -> anyhow::Result<RunResult> {
     let m = measure(plan, transport, options, observer, &mut Alone).await?;
-    build::build_result(
+    let mut result = build::build_result(
         plan,
         transport,
         m.target,
         m.started_at,
         &m.measured,
         &m.cost,
-    )
+    )?;
+    if let Some(link) = m.link {
+        let silences = &m.measured.fleet.outcome.silences;
+        build::link_figures(&mut result, link.record, link.tcp, link.faults, silences);
+    }
+    Ok(result)
 }
 
 /// What one part of a run counted, before it becomes a `RunResult`.
@@ -62,6 +69,15 @@ pub struct Measurement {
     pub cost: Cost,
     pub target: String,
     pub started_at: String,
+    /// The link the run had (`[network]`), and what happened on it.
+    pub link: Option<LinkFigures>,
+}
+
+/// A link's conditions, its connections' TCP health and its faults, for the result.
+pub struct LinkFigures {
+    pub record: crate::link::LinkRecord,
+    pub tcp: Option<crate::link::check::TcpHealth>,
+    pub faults: Vec<crate::result::FaultResult>,
 }
 
 /// Runs this process's part of one transport run (`Alone`: all of it) and returns what it
@@ -79,10 +95,24 @@ pub async fn measure(
     let shards = plan
         .clients
         .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_process).max(1));
-    let mut target =
-        RunningTarget::start(&plan.target, transport, &options.launch, shards as usize)
-            .await
-            .with_context(|| format!("starting the target for {label}"))?;
+    // Declared before the target, so that it outlives it (locals drop in reverse).
+    let link = match &plan.network {
+        Some(network) => Some(Link::up(&network.conditions).context("setting up the link")?),
+        None => None,
+    };
+    let placement = link.as_ref().map(|l| Placement {
+        netns: l.target_ns(),
+        backstage: l.backstage_ip(),
+    });
+    let mut target = RunningTarget::start_placed(
+        &plan.target,
+        transport,
+        &options.launch,
+        shards as usize,
+        placement.as_ref(),
+    )
+    .await
+    .with_context(|| format!("starting the target for {label}"))?;
     // Cancelled by an interrupt, or when the stimulus phase is over: it ends the publisher's
     // connections and everything else that only lives for this run's publishing.
     let phases = options.interrupt.child_token();
@@ -110,7 +140,7 @@ pub async fn measure(
     let ramp_start = Instant::now();
     let spec = FleetSpec {
         transport: transport.clone(),
-        endpoints: target.endpoints.iter().map(|e| (**e).clone()).collect(),
+        endpoints: fleet_endpoints(&target, link.as_ref()),
         first: share.first,
         clients: share.clients,
         channels: plan.channels,
@@ -135,10 +165,19 @@ pub async fn measure(
     let connect_s = ramp_start.elapsed().as_secs_f64();
     coordination.ramped(fleet.counts().connected).await?;
 
+    let (mut link_faults, mut tcp_health) = (Vec::new(), None);
     let (stimulus, due_through) = match (will, watchers) {
         (Some((mqtt, will)), Some(watchers)) => {
             let wills = last_will::cut_and_watch(
-                plan, &label, mqtt, will, watchers, &fleet, interrupt, observer,
+                plan,
+                &label,
+                mqtt,
+                will,
+                watchers,
+                &fleet,
+                interrupt,
+                observer,
+                link.as_ref(),
             )
             .await;
             (Stimulus::Wills(wills), seqs.last)
@@ -161,10 +200,23 @@ pub async fn measure(
                 },
                 text: matches!(transport, TransportPlan::Sse { .. }),
             };
-            let published = publish(
-                plan, &label, &target, &schedule, &fleet, interrupt, observer,
-            )
-            .await;
+            let faults_stop = interrupt.child_token();
+            let publishing = async {
+                let published = publish(
+                    plan, &label, &target, &schedule, &fleet, interrupt, observer,
+                )
+                .await;
+                faults_stop.cancel();
+                published
+            };
+            let scheduled = plan.network.as_ref().map_or(&[][..], |n| &n.faults[..]);
+            let (published, fault_results) = tokio::join!(
+                publishing,
+                faults::run(link.as_ref(), scheduled, &fleet, &faults_stop)
+            );
+            link_faults = fault_results;
+            // While the connections are still open: what their kernel saw of the link.
+            tcp_health = link.as_ref().and_then(|l| l.tcp_health().ok());
             drain(plan, share.clients, &label, &fleet, interrupt, observer).await;
             // An interrupted run expects only what was due before it stopped publishing.
             let due = if options.interrupt.is_cancelled() {
@@ -207,7 +259,32 @@ pub async fn measure(
         cost,
         target: target_label,
         started_at,
+        link: link.map(|link| LinkFigures {
+            record: link.record(),
+            tcp: tcp_health,
+            faults: link_faults,
+        }),
     })
+}
+
+/// The endpoints as the fleet reaches them: through the link's addresses when there is one
+/// (spread over them, shard by shard), else the target's own.
+fn fleet_endpoints(target: &RunningTarget, link: Option<&Link>) -> Vec<Endpoint> {
+    target
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(k, e)| match link {
+            Some(link) => {
+                let addr = link.through_link(k, e.addr);
+                Endpoint {
+                    addr,
+                    authority: addr.to_string(),
+                }
+            }
+            None => (**e).clone(),
+        })
+        .collect()
 }
 
 /// Waits until every client is connected, the run stops, or connecting stalls: no new

@@ -49,6 +49,12 @@ pub fn describe(plan: &Plan) -> String {
         ),
         format!("  target:     {}", describe_target(&plan.target)),
     ];
+    if let Some(network) = &plan.network {
+        lines.push(format!(
+            "  network:    {}",
+            super::network::describe(network)
+        ));
+    }
     if let Some(rate) = plan.project_rate_per_s {
         lines.push(format!(
             "  projected:  rate-scaled run; bandwidth also projected to {}/s per client",

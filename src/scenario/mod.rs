@@ -9,6 +9,7 @@
 //! toml spans into positioned errors, and `describe` summarises a plan for `pushbench validate`.
 
 mod describe;
+mod network;
 mod source;
 mod transports;
 
@@ -80,6 +81,8 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "transports",
     "thresholds",
     "scale",
+    "network",
+    "faults",
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
 const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
@@ -143,6 +146,10 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
     let scale = scale(&root)?;
     let transports = transports::parse(&root, channels)?;
     let thresholds = thresholds(&root, &transports)?;
+    let network = network::parse(&root, warmup + duration)?;
+    if network.is_none() {
+        blackhole_needs_a_link(&root, &transports)?;
+    }
     Ok(Plan {
         name,
         description,
@@ -159,6 +166,30 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         thresholds,
         project_rate_per_s,
         scale,
+        network,
+    })
+}
+
+/// A Last Will run cut by a blackhole needs the link the blackhole happens on.
+fn blackhole_needs_a_link(root: &Section, transports: &[TransportPlan]) -> Result<()> {
+    let Some(i) = transports
+        .iter()
+        .position(|t| t.will_cut() == Some(crate::plan::WillCut::Blackhole))
+    else {
+        return Ok(());
+    };
+    let cut = root
+        .get("transports")
+        .and_then(|list| match list.value.get_ref() {
+            toml::de::DeValue::Array(a) => a.get(i).map(|v| list.element(i, v)),
+            _ => None,
+        })
+        .and_then(|t| t.table().ok()?.get("last_will")?.table().ok()?.get("cut"));
+    let message = "cut = \"blackhole\" silences the clients on the link: add a [network] table \
+                   (an empty one is a link with no delay, loss or rate limit)";
+    Err(match cut {
+        Some(item) => item.error(message),
+        None => root.src.error(&root.span, "transports", message),
     })
 }
 

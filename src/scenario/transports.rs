@@ -271,7 +271,11 @@ fn last_will(item: &Item) -> Result<LastWillPlan> {
     let cut = match section.get("cut") {
         Some(cut) => cut.choice(
             "cut",
-            &[("close", WillCut::Close), ("silence", WillCut::Silence)],
+            &[
+                ("close", WillCut::Close),
+                ("silence", WillCut::Silence),
+                ("blackhole", WillCut::Blackhole),
+            ],
         )?,
         None => WillCut::Silence,
     };

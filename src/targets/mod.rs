@@ -56,6 +56,15 @@ pub enum Launch {
     InProcess,
 }
 
+/// Where an embedded target runs when the run has a link (`[network]`): inside namespace
+/// `netns`, listening on every address there; its endpoints name the `backstage` address,
+/// which bypasses the link (the fleet's addresses through the link are the runner's).
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub netns: String,
+    pub backstage: Ipv4Addr,
+}
+
 /// A target ready for one transport run.
 pub struct RunningTarget {
     /// One per server (shard): each holds its share of the clients and gets every message.
@@ -110,12 +119,30 @@ impl RunningTarget {
         launch: &Launch,
         shards: usize,
     ) -> anyhow::Result<Self> {
+        Self::start_placed(target, transport, launch, shards, None).await
+    }
+
+    /// As `start`, with an embedded target placed in a link's namespace.
+    pub async fn start_placed(
+        target: &TargetPlan,
+        transport: &TransportPlan,
+        launch: &Launch,
+        shards: usize,
+        placement: Option<&Placement>,
+    ) -> anyhow::Result<Self> {
         let TargetPlan::External {
             urls, processes, ..
         } = target
         else {
-            return Self::start_embedded(transport, launch, shards.max(1)).await;
+            return Self::start_embedded(transport, launch, shards.max(1), placement).await;
         };
+        if placement.is_some() {
+            bail!(
+                "[network] places the embedded target in a namespace of its own; for an \
+                 external server, hold a link with `pushbench link up`, start the server in \
+                 the namespace it names, and point target.urls at the address it prints"
+            );
+        }
         let scheme = scheme_for(transport);
         let mut endpoints = Vec::new();
         for url in urls.iter().filter(|u| u.starts_with(scheme)) {
@@ -143,12 +170,17 @@ impl RunningTarget {
         transport: &TransportPlan,
         launch: &Launch,
         shards: usize,
+        placement: Option<&Placement>,
     ) -> anyhow::Result<Self> {
         let config = hub_config_for(transport);
         let broker = matches!(transport, TransportPlan::Mqtt(_));
         let pick = |b: BrokerAddrs| broker_listener(transport, b);
         let mut addrs = Vec::new();
         let server = match launch {
+            Launch::InProcess if placement.is_some() => bail!(
+                "a [network] run starts its target as a `pushbench serve` process inside the \
+                 link's namespace: run it with the pushbench binary, not in-process"
+            ),
             Launch::InProcess => {
                 let mut hubs = Vec::new();
                 for k in 0..shards {
@@ -167,7 +199,9 @@ impl RunningTarget {
             Launch::ChildProcess { exe } => {
                 let mut children = Vec::new();
                 for k in 0..shards {
-                    let mut child = spawn_serve(exe, &config, shard_ip(k), broker, shards > 1)?;
+                    let netns = placement.map(|p| p.netns.as_str());
+                    let ip = placement.map_or(shard_ip(k), |_| Ipv4Addr::UNSPECIFIED);
+                    let mut child = spawn_serve(exe, &config, ip, broker, shards > 1, netns)?;
                     let mut lines = ready_lines(&mut child)?;
                     let hub_line = read_ready(&mut lines, READY_PREFIX).await?;
                     let addr = if broker {
@@ -178,6 +212,10 @@ impl RunningTarget {
                         hub_line.parse().with_context(|| {
                             format!("parsing the hub's address from {hub_line:?}")
                         })?
+                    };
+                    let addr: SocketAddr = match placement {
+                        Some(p) => (p.backstage, addr.port()).into(),
+                        None => addr,
                     };
                     addrs.push(addr);
                     children.push(child);
@@ -292,8 +330,18 @@ fn spawn_serve(
     ip: Ipv4Addr,
     with_broker: bool,
     single_thread: bool,
+    netns: Option<&str>,
 ) -> anyhow::Result<Child> {
-    let mut command = Command::new(exe);
+    // `ip netns exec` joins the namespace and then execs the command: the child's pid is
+    // the server's, for its cost.
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     command
         .args([
             "serve",

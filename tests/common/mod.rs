@@ -32,6 +32,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         thresholds: Vec::new(),
         project_rate_per_s: None,
         scale: Default::default(),
+        network: None,
     }
 }
 

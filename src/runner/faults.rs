@@ -1,0 +1,119 @@
+//! Scheduled faults (`[[faults]]`), carried out on the run's link while the publisher runs,
+//! and what the fleet's live counters did around each: deliveries during it, reconnects
+//! after it, and how soon after its end the first message arrived.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet::Running;
+use crate::link::Link;
+use crate::plan::{FaultKind, FaultPlan};
+use crate::result::FaultResult;
+
+/// How often the counters are looked at while waiting for the first delivery after a fault.
+const SAMPLE: Duration = Duration::from_millis(10);
+
+/// Carries out `faults` (sorted by time, counted from now: the first publish) until `stop`,
+/// which ends when publishing does. A fault not reached by then is reported as such.
+pub async fn run(
+    link: Option<&Link>,
+    faults: &[FaultPlan],
+    fleet: &Running,
+    stop: &CancellationToken,
+) -> Vec<FaultResult> {
+    let (Some(link), false) = (link, faults.is_empty()) else {
+        return Vec::new();
+    };
+    let start = Instant::now();
+    let mut results: Vec<FaultResult> = Vec::new();
+    let mut reconnects_at_start = 0;
+    for (i, fault) in faults.iter().enumerate() {
+        let stopped = sleep_or_stop(start + fault.at, stop).await;
+        if let Some(last) = results.last_mut() {
+            last.reconnects_after = fleet.counts().reconnects - reconnects_at_start;
+        }
+        if stopped {
+            results.extend(faults[i..].iter().map(|f| FaultResult {
+                kind: f.kind.name().to_string(),
+                at_s: f.at.as_secs_f64(),
+                error: "not carried out: publishing ended first".to_string(),
+                ..FaultResult::default()
+            }));
+            return results;
+        }
+        let before = fleet.counts();
+        reconnects_at_start = before.reconnects;
+        let began = Instant::now();
+        let error = match carry_out(link, fault.kind, stop).await {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        let ended = Instant::now();
+        let ended_unix_us = crate::payload::unix_us(std::time::SystemTime::now());
+        let after = fleet.counts().delivered;
+        let next = faults.get(i + 1).map(|f| start + f.at);
+        results.push(FaultResult {
+            kind: fault.kind.name().to_string(),
+            at_s: (began - start).as_secs_f64(),
+            duration_s: (ended - began).as_secs_f64(),
+            error,
+            delivered_during: after - before.delivered,
+            reconnects_after: 0,
+            first_delivery_after_ms: first_delivery(fleet, after, ended, next, stop).await,
+            ended_unix_us,
+            ..FaultResult::default()
+        });
+    }
+    stop.cancelled().await;
+    if let Some(last) = results.last_mut() {
+        last.reconnects_after = fleet.counts().reconnects - reconnects_at_start;
+    }
+    results
+}
+
+/// Sleeps until `at`; true if `stop` came first.
+async fn sleep_or_stop(at: Instant, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep_until(at) => false,
+    }
+}
+
+/// Applies the fault and, for a blackhole, lifts it after its duration (or at once when the
+/// run stops: a blackhole never outlives publishing).
+async fn carry_out(
+    link: &Link,
+    kind: FaultKind,
+    stop: &CancellationToken,
+) -> Result<(), crate::link::LinkError> {
+    match kind {
+        FaultKind::Cut => link.cut(),
+        FaultKind::Blackhole { duration } => {
+            link.blackhole(true)?;
+            sleep_or_stop(Instant::now() + duration, stop).await;
+            link.blackhole(false)
+        }
+    }
+}
+
+/// Milliseconds from `ended` until the fleet's delivered count first rises above `base`;
+/// `None` if it does not before the next fault or the end of publishing.
+async fn first_delivery(
+    fleet: &Running,
+    base: u64,
+    ended: Instant,
+    next: Option<Instant>,
+    stop: &CancellationToken,
+) -> Option<f64> {
+    loop {
+        if fleet.counts().delivered > base {
+            return Some(ended.elapsed().as_secs_f64() * 1e3);
+        }
+        let wake = Instant::now() + SAMPLE;
+        if next.is_some_and(|n| wake >= n) || sleep_or_stop(wake, stop).await {
+            return None;
+        }
+    }
+}
