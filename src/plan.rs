@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::Adapter;
 use crate::profile::HeaderProfile;
 use crate::thresholds::Threshold;
 
@@ -40,6 +41,9 @@ pub struct Plan {
     /// (`messages.project_to`), when the machine cannot hold that rate for all clients.
     pub project_rate_per_s: Option<f64>,
     pub scale: ScalePlan,
+    /// How pushbench speaks to the target (`[target]`'s preset and overrides); the hub's
+    /// own layout for an embedded target.
+    pub adapter: Adapter,
 }
 
 /// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.

@@ -48,6 +48,8 @@ pub async fn run_client<T: Transport>(
     let mut bytes = ByteWindow::Waiting;
     let mut payloads: Vec<Received> = Vec::new();
     let mut conn: Option<T> = None;
+    // What the server sent that carried no payload, for a client that gets nothing else.
+    let mut unrecognised: Option<String> = None;
 
     // One registration with the stop token for the client's life: a fresh `cancelled()` per
     // message would take the token's lock 100k times a second.
@@ -84,7 +86,11 @@ pub async fn run_client<T: Transport>(
             }
             step = transport.next(&mut payloads) => step,
         };
-        if step.is_err() {
+        if unrecognised.is_none() {
+            unrecognised = transport.unrecognised();
+        }
+        if let Err(e) = step {
+            shared.note_error(&e);
             earlier += transport.wire();
             conn = None;
             shared.disconnects.fetch_add(1, Ordering::Relaxed);
@@ -128,6 +134,13 @@ pub async fn run_client<T: Transport>(
         ByteWindow::Closed { start, end } => end - start,
     };
     outcome.delivery = delivery.counts(shared.due_through());
+    if outcome.delivery.delivered == 0
+        && let Some(message) = unrecognised
+    {
+        shared.note_error(&anyhow::anyhow!(
+            "the server sent messages without a pushbench payload, the first: {message}"
+        ));
+    }
     outcome
 }
 
@@ -225,6 +238,7 @@ mod tests {
             index: 0,
             client_id: client_id.into(),
             last_event_id: Default::default(),
+            adapter: Default::default(),
         }
     }
 

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapter::Adapter;
 use crate::plan::TransportPlan;
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::targets::Endpoint;
@@ -197,6 +198,7 @@ pub struct FleetSpec {
     pub seqs: MeasuredSeqs,
     /// Distinguishes this run's client ids from an earlier run's on the same broker.
     pub run_id: u32,
+    pub adapter: Adapter,
 }
 
 /// The running clients of one fleet.
@@ -209,6 +211,7 @@ impl Fleet {
     /// Starts the spec's clients at its connect rate.
     pub fn start(spec: &FleetSpec, shared: Arc<Shared>) -> Fleet {
         let plan = Arc::new(spec.transport.clone());
+        let adapter = Arc::new(spec.adapter.clone());
         let endpoints: Vec<Arc<Endpoint>> = spec.endpoints.iter().cloned().map(Arc::new).collect();
         let pace = Duration::from_secs_f64(1.0 / spec.connect_rate_per_s);
         let (first, clients, channels, run_id) =
@@ -229,6 +232,7 @@ impl Fleet {
                     index: i,
                     client_id: format!("pb-{run_id:08x}-{i}"),
                     last_event_id: LastEventId::default(),
+                    adapter: Arc::clone(&adapter),
                 };
                 spawn_client(&mut tasks, spec, Arc::clone(&shared), i);
             }

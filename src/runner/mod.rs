@@ -86,6 +86,7 @@ pub async fn run_transport(
         connect_rate_per_s: plan.connect_rate_per_s,
         seqs,
         run_id: rand::random(),
+        adapter: plan.adapter.clone(),
     };
     let exe = match &options.launch {
         Launch::ChildProcess { exe } => Some(exe.as_path()),
@@ -119,7 +120,9 @@ pub async fn run_transport(
                     TransportPlan::Mqtt(m) => Some(m.clone()),
                     _ => None,
                 },
-                text: matches!(transport, TransportPlan::Sse { .. }),
+                text: matches!(transport, TransportPlan::Sse { .. })
+                    || plan.adapter.encoding == crate::adapter::PayloadEncoding::Text,
+                adapter: std::sync::Arc::new(plan.adapter.clone()),
             };
             let published = publish(
                 plan, &label, &target, &schedule, &fleet, interrupt, observer,

@@ -32,6 +32,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         thresholds: Vec::new(),
         project_rate_per_s: None,
         scale: Default::default(),
+        adapter: Default::default(),
     }
 }
 
@@ -218,6 +219,7 @@ pub async fn hub_poller(
         index: 0,
         client_id: "poller".into(),
         last_event_id: Default::default(),
+        adapter: Default::default(),
     };
     let poller = pushbench::transport::HttpPoll::connect(&spec)
         .await
