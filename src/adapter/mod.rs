@@ -151,6 +151,23 @@ impl Placement {
 }
 
 impl Adapter {
+    /// One line for `pushbench validate`: the preset, how payloads travel, how they get in
+    /// (header values are left out: they may hold secrets).
+    pub fn summary(&self) -> String {
+        let stamps = match self.encoding {
+            PayloadEncoding::Binary => "binary",
+            PayloadEncoding::Text => "text",
+        };
+        let publish = match &self.publish {
+            Publish::Http(p) => format!("HTTP {} {}", p.method, p.url),
+            Publish::WebSocket(p) => format!("a WebSocket frame on {}", p.url),
+        };
+        format!(
+            "preset {:?}, {stamps} payload stamps, published by {publish}",
+            self.preset
+        )
+    }
+
     /// The subscribe headers, rendered.
     pub fn subscribe_headers(&self, vars: &Vars) -> Vec<(String, String)> {
         render_headers(&self.subscribe.headers, vars)

@@ -154,6 +154,19 @@ impl Template {
     }
 }
 
+impl std::fmt::Display for Template {
+    /// The template as written, placeholders included (`${…}` already resolved).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(text) => f.write_str(text)?,
+                Piece::Slot(p) => write!(f, "{{{}}}", p.name())?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The name at the start of `text` up to a closing brace, and the length with the brace.
 fn name_before_brace(text: &str, valid: impl Fn(char) -> bool) -> Option<(&str, usize)> {
     let end = text.find('}')?;

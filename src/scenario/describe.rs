@@ -49,6 +49,9 @@ pub fn describe(plan: &Plan) -> String {
         ),
         format!("  target:     {}", describe_target(&plan.target)),
     ];
+    if plan.target != TargetPlan::Embedded {
+        lines.push(format!("  adapter:    {}", plan.adapter.summary()));
+    }
     if let Some(rate) = plan.project_rate_per_s {
         lines.push(format!(
             "  projected:  rate-scaled run; bandwidth also projected to {}/s per client",
