@@ -134,6 +134,8 @@ pub async fn run_client<T: Transport>(
         ByteWindow::Closed { start, end } => end - start,
     };
     outcome.delivery = delivery.counts(shared.due_through());
+    // A client waiting for a payload is stopped inside its exchange: ask its connection.
+    let unrecognised = unrecognised.or_else(|| conn.as_ref().and_then(T::unrecognised));
     if outcome.delivery.delivered == 0
         && let Some(message) = unrecognised
     {

@@ -41,8 +41,11 @@ const PUBLISH_BODY: &[Placeholder] = &[
     Placeholder::Payload,
 ];
 
-/// The adapter of an external target; `None` when `[target]` names none of its fields.
-pub(super) fn parse(target: &Section) -> Result<Adapter> {
+/// Resolves `${NAME}`: the process environment, or a test's.
+pub(super) type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
+
+/// The adapter of an external target: its preset with the tables' overrides.
+pub(super) fn parse(target: &Section, env: Env) -> Result<Adapter> {
     let mut adapter = match target.get("preset") {
         Some(item) => {
             let name = item.string("a preset name")?;
@@ -56,7 +59,7 @@ pub(super) fn parse(target: &Section) -> Result<Adapter> {
         None => Adapter::default(),
     };
     if let Some(item) = target.get("subscribe") {
-        subscribe(&item.table()?, &mut adapter)?;
+        subscribe(&item.table()?, &mut adapter, env)?;
     }
     let mut encoding_given = None;
     if let Some(item) = target.get("envelope") {
@@ -75,7 +78,7 @@ pub(super) fn parse(target: &Section) -> Result<Adapter> {
         }
     }
     if let Some(item) = target.get("publish") {
-        publish(&item.table()?, &mut adapter)?;
+        publish(&item.table()?, &mut adapter, env)?;
     }
     let placement = match &adapter.publish {
         Publish::Http(p) => p.payload,
@@ -96,7 +99,7 @@ pub(super) fn parse(target: &Section) -> Result<Adapter> {
     Ok(adapter)
 }
 
-fn subscribe(section: &Section, adapter: &mut Adapter) -> Result<()> {
+fn subscribe(section: &Section, adapter: &mut Adapter, env: Env) -> Result<()> {
     section.reject_unknown(SUBSCRIBE_FIELDS)?;
     let s = &mut adapter.subscribe;
     for (key, slot) in [
@@ -106,17 +109,17 @@ fn subscribe(section: &Section, adapter: &mut Adapter) -> Result<()> {
         ("websocket", &mut s.websocket),
     ] {
         if let Some(item) = section.get(key) {
-            *slot = path(&item, SUBSCRIBER)?;
+            *slot = path(&item, SUBSCRIBER, env)?;
         }
     }
     if let Some(item) = section.get("headers") {
-        s.headers = headers(&item, SUBSCRIBER)?;
+        s.headers = headers(&item, SUBSCRIBER, env)?;
     }
     if let Some(item) = section.get("subprotocols") {
         s.subprotocols = strings(&item, "a subprotocol name such as \"mqtt\"")?;
     }
     if let Some(item) = section.get("frames") {
-        s.frames = frames(&item, SUBSCRIBER)?;
+        s.frames = frames(&item, SUBSCRIBER, env)?;
     }
     if let Some(item) = section.get("ready") {
         s.ready = Some(non_empty(
@@ -130,7 +133,7 @@ fn subscribe(section: &Section, adapter: &mut Adapter) -> Result<()> {
     Ok(())
 }
 
-fn publish(section: &Section, adapter: &mut Adapter) -> Result<()> {
+fn publish(section: &Section, adapter: &mut Adapter, env: Env) -> Result<()> {
     section.reject_unknown(PUBLISH_FIELDS)?;
     if let Some(item) = section.get("kind") {
         let http = item.choice("publish kind", &[("http", true), ("websocket", false)])?;
@@ -146,7 +149,7 @@ fn publish(section: &Section, adapter: &mut Adapter) -> Result<()> {
                     url: Template::literal("/"),
                     frames: Vec::new(),
                     message: Frame {
-                        template: Template::parse("{payload}", PUBLISH_BODY, &env)
+                        template: Template::parse("{payload}", PUBLISH_BODY, env)
                             .unwrap_or_default(),
                         binary: true,
                     },
@@ -160,12 +163,17 @@ fn publish(section: &Section, adapter: &mut Adapter) -> Result<()> {
         .map(|item| item.choice("payload placement", &Placement::NAMES))
         .transpose()?;
     match &mut adapter.publish {
-        Publish::Http(p) => http_publish(section, p, payload),
-        Publish::WebSocket(p) => websocket_publish(section, p, payload),
+        Publish::Http(p) => http_publish(section, p, payload, env),
+        Publish::WebSocket(p) => websocket_publish(section, p, payload, env),
     }
 }
 
-fn http_publish(section: &Section, p: &mut HttpPublish, payload: Option<Placement>) -> Result<()> {
+fn http_publish(
+    section: &Section,
+    p: &mut HttpPublish,
+    payload: Option<Placement>,
+    env: Env,
+) -> Result<()> {
     only_for(section, &["frames", "message"], "kind = \"websocket\"")?;
     if let Some(item) = section.get("method") {
         let method = item.string("an HTTP method such as \"POST\"")?;
@@ -177,13 +185,13 @@ fn http_publish(section: &Section, p: &mut HttpPublish, payload: Option<Placemen
         p.method = method.to_string();
     }
     if let Some(item) = section.get("url") {
-        p.url = path(&item, PUBLISH_TARGET)?;
+        p.url = path(&item, PUBLISH_TARGET, env)?;
     }
     if let Some(item) = section.get("headers") {
-        p.headers = headers(&item, PUBLISH_TARGET)?;
+        p.headers = headers(&item, PUBLISH_TARGET, env)?;
     }
     if let Some(item) = section.get("body") {
-        p.body = template(&item, PUBLISH_BODY)?;
+        p.body = template(&item, PUBLISH_BODY, env)?;
     }
     if let Some(placement) = payload {
         p.payload = placement;
@@ -195,16 +203,17 @@ fn websocket_publish(
     section: &Section,
     p: &mut WebSocketPublish,
     payload: Option<Placement>,
+    env: Env,
 ) -> Result<()> {
     only_for(section, &["method", "headers", "body"], "kind = \"http\"")?;
     if let Some(item) = section.get("url") {
-        p.url = path(&item, PUBLISH_TARGET)?;
+        p.url = path(&item, PUBLISH_TARGET, env)?;
     }
     if let Some(item) = section.get("frames") {
-        p.frames = frames(&item, PUBLISH_TARGET)?;
+        p.frames = frames(&item, PUBLISH_TARGET, env)?;
     }
     if let Some(item) = section.get("message") {
-        p.message = frame(&item, PUBLISH_BODY)?;
+        p.message = frame(&item, PUBLISH_BODY, env)?;
     }
     if let Some(placement) = payload {
         p.payload = placement;
@@ -223,17 +232,13 @@ fn only_for(section: &Section, keys: &[&str], kind: &str) -> Result<()> {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-fn template(item: &Item, allowed: &[Placeholder]) -> Result<Template> {
+fn template(item: &Item, allowed: &[Placeholder], env: Env) -> Result<Template> {
     let text = item.string("a template such as \"/sub/{channel}\"")?;
-    Template::parse(text, allowed, &env).map_err(|e| item.error(e.to_string()))
+    Template::parse(text, allowed, env).map_err(|e| item.error(e.to_string()))
 }
 
 /// A request target: a path starting with `/`, or an absolute `http://` / `ws://` URL.
-fn path(item: &Item, allowed: &[Placeholder]) -> Result<Template> {
+fn path(item: &Item, allowed: &[Placeholder], env: Env) -> Result<Template> {
     let text = item.string("a path such as \"/sub/{channel}\"")?;
     if !["/", "http://", "ws://"]
         .iter()
@@ -244,10 +249,10 @@ fn path(item: &Item, allowed: &[Placeholder]) -> Result<Template> {
              or an absolute http:// URL"
         )));
     }
-    template(item, allowed)
+    template(item, allowed, env)
 }
 
-fn headers(item: &Item, allowed: &[Placeholder]) -> Result<Vec<(String, Template)>> {
+fn headers(item: &Item, allowed: &[Placeholder], env: Env) -> Result<Vec<(String, Template)>> {
     item.table()?
         .items()
         .iter()
@@ -263,7 +268,7 @@ fn headers(item: &Item, allowed: &[Placeholder]) -> Result<Vec<(String, Template
                     entry.key
                 )));
             }
-            Ok((entry.key.to_string(), template(entry, allowed)?))
+            Ok((entry.key.to_string(), template(entry, allowed, env)?))
         })
         .collect()
 }
@@ -284,19 +289,19 @@ fn non_empty(item: &Item, expected: &str) -> Result<String> {
     Ok(text.to_string())
 }
 
-fn frames(item: &Item, allowed: &[Placeholder]) -> Result<Vec<Frame>> {
+fn frames(item: &Item, allowed: &[Placeholder], env: Env) -> Result<Vec<Frame>> {
     let list = item.array("an array of frames, each a string or { binary = \"…\" }")?;
     list.iter()
         .enumerate()
-        .map(|(i, value)| frame(&item.element(i, value), allowed))
+        .map(|(i, value)| frame(&item.element(i, value), allowed, env))
         .collect()
 }
 
 /// A frame: a string (a text frame), `{ text = "…" }` or `{ binary = "…" }`.
-fn frame(item: &Item, allowed: &[Placeholder]) -> Result<Frame> {
+fn frame(item: &Item, allowed: &[Placeholder], env: Env) -> Result<Frame> {
     if item.value.get_ref().as_str().is_some() {
         return Ok(Frame {
-            template: template(item, allowed)?,
+            template: template(item, allowed, env)?,
             binary: false,
         });
     }
@@ -304,11 +309,11 @@ fn frame(item: &Item, allowed: &[Placeholder]) -> Result<Frame> {
     table.reject_unknown(FRAME_FIELDS)?;
     match (table.get("text"), table.get("binary")) {
         (Some(text), None) => Ok(Frame {
-            template: template(&text, allowed)?,
+            template: template(&text, allowed, env)?,
             binary: false,
         }),
         (None, Some(binary)) => Ok(Frame {
-            template: template(&binary, allowed)?,
+            template: template(&binary, allowed, env)?,
             binary: true,
         }),
         (Some(_), Some(second)) => Err(second.key_error("a frame is `text` or `binary`, not both")),

@@ -114,7 +114,18 @@ pub fn load(path: &Path) -> std::result::Result<Plan, ScenarioError> {
 }
 
 /// Validates scenario `source`; `path` names the file in errors and gives the default name.
+/// `${NAME}` in adapter templates reads the process environment.
 pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioError> {
+    parse_with_env(source, path, &|name| std::env::var(name).ok())
+}
+
+/// `parse` with `${NAME}` resolved by `env` instead of the process environment, so that a
+/// caller (a test, an embedding tool) need not change the environment of every thread.
+pub fn parse_with_env(
+    source: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Plan, ScenarioError> {
     let src = Source { text: source, path };
     let doc = DeTable::parse(source).map_err(|e| src.syntax_error(&e))?;
     let root = Section {
@@ -155,7 +166,7 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
     let scale = scale(&root)?;
     let transports = transports::parse(&root, channels)?;
     let thresholds = thresholds(&root, &transports)?;
-    let adapter = target_adapter(&root)?;
+    let adapter = target_adapter(&root, env)?;
     text_stamp_fits(&root, &adapter, payload_bytes)?;
     Ok(Plan {
         name,
@@ -346,7 +357,7 @@ fn target(root: &Section) -> Result<TargetPlan> {
 
 /// The adapter `[target]` describes (the hub's own layout for an embedded target, which
 /// takes none).
-fn target_adapter(root: &Section) -> Result<crate::adapter::Adapter> {
+fn target_adapter(root: &Section, env: adapter::Env) -> Result<crate::adapter::Adapter> {
     let Some(section) = root.get("target").map(|t| t.table()).transpose()? else {
         return Ok(Default::default());
     };
@@ -360,7 +371,7 @@ fn target_adapter(root: &Section) -> Result<crate::adapter::Adapter> {
             item.key
         )));
     }
-    adapter::parse(&section)
+    adapter::parse(&section, env)
 }
 
 /// A text stamp found inside an envelope needs its mark: `TEXT_HEADER_BYTES` of payload.

@@ -124,19 +124,30 @@ impl WebSocket {
         Ok(())
     }
 
-    /// Reads frames until one contains `ready`; what came before is setup.
+    /// Reads frames until one contains `ready`; what came before is setup. An error quotes
+    /// the first frame the server sent instead.
     async fn await_ready(&mut self, ready: &[u8]) -> anyhow::Result<()> {
         let mut first = None;
+        let result = self.frames_until(ready, &mut first).await;
+        result.with_context(|| {
+            let first = first.unwrap_or_else(|| "none".to_string());
+            format!("waiting for the subscription to hold (the server's first frame: {first})")
+        })
+    }
+
+    async fn frames_until(
+        &mut self,
+        ready: &[u8],
+        first: &mut Option<String>,
+    ) -> anyhow::Result<()> {
         loop {
             let data = match self.stream.next().await {
                 Some(Ok(Message::Binary(data))) => data,
                 Some(Ok(Message::Text(text))) => Bytes::from(text.as_str().to_owned()),
+                Some(Ok(Message::Close(frame))) => bail!("server closed the WebSocket: {frame:?}"),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e).context("reading WebSocket"),
-                None => bail!(
-                    "WebSocket ended before the subscription held; the first frame: {}",
-                    first.unwrap_or_else(|| "none".to_string())
-                ),
+                None => bail!("WebSocket ended"),
             };
             if data.windows(ready.len()).any(|w| w == ready) {
                 return Ok(());
