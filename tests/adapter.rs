@@ -47,6 +47,8 @@ async fn json_server() -> SocketAddr {
 async fn serve(tcp: TcpStream, subscribers: Subscribers) {
     let authorized = Arc::new(Mutex::new(false));
     let seen = Arc::clone(&authorized);
+    // The signature is tungstenite's handshake callback's.
+    #[allow(clippy::result_large_err)]
     let check = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let bearer = format!("Bearer {TOKEN}");
         *seen.lock().unwrap() = request
