@@ -465,6 +465,15 @@ async fn post(
         .await
         .context("publishing")?;
     let status = response.status();
+    // A server that closes after each publish (Pushpin's API answers `Connection: close`)
+    // gets a new connection for the next one instead of a failed send.
+    if response
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+    {
+        *conn = None;
+    }
     let answer = response
         .into_body()
         .collect()
