@@ -144,3 +144,21 @@ async fn a_long_poll_through_pushpin_costs_exactly_its_two_heads() {
     assert_eq!(r.overhead_bytes_per_message, heads, "{r:?}");
     assert!(r.target_cpu_s.is_some(), "{r:?}");
 }
+
+/// WebSocket through Pushpin, which speaks WebSocket-over-HTTP to the origin (the route's
+/// `over_http`): the origin's answer to the connection's `OPEN` subscribes it with a GRIP
+/// control message, and each published `ws-message` arrives as one text frame holding just
+/// the payload: 2 bytes of frame header, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_through_pushpin_costs_its_frame_header() {
+    let r = run_through_pushpin(
+        TransportPlan::Websocket {
+            read_buffer_bytes: 4096,
+        },
+        64,
+    )
+    .await;
+    assert_everything_delivered(&r);
+    assert_eq!(r.overhead_bytes_per_message, 2.0, "{r:?}");
+    assert_eq!(r.window_bytes_up, 0, "{r:?}");
+}
