@@ -56,7 +56,6 @@ error_log $run_dir/nginx-error.log warn;
 events { worker_connections 18000; }
 http {
     access_log off;
-    keepalive_requests 1000000;
     client_body_temp_path $run_dir/client_body;
     proxy_temp_path $run_dir/proxy;
     fastcgi_temp_path $run_dir/fastcgi;
