@@ -7,8 +7,8 @@
 #
 # Prints the client URL once everything listens. Ports: clients PORT, Pushpin's HTTP
 # publish API PUSH_PORT (`POST /publish/`, the `pushpin` preset's 5561 unless overridden),
-# its ZeroMQ push, sub and command sockets PUSH_PORT-1, +1 and +2 (as Pushpin's defaults
-# 5560, 5562, 5563 sit around 5561), the origin ORIGIN_PORT (default PORT+1). Everything the instance
+# the origin ORIGIN_PORT (default PORT+1); Pushpin's ZeroMQ push and command sockets are IPC
+# sockets in the run directory. Everything the instance
 # writes (generated pushpin.conf, routes, zurl.conf, nginx.conf, logs, IPC sockets, pidfiles) lives in
 # target/pushpin/PORT/; no system-wide state is touched.
 #
@@ -35,7 +35,7 @@ usage() {
 }
 
 [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65535)) || usage
-[[ $push_port =~ ^[0-9]+$ ]] && ((push_port > 1 && push_port < 65534)) || usage
+[[ $push_port =~ ^[0-9]+$ ]] && ((push_port > 0 && push_port < 65536)) || usage
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -135,15 +135,16 @@ upstream_key=
 updates_check=off
 
 [handler]
-push_in_spec=tcp://127.0.0.1:$((push_port - 1))
-push_in_sub_specs=tcp://127.0.0.1:$((push_port + 1))
+# ZeroMQ publish and command sockets as IPC in the run directory: no ports to collide.
+push_in_spec=ipc://{rundir}/{ipc_prefix}push-in
+push_in_sub_specs=ipc://{rundir}/{ipc_prefix}push-in-sub
 push_in_sub_connect=false
 push_in_http_addr=127.0.0.1
 push_in_http_port=$push_port
 push_in_http_max_headers_size=10000
 push_in_http_max_body_size=1000000
 stats_spec=ipc://{rundir}/{ipc_prefix}stats
-command_spec=tcp://127.0.0.1:$((push_port + 2))
+command_spec=ipc://{rundir}/{ipc_prefix}command
 message_rate=100000
 message_hwm=250000
 message_wait=5000
