@@ -329,3 +329,39 @@ async fn an_adapter_that_delivers_nothing_says_what_the_server_sent() {
         "{r:?}"
     );
 }
+
+/// A preset with overrides: the tables replace what they name and keep the rest; switching
+/// the publish kind starts from that kind's defaults.
+#[test]
+fn overrides_replace_what_they_name_and_keep_the_preset_for_the_rest() {
+    use pushbench::adapter::{PayloadEncoding, Placement, Publish, Vars};
+    let text = "clients = 1\nduration = \"1s\"\n[messages]\nrate = \"1/s\"\npayload_bytes = 64\n\
+                [target]\nkind = \"external\"\nurls = [\"http://127.0.0.1:9\"]\npreset = \"nats\"\n\
+                [target.subscribe]\nhttp-poll = \"/poll/{channel}?c={client}\"\n\
+                [target.publish]\nkind = \"http\"\nurl = \"/in/{channel}\"\npayload = \"base64\"\n\
+                headers = { X-Key = \"${JSON_SERVER_TOKEN}\" }\n\
+                [[transports]]\nkind = \"websocket\"\n";
+    let plan = pushbench::scenario::parse_with_env(text, "ok.toml", &token).unwrap();
+    let a = &plan.adapter;
+    let vars = Vars {
+        channel: "3",
+        client: 7,
+        payload: b"",
+    };
+    assert_eq!(a.subscribe.http_poll.render_text(&vars), "/poll/3?c=7");
+    assert_eq!(
+        a.subscribe.websocket.render_text(&vars),
+        "/",
+        "kept from the preset"
+    );
+    assert_eq!(a.subscribe.ready.as_deref(), Some("PONG\r\n"));
+    assert_eq!(a.encoding, PayloadEncoding::Text, "kept from the preset");
+    let Publish::Http(publish) = &a.publish else {
+        panic!("kind = \"http\" publishes over HTTP: {a:?}")
+    };
+    assert_eq!(publish.method, "POST");
+    assert_eq!(publish.url.render_text(&vars), "/in/3");
+    assert_eq!(publish.payload, Placement::Base64);
+    assert_eq!(publish.headers[0].0, "X-Key");
+    assert_eq!(publish.headers[0].1.render_text(&vars), TOKEN);
+}
