@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Side by side: the same clients and message stream against the embedded hub and broker,
-# nginx + nchan, mosquitto and NATS, each server's own CPU and memory measured.
+# nginx + nchan, mosquitto, NATS (MQTT and its WebSocket protocol) and Pushpin, each
+# server's own CPU and memory measured. The servers that carry a text stamp inside their
+# own framing (NATS over WebSocket, Pushpin) get 32-byte payloads, the others 20-byte ones:
+# the table names the payload of each row.
 #
 #   scripts/servers.sh [CLIENTS [DURATION]]      (defaults 10000 and 20s; release build)
 #
@@ -25,7 +28,12 @@ mosquitto_port=18193
 mosquitto_ws=18194
 nats_port=18195
 nats_client=18196
+nats_ws=18197
+pushpin_port=18198
+pushpin_push=18200
+pushpin_origin=18203
 cleanup() {
+  scripts/targets/pushpin.sh stop "$pushpin_port" >/dev/null 2>&1 || true
   scripts/targets/nchan.sh stop "$nchan_port" >/dev/null 2>&1 || true
   scripts/targets/mosquitto.sh stop "$mosquitto_port" >/dev/null 2>&1 || true
   scripts/targets/nats.sh stop "$nats_port" >/dev/null 2>&1 || true
@@ -33,10 +41,11 @@ cleanup() {
 trap cleanup EXIT
 
 # One scenario per server: the common part, then its target and transports.
-scenario() { # NAME TARGET_TOML TRANSPORTS_TOML
+scenario() { # NAME TARGET_TOML TRANSPORTS_TOML [PAYLOAD_BYTES]
+  local payload=${4:-20}
   cat <<TOML
 name = "servers-$1"
-description = "$clients clients, one 20-byte message a second, against $1"
+description = "$clients clients, one $payload-byte message a second, against $1"
 clients = $clients
 connect_rate = "2000/s"
 warmup = "5s"
@@ -45,7 +54,7 @@ drain = "5s"
 
 [messages]
 rate = "1/s"
-payload_bytes = 20
+payload_bytes = $payload
 
 $2
 
@@ -103,13 +112,41 @@ name = \"mosquitto\"
 process = \"mosquitto\"" "$mqtt_transports")"
 scripts/targets/mosquitto.sh stop "$mosquitto_port"
 
-scripts/targets/nats.sh start "$nats_port" "$nats_client" >/dev/null
+scripts/targets/nats.sh start "$nats_port" "$nats_client" "$nats_ws" >/dev/null
 run nats "$(scenario nats "[target]
 kind = \"external\"
 urls = [\"mqtt://127.0.0.1:$nats_port\"]
 name = \"nats\"
 process = \"nats-server\"" "$mqtt_transports")"
+run nats-websocket "$(scenario nats-websocket "[target]
+kind = \"external\"
+urls = [\"http://127.0.0.1:$nats_ws\"]
+name = \"nats\"
+process = \"nats-server\"
+preset = \"nats\"" "[[transports]]
+kind = \"websocket\"" 32)"
 scripts/targets/nats.sh stop "$nats_port"
+
+ORIGIN_PORT=$pushpin_origin scripts/targets/pushpin.sh start "$pushpin_port" "$pushpin_push" >/dev/null
+run pushpin "$(scenario pushpin "[target]
+kind = \"external\"
+urls = [\"http://127.0.0.1:$pushpin_port\"]
+name = \"pushpin\"
+pidfile = \"$PWD/target/pushpin/$pushpin_port/pushpin.pid\"
+preset = \"pushpin\"
+
+[target.publish]
+url = \"http://127.0.0.1:$pushpin_push/publish/\"" "[[transports]]
+kind = \"websocket\"
+
+[[transports]]
+kind = \"sse\"
+headers = \"minimal\"
+
+[[transports]]
+kind = \"http-longpoll\"
+headers = \"minimal\"" 32)"
+scripts/targets/pushpin.sh stop "$pushpin_port"
 
 # The table, from every summary.json (python3's json module only).
 python3 - "$out" <<'PY' | tee "$out/table.md"
@@ -117,14 +154,14 @@ import glob, json, os, sys
 out = sys.argv[1]
 def f(v, fmt):
     return "-" if v is None else fmt.format(v)
-print("| server | transport | delivered | B/msg | p50 ms | p99 ms | server CPU µs/msg | server RSS B/conn | fault |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| server | transport | payload B | delivered | B/msg | p50 ms | p99 ms | server CPU µs/msg | server RSS B/conn | fault |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for path in sorted(glob.glob(os.path.join(out, "*", "summary.json"))):
     for r in json.load(open(path)):
         per_conn = r.get("target_rss_bytes_per_connection")
         ms = lambda k: None if r.get(k) is None else r[k] / 1000
-        print("| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |".format(
-            r.get("target_name") or r["target"], r["transport"],
+        print("| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} |".format(
+            r.get("target_name") or r["target"], r["transport"], r["payload_bytes"],
             r["messages_delivered"], r["messages_expected"],
             f(r.get("bytes_per_message"), "{:.2f}"), f(ms("latency_p50_us"), "{:.1f}"),
             f(ms("latency_p99_us"), "{:.1f}"), f(r.get("target_cpu_us_per_message"), "{:.1f}"),

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# mosquitto (tests/mosquitto.rs), nats-server (tests/nats.rs), nginx + nchan (tests/nchan.rs) and tshark
+# mosquitto (tests/mosquitto.rs), nats-server (tests/nats.rs), nginx + nchan (tests/nchan.rs),
+# pushpin + zurl (tests/pushpin.rs, its origin is nginx) and tshark
 # (scripts/verify-capture.sh), from Debian/Ubuntu packages. Installing never starts a system
 # service (policy-rc.d says no for the duration): the tests start their own instances on
 # loopback.
@@ -13,6 +14,8 @@ command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v nats-server >/dev/null || missing+=(nats-server)
 command -v nginx >/dev/null || missing+=(nginx)
 [[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]] || missing+=(libnginx-mod-nchan)
+command -v pushpin >/dev/null || missing+=(pushpin)
+command -v zurl >/dev/null || missing+=(zurl)
 command -v tshark >/dev/null || missing+=(tshark)
 # iptables (tests/link.rs: loss, the NFQUEUE delay line and faults inside the link's namespace)
 command -v iptables-legacy >/dev/null || missing+=(iptables)
@@ -34,7 +37,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         [[ $status -eq 0 ]] || { echo "installing ${missing[*]} failed" >&2; exit "$status"; }
     else
         echo "warning: ${missing[*]} missing and not root: the tests that need them will fail." >&2
-        echo "  as root: apt-get install -y mosquitto nats-server nginx libnginx-mod-nchan tshark iptables iproute2" >&2
+        echo "  as root: apt-get install -y mosquitto nats-server nginx libnginx-mod-nchan pushpin zurl tshark iptables iproute2" >&2
     fi
 fi
 

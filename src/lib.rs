@@ -5,6 +5,7 @@
 //! `run` executes a parsed command line; tests drive the same library in-process
 //! (`runner::run_transport` with `targets::Launch::InProcess`). ARCHITECTURE.md maps the code.
 
+pub mod adapter;
 mod app;
 pub mod cli;
 pub mod clock;

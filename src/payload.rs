@@ -10,8 +10,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// Bytes taken by the sequence number (u64) and the intended time (u64 µs since the epoch).
 pub const HEADER_BYTES: usize = 16;
 
-/// Characters of the stamp in text form: its 16 bytes in unpadded base64.
-pub const TEXT_HEADER_BYTES: usize = 22;
+/// Marks where a text stamp starts, so that a client finds it inside whatever envelope a
+/// server wraps around it (a JSON string, a NATS `MSG`); `~` is not in base64url's alphabet.
+pub const TEXT_MARK: &str = "~pb";
+
+/// Characters of the stamp in text form: the mark, then its 16 bytes in unpadded base64url.
+pub const TEXT_HEADER_BYTES: usize = TEXT_MARK.len() + BASE64_CHARS;
+
+/// Characters of 16 bytes in unpadded base64.
+const BASE64_CHARS: usize = 22;
 
 /// Filler after the header: printable, so a payload is readable in a capture.
 const PAD: u8 = b'.';
@@ -49,25 +56,65 @@ impl Stamp {
     }
 
     /// The payload as text, for framings that carry only UTF-8 lines (an SSE `data:` field):
-    /// the stamp in unpadded base64url, padded to `size` like the binary form. So from
-    /// `TEXT_HEADER_BYTES` up the text is exactly as long as the binary payload, and the
-    /// framing around it is all that counts as overhead.
+    /// `TEXT_MARK` and the stamp in unpadded base64url, padded to `size` like the binary
+    /// form. So from `TEXT_HEADER_BYTES` up the text is exactly as long as the binary payload,
+    /// and the framing around it is all that counts as overhead. It is printable ASCII
+    /// without quotes or backslashes, so a JSON string carries it unescaped. A payload too
+    /// short for the mark carries the bare 22 characters, readable only as a whole message.
     pub fn encode_text(&self, size: usize) -> String {
         let mut header = [0u8; HEADER_BYTES];
         header[..8].copy_from_slice(&self.seq.to_le_bytes());
         header[8..].copy_from_slice(&self.intended_us.to_le_bytes());
-        let mut out = URL_SAFE_NO_PAD.encode(header);
-        let width = size.max(TEXT_HEADER_BYTES);
+        let mut out = if size >= TEXT_HEADER_BYTES {
+            TEXT_MARK.to_string()
+        } else {
+            String::new()
+        };
+        out.push_str(&URL_SAFE_NO_PAD.encode(header));
+        let width = size.max(out.len());
         out.extend(std::iter::repeat_n(char::from(PAD), width - out.len()));
         out
     }
 
-    /// Reads a stamp back from its text form; `None` if `text` does not start with one.
+    /// Reads a stamp back from its text form, marked or bare; `None` if `text` does not
+    /// start with one.
     pub fn decode_text(text: &str) -> Option<Stamp> {
-        let header = URL_SAFE_NO_PAD
-            .decode(text.as_bytes().get(..TEXT_HEADER_BYTES)?)
-            .ok()?;
+        let bytes = text.as_bytes();
+        let encoded = bytes.strip_prefix(TEXT_MARK.as_bytes()).unwrap_or(bytes);
+        let header = URL_SAFE_NO_PAD.decode(encoded.get(..BASE64_CHARS)?).ok()?;
         Stamp::decode(&header)
+    }
+
+    /// Every marked text stamp inside `message`, wherever it sits (a server may put several
+    /// messages in one frame, each in its envelope); failing that, a bare one that is the
+    /// whole message.
+    pub fn find_text(message: &[u8]) -> Vec<Stamp> {
+        let mark = TEXT_MARK.as_bytes();
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(offset) = message[at..].windows(mark.len()).position(|w| w == mark) {
+            let start = at + offset;
+            let stamp = message
+                .get(start..start + TEXT_HEADER_BYTES)
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .and_then(Stamp::decode_text);
+            match stamp {
+                Some(stamp) => {
+                    found.push(stamp);
+                    at = start + TEXT_HEADER_BYTES;
+                }
+                None => at = start + 1,
+            }
+        }
+        if found.is_empty() {
+            found.extend(
+                std::str::from_utf8(message)
+                    .ok()
+                    .filter(|m| m.len() < TEXT_HEADER_BYTES)
+                    .and_then(Stamp::decode_text),
+            );
+        }
+        found
     }
 }
 
@@ -88,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn text_form_is_as_long_as_the_binary_from_22_bytes_and_round_trips() {
+    fn text_form_is_as_long_as_the_binary_from_its_header_up_and_round_trips() {
         let stamp = Stamp {
             seq: 17,
             intended_us: 1_764_623_456_789_012,
@@ -98,8 +145,34 @@ mod tests {
         assert!(text[TEXT_HEADER_BYTES..].bytes().all(|b| b == PAD));
         assert!(text.bytes().all(|b| b.is_ascii_graphic()));
         assert_eq!(Stamp::decode_text(&text), Some(stamp));
-        assert_eq!(stamp.encode_text(16).len(), TEXT_HEADER_BYTES);
-        assert_eq!(Stamp::decode_text(&text[..21]), None);
+        let short = stamp.encode_text(16);
+        assert_eq!(short.len(), BASE64_CHARS, "too short for the mark: bare");
+        assert_eq!(Stamp::decode_text(&short), Some(stamp));
+        assert_eq!(Stamp::find_text(short.as_bytes()), [stamp]);
+        assert_eq!(Stamp::decode_text(&text[..TEXT_HEADER_BYTES - 1]), None);
         assert_eq!(Stamp::decode_text("not base64 at all, not a stamp"), None);
+    }
+
+    #[test]
+    fn text_stamps_are_found_inside_envelopes() {
+        let stamp = |seq| Stamp {
+            seq,
+            intended_us: 1_764_623_456_789_012 + seq,
+        };
+        let frame = format!(
+            "MSG bench.0 1 40\r\n{}\r\nMSG bench.0 1 40\r\n{}\r\n",
+            stamp(1).encode_text(40),
+            stamp(2).encode_text(40)
+        );
+        assert_eq!(Stamp::find_text(frame.as_bytes()), [stamp(1), stamp(2)]);
+        let json = format!(
+            "{{\"channel\":\"0\",\"data\":\"{}\"}}",
+            stamp(3).encode_text(32)
+        );
+        assert_eq!(Stamp::find_text(json.as_bytes()), [stamp(3)]);
+        assert_eq!(
+            Stamp::find_text(b"INFO {\"server_id\":\"x\"} ~pb~pbnot"),
+            []
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::adapter::Adapter;
 use crate::profile::HeaderProfile;
 use crate::thresholds::Threshold;
 
@@ -42,6 +43,9 @@ pub struct Plan {
     pub scale: ScalePlan,
     /// `[network]`: a link with conditions and faults instead of loopback (needs root).
     pub network: Option<NetworkPlan>,
+    /// How pushbench speaks to the target (`[target]`'s preset and overrides); the hub's
+    /// own layout for an embedded target.
+    pub adapter: Adapter,
 }
 
 /// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.

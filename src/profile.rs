@@ -127,11 +127,12 @@ impl HeaderProfile {
         !matches!(self, HeaderProfile::WebsocketOrg2010)
     }
 
-    /// The request path for an interval poll of `channel` under `prefix` (e.g. `/sub/poll`).
-    pub fn poll_path(&self, prefix: &str, channel: &str) -> String {
+    /// The request path of a poll whose adapter asks for `path`: the article's own path for
+    /// its profile, so that its bytes are the article's.
+    pub fn poll_path(&self, path: String) -> String {
         match self {
             HeaderProfile::WebsocketOrg2010 => ARTICLE_POLL_PATH.to_string(),
-            _ => format!("{prefix}/{channel}"),
+            _ => path,
         }
     }
 

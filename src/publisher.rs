@@ -17,10 +17,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapter::{Adapter, HttpPublish, Publish, Vars, WebSocketPublish};
 use crate::payload::{Stamp, unix_us};
 use crate::plan::MqttPlan;
 use crate::targets::Endpoint;
 use crate::transport::mqtt::{self, Connection};
+use crate::transport::websocket;
 
 /// What to publish.
 #[derive(Debug, Clone)]
@@ -32,11 +34,13 @@ pub struct Schedule {
     pub messages: u64,
     /// The sequence number whose send time opens the measured window.
     pub window_opens_after: u64,
-    /// MQTT options when the target is a broker; HTTP POST to `/pub/{channel}` otherwise.
+    /// MQTT options when the target is a broker; the adapter's publish otherwise.
     pub mqtt: Option<MqttPlan>,
     /// Publish the stamp's text form (`Stamp::encode_text`), for transports whose framing
     /// carries only UTF-8 (SSE's `data:` lines): the server passes it through as it is.
     pub text: bool,
+    /// How messages get into a target that is not an MQTT broker.
+    pub adapter: Arc<Adapter>,
 }
 
 /// What the publisher did.
@@ -129,7 +133,7 @@ pub async fn publish(
     for endpoint in endpoints {
         for channel in 0..schedule.channels {
             match Sink::open(endpoint, channel, schedule, &broken, &stop).await {
-                Ok(sink) => sinks.push((Arc::clone(endpoint), sink)),
+                Ok(sink) => sinks.push(sink),
                 Err(e) => {
                     total.errors += 1;
                     total.first_error_at = Some(Duration::ZERO);
@@ -145,12 +149,11 @@ pub async fn publish(
         crate::clock::skewed(SystemTime::now()) + lead,
     );
     let mut tasks = JoinSet::new();
-    for (i, (endpoint, sink)) in sinks.into_iter().enumerate() {
+    for (i, sink) in sinks.into_iter().enumerate() {
         let schedule = schedule.clone();
         let (progress, stop) = (Arc::clone(&progress), stop.clone());
         tasks.spawn(async move {
-            let mut outcome =
-                publish_channel(sink, &endpoint, &schedule, start, &progress, &stop).await;
+            let mut outcome = publish_channel(sink, &schedule, start, &progress, &stop).await;
             if i > 0 {
                 outcome.window = None;
             }
@@ -173,7 +176,6 @@ pub async fn publish(
 
 async fn publish_channel(
     mut sink: Sink,
-    endpoint: &Endpoint,
     schedule: &Schedule,
     (start, start_wall): (Instant, SystemTime),
     progress: &Progress,
@@ -202,7 +204,7 @@ async fn publish_channel(
             Bytes::from(stamp.encode(schedule.payload_bytes))
         };
         outcome.highest_attempted = Some(seq);
-        let result = sink.send(endpoint, body).await;
+        let result = sink.send(body).await;
         let at = Some(Instant::now().duration_since(start));
         outcome.ended_failing = result.is_err();
         match result {
@@ -237,11 +239,21 @@ async fn publish_channel(
 
 /// Where one channel's messages go.
 enum Sink {
-    /// POST to the hub's (or nchan's) publisher location on a keep-alive connection.
+    /// The adapter's HTTP request on a keep-alive connection (the hub: POST `/pub/{channel}`).
     Http {
         conn: Option<SendRequest<Full<Bytes>>>,
+        request: HttpPublish,
+        /// Where the requests go: the endpoint, or the publish URL's own server.
+        to: Endpoint,
         path: String,
+        channel: String,
         content_type: &'static str,
+    },
+    /// One frame per message on a publisher WebSocket connection (NATS: `PUB`).
+    WebSocket {
+        sender: websocket::Publisher,
+        publish: WebSocketPublish,
+        channel: String,
     },
     /// PUBLISH to the broker; a task polls the connection until the run stops, so that the
     /// acknowledgement flows of the last messages complete.
@@ -262,18 +274,7 @@ impl Sink {
         stop: &CancellationToken,
     ) -> anyhow::Result<Sink> {
         let Some(plan) = schedule.mqtt.as_ref() else {
-            // Saying binary is binary lets a server that picks the WebSocket frame type from
-            // the message's type (nginx + nchan: text unless `application/octet-stream`)
-            // send binary frames, since a text frame must be UTF-8.
-            return Ok(Sink::Http {
-                conn: None,
-                path: format!("/pub/{channel}"),
-                content_type: if schedule.text {
-                    "text/plain; charset=utf-8"
-                } else {
-                    "application/octet-stream"
-                },
-            });
+            return Sink::open_adapted(endpoint, channel, schedule, stop).await;
         };
         let id = format!("pb-pub-{:08x}-{channel}", rand::random::<u32>());
         let Connection {
@@ -303,18 +304,93 @@ impl Sink {
         })
     }
 
-    async fn send(&mut self, endpoint: &Endpoint, body: Bytes) -> anyhow::Result<()> {
+    /// The adapter's way in: an HTTP request or a WebSocket frame per message.
+    async fn open_adapted(
+        endpoint: &Endpoint,
+        channel: u32,
+        schedule: &Schedule,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Sink> {
+        let channel = channel.to_string();
+        let vars = Vars {
+            channel: &channel,
+            client: 0,
+            payload: &[],
+        };
+        match &schedule.adapter.publish {
+            Publish::Http(request) => {
+                let (to, path) = destination(endpoint, &request.url.render_text(&vars))?;
+                Ok(Sink::Http {
+                    conn: None,
+                    request: request.clone(),
+                    to,
+                    path,
+                    channel,
+                    // Saying binary is binary lets a server that picks the WebSocket frame
+                    // type from the message's type (nginx + nchan: text unless
+                    // `application/octet-stream`) send binary frames, since a text frame must
+                    // be UTF-8.
+                    content_type: if schedule.text {
+                        "text/plain; charset=utf-8"
+                    } else {
+                        "application/octet-stream"
+                    },
+                })
+            }
+            Publish::WebSocket(publish) => {
+                let (to, path) = destination(endpoint, &publish.url.render_text(&vars))?;
+                let sender = websocket::Publisher::open(
+                    &to,
+                    &path,
+                    &publish.frames,
+                    &vars,
+                    Arc::clone(&schedule.adapter),
+                    stop.clone(),
+                )
+                .await?;
+                Ok(Sink::WebSocket {
+                    sender,
+                    publish: publish.clone(),
+                    channel,
+                })
+            }
+        }
+    }
+
+    async fn send(&mut self, body: Bytes) -> anyhow::Result<()> {
         match self {
             Sink::Http {
                 conn,
+                request,
+                to,
                 path,
+                channel,
                 content_type,
             } => {
-                let result = post(conn, endpoint, path, content_type, body).await;
+                let payload = request.payload.place(&body);
+                let vars = Vars {
+                    channel,
+                    client: 0,
+                    payload: &payload,
+                };
+                let result = post(conn, to, path, request, &vars, content_type).await;
                 if result.is_err() {
                     *conn = None;
                 }
                 result
+            }
+            Sink::WebSocket {
+                sender,
+                publish,
+                channel,
+            } => {
+                let payload = publish.payload.place(&body);
+                let vars = Vars {
+                    channel,
+                    client: 0,
+                    payload: &payload,
+                };
+                sender.send(&publish.message, &vars).await
             }
             Sink::Mqtt {
                 client,
@@ -329,13 +405,38 @@ impl Sink {
     }
 }
 
-/// POSTs one message on the channel's keep-alive connection, opening it when needed.
+/// A publish URL's server and path: a path goes to the endpoint itself, an absolute
+/// `http://host:port/path` (or `ws://`) to that server.
+fn destination(endpoint: &Endpoint, url: &str) -> anyhow::Result<(Endpoint, String)> {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("ws://"))
+    else {
+        return Ok((endpoint.clone(), url.to_string()));
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .with_context(|| format!("publish URL {url}"))?
+        .next()
+        .with_context(|| format!("publish URL {url} names no address"))?;
+    let path = if path.is_empty() { "/" } else { path };
+    Ok((
+        Endpoint {
+            addr,
+            authority: authority.to_string(),
+        },
+        path.to_string(),
+    ))
+}
+
+/// Sends one publish request on the channel's keep-alive connection, opening it when needed.
 async fn post(
     conn: &mut Option<SendRequest<Full<Bytes>>>,
     endpoint: &Endpoint,
     path: &str,
+    template: &HttpPublish,
+    vars: &Vars<'_>,
     content_type: &str,
-    body: Bytes,
 ) -> anyhow::Result<()> {
     if conn.is_none() {
         *conn = Some(open(endpoint).await?);
@@ -347,19 +448,46 @@ async fn post(
         .ready()
         .await
         .context("publisher connection closed")?;
-    let request = Request::post(path)
-        .header(hyper::header::HOST, endpoint.authority.as_str())
-        .header(hyper::header::CONTENT_TYPE, content_type)
-        .body(Full::new(body))?;
-    let response = sender.send_request(request).await.context("publishing")?;
+    let mut request = Request::builder()
+        .method(template.method.as_str())
+        .uri(path)
+        .header(hyper::header::HOST, endpoint.authority.as_str());
+    let headers = crate::adapter::render_headers(&template.headers, vars);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        request = request.header(hyper::header::CONTENT_TYPE, content_type);
+    }
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let body = template.body.render(vars);
+    let response = sender
+        .send_request(request.body(Full::new(Bytes::from(body)))?)
+        .await
+        .context("publishing")?;
     let status = response.status();
-    response
+    // A server that closes after each publish (Pushpin's API answers `Connection: close`)
+    // gets a new connection for the next one instead of a failed send.
+    if response
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"))
+    {
+        *conn = None;
+    }
+    let answer = response
         .into_body()
         .collect()
         .await
-        .context("reading publish answer")?;
+        .context("reading publish answer")?
+        .to_bytes();
     if !status.is_success() {
-        bail!("publisher location answered {status}");
+        bail!(
+            "publisher location answered {status}: {}",
+            crate::adapter::quote(&answer)
+        );
     }
     Ok(())
 }

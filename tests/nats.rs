@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Nats, mqtt, run_in_process, small_plan};
-use pushbench::plan::{MqttOver, TargetPlan, TargetProcesses};
+use pushbench::plan::{MqttOver, TargetPlan, TargetProcesses, TransportPlan};
 use pushbench::result::RunResult;
 
 async fn run(qos: u8) -> RunResult {
@@ -61,4 +61,61 @@ async fn qos2_is_granted_as_qos1_and_its_publishes_are_refused() {
         "{r:?}"
     );
     assert!(!r.saturated, "{r:?}");
+}
+
+/// WebSocket subscribers with the `nats` preset: `CONNECT`, `SUB bench.0 1` and a `PING`
+/// whose `PONG` ends the setup; the publisher sends `PUB` frames on its own WebSocket.
+async fn run_websocket(payload_bytes: usize) -> RunResult {
+    let nats = Nats::start();
+    let mut plan = small_plan(
+        30,
+        payload_bytes,
+        TransportPlan::Websocket {
+            read_buffer_bytes: 4096,
+        },
+    );
+    plan.target = TargetPlan::External {
+        urls: vec![format!("http://127.0.0.1:{}", nats.ws_port)],
+        processes: Some(TargetProcesses::Pidfile(nats.pidfile())),
+        name: Some("nats".into()),
+    };
+    plan.adapter = pushbench::adapter::preset::nats();
+    run_in_process(&plan).await
+}
+
+/// What NATS puts around each payload: its `MSG <subject> <sid> <size>\r\n` line and the
+/// closing `\r\n`, inside one server WebSocket frame (unmasked: 2 header bytes up to 125
+/// bytes of frame payload, 4 up to 65,535).
+fn nats_ws_overhead(subject: &str, sid: u32, payload_bytes: usize) -> f64 {
+    let msg = format!("MSG {subject} {sid} {payload_bytes}\r\n").len() + payload_bytes + 2;
+    let frame_header = if msg < 126 { 2 } else { 4 };
+    (frame_header + msg - payload_bytes) as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_with_the_nats_protocol_costs_its_msg_line_and_frame_header() {
+    let r = run_websocket(64).await;
+    assert_all_delivered_and_measured(&r);
+    assert_eq!(
+        r.overhead_bytes_per_message,
+        nats_ws_overhead("bench.0", 1, 64),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.window_bytes_up, 0,
+        "no keep-alive fell in the window: {r:?}"
+    );
+}
+
+/// A payload whose frame needs the 16-bit length: two more header bytes, and the size in
+/// the `MSG` line has three digits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_larger_nats_message_pays_the_longer_frame_header() {
+    let r = run_websocket(200).await;
+    assert_all_delivered_and_measured(&r);
+    assert_eq!(
+        r.overhead_bytes_per_message,
+        nats_ws_overhead("bench.0", 1, 200),
+        "{r:?}"
+    );
 }

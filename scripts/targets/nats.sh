@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Starts or stops a NATS server (Debian nats-server 2.9) with its MQTT listener, on loopback,
-# for pushbench runs and tests.
+# Starts or stops a NATS server (Debian nats-server 2.9) with its MQTT and WebSocket
+# listeners, on loopback, for pushbench runs and tests.
 #
-#   scripts/targets/nats.sh start [MQTT_PORT [CLIENT_PORT]]   (defaults 1883 and 4222)
+#   scripts/targets/nats.sh start [MQTT_PORT [CLIENT_PORT [WS_PORT]]]
+#                                  (defaults 1883, 4222 and 8222)
 #   scripts/targets/nats.sh stop  [MQTT_PORT]
 #
 # The server gets a generated config in its own run directory: the MQTT listener (which
 # needs JetStream and a server name) on 127.0.0.1:MQTT_PORT, NATS clients on
-# 127.0.0.1:CLIENT_PORT, JetStream's store and the pid file in the run directory; it is
+# 127.0.0.1:CLIENT_PORT, the WebSocket listener (the NATS text protocol over WebSocket,
+# without TLS or compression: the `nats` preset) on 127.0.0.1:WS_PORT, JetStream's store and
+# the pid file in the run directory; it is
 # stopped by its PID. NATS 2.9's MQTT supports QoS 0 and 1: it grants QoS 1 to a QoS 2
 # subscription and closes a connection that publishes at QoS 2.
-# Prints "mqtt://127.0.0.1:MQTT_PORT" once the MQTT port accepts connections.
+# Prints "mqtt://127.0.0.1:MQTT_PORT" once the MQTT and WebSocket ports accept connections.
 set -euo pipefail
 # shellcheck source=pidfile.sh
 source "$(dirname "$0")/pidfile.sh"
@@ -18,6 +21,7 @@ source "$(dirname "$0")/pidfile.sh"
 action=${1:-}
 mqtt_port=${2:-1883}
 client_port=${3:-4222}
+ws_port=${4:-8222}
 run_dir="${TMPDIR:-/tmp}/pushbench-nats-$mqtt_port"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -27,8 +31,8 @@ start() {
     echo "nats-server is not installed: apt-get install -y nats-server" >&2
     exit 1
   }
-  if listening "$mqtt_port" || listening "$client_port"; then
-    echo "port $mqtt_port or $client_port is already in use" >&2
+  if listening "$mqtt_port" || listening "$client_port" || listening "$ws_port"; then
+    echo "port $mqtt_port, $client_port or $ws_port is already in use" >&2
     exit 1
   fi
   rm -rf "$run_dir"
@@ -46,11 +50,16 @@ mqtt {
   host: 127.0.0.1
   port: $mqtt_port
 }
+websocket {
+  listen: "127.0.0.1:$ws_port"
+  no_tls: true
+  compression: false
+}
 CONF
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   nats-server -c "$run_dir/nats.conf" >>"$run_dir/nats.out" 2>&1 &
   for _ in $(seq 1 100); do
-    if listening "$mqtt_port"; then
+    if listening "$mqtt_port" && listening "$ws_port"; then
       echo "mqtt://127.0.0.1:$mqtt_port"
       return 0
     fi
@@ -67,7 +76,7 @@ case "$action" in
   start) start ;;
   stop) stop ;;
   *)
-    echo "usage: $0 start|stop [MQTT_PORT [CLIENT_PORT]]" >&2
+    echo "usage: $0 start|stop [MQTT_PORT [CLIENT_PORT [WS_PORT]]]" >&2
     exit 2
     ;;
 esac

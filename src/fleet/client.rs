@@ -49,6 +49,8 @@ pub async fn run_client<T: Transport>(
     let mut payloads: Vec<Received> = Vec::new();
     let mut conn: Option<T> = None;
     let mut silence = super::silence::LongestSilence::default();
+    // What the server sent that carried no payload, for a client that gets nothing else.
+    let mut unrecognised: Option<String> = None;
 
     // One registration with the stop token for the client's life: a fresh `cancelled()` per
     // message would take the token's lock 100k times a second.
@@ -85,7 +87,11 @@ pub async fn run_client<T: Transport>(
             }
             step = transport.next(&mut payloads) => step,
         };
-        if step.is_err() {
+        if unrecognised.is_none() {
+            unrecognised = transport.unrecognised();
+        }
+        if let Err(e) = step {
+            shared.note_error(&e);
             earlier += transport.wire();
             conn = None;
             shared.disconnects.fetch_add(1, Ordering::Relaxed);
@@ -133,6 +139,15 @@ pub async fn run_client<T: Transport>(
     };
     outcome.delivery = delivery.counts(shared.due_through());
     outcome.silences = super::silence::Silences(silence.longest().into_iter().collect());
+    // A client waiting for a payload is stopped inside its exchange: ask its connection.
+    let unrecognised = unrecognised.or_else(|| conn.as_ref().and_then(T::unrecognised));
+    if outcome.delivery.delivered == 0
+        && let Some(message) = unrecognised
+    {
+        shared.note_error(&anyhow::anyhow!(
+            "the server sent messages without a pushbench payload, the first: {message}"
+        ));
+    }
     outcome
 }
 
@@ -230,6 +245,7 @@ mod tests {
             index: 0,
             client_id: client_id.into(),
             last_event_id: Default::default(),
+            adapter: Default::default(),
         }
     }
 

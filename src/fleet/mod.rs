@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapter::Adapter;
 use crate::plan::TransportPlan;
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::targets::Endpoint;
@@ -204,6 +205,7 @@ pub struct FleetSpec {
     /// µs added to every receive time: a shard's offset to the publisher's clock (0 unsharded).
     #[serde(default)]
     pub clock_correction_us: i64,
+    pub adapter: Adapter,
 }
 
 /// The running clients of one fleet.
@@ -217,6 +219,7 @@ impl Fleet {
     pub fn start(spec: &FleetSpec, shared: Arc<Shared>) -> Fleet {
         crate::clock::set_correction_us(spec.clock_correction_us);
         let plan = Arc::new(spec.transport.clone());
+        let adapter = Arc::new(spec.adapter.clone());
         let endpoints: Vec<Arc<Endpoint>> = spec.endpoints.iter().cloned().map(Arc::new).collect();
         let pace = Duration::from_secs_f64(1.0 / spec.connect_rate_per_s);
         let (first, clients, channels, run_id) =
@@ -237,6 +240,7 @@ impl Fleet {
                     index: i,
                     client_id: format!("pb-{run_id:08x}-{i}"),
                     last_event_id: LastEventId::default(),
+                    adapter: Arc::clone(&adapter),
                 };
                 spawn_client(&mut tasks, spec, Arc::clone(&shared), i);
             }

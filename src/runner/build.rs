@@ -195,6 +195,20 @@ fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
             m.fleet.shards
         ));
     }
+    if let Some(p) =
+        published.filter(|p| p.published > 0 && m.fleet.outcome.delivery.delivered == 0)
+        && counts.connected > 0
+    {
+        let why = m
+            .fleet
+            .first_error
+            .as_ref()
+            .map_or_else(String::new, |e| format!(" ({e})"));
+        causes.push(format!(
+            "{} messages were published and none was delivered{why}",
+            p.published
+        ));
+    }
     if causes.is_empty() {
         return String::new();
     }

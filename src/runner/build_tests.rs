@@ -31,6 +31,7 @@ fn plan() -> Plan {
         project_rate_per_s: None,
         scale: Default::default(),
         network: None,
+        adapter: Default::default(),
     }
 }
 

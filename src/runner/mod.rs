@@ -150,6 +150,7 @@ pub async fn measure(
         seqs,
         run_id: share.run_id,
         clock_correction_us: share.clock_correction_us,
+        adapter: plan.adapter.clone(),
     };
     let exe = match &options.launch {
         Launch::ChildProcess { exe } => Some(exe.as_path()),
@@ -198,7 +199,9 @@ pub async fn measure(
                     TransportPlan::Mqtt(m) => Some(m.clone()),
                     _ => None,
                 },
-                text: matches!(transport, TransportPlan::Sse { .. }),
+                text: matches!(transport, TransportPlan::Sse { .. })
+                    || plan.adapter.encoding == crate::adapter::PayloadEncoding::Text,
+                adapter: std::sync::Arc::new(plan.adapter.clone()),
             };
             let faults_stop = interrupt.child_token();
             let publishing = async {

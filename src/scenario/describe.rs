@@ -55,6 +55,9 @@ pub fn describe(plan: &Plan) -> String {
             super::network::describe(network)
         ));
     }
+    if plan.target != TargetPlan::Embedded {
+        lines.push(format!("  adapter:    {}", plan.adapter.summary()));
+    }
     if let Some(rate) = plan.project_rate_per_s {
         lines.push(format!(
             "  projected:  rate-scaled run; bandwidth also projected to {}/s per client",

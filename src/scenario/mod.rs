@@ -8,6 +8,7 @@
 //! This file reads the top-level fields; `transports` reads `[[transports]]`, `source` turns
 //! toml spans into positioned errors, and `describe` summarises a plan for `pushbench validate`.
 
+mod adapter;
 mod describe;
 mod network;
 mod source;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use toml::de::DeTable;
 
-use crate::payload::HEADER_BYTES;
+use crate::payload::{HEADER_BYTES, TEXT_HEADER_BYTES};
 use crate::plan::{Plan, ScalePlan, TargetPlan, TargetProcesses, TransportPlan};
 use crate::thresholds::{self, Threshold};
 
@@ -86,7 +87,18 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
 const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
-const TARGET_FIELDS: &[&str] = &["kind", "urls", "name", "pid", "pidfile", "process"];
+const TARGET_FIELDS: &[&str] = &[
+    "kind",
+    "urls",
+    "name",
+    "pid",
+    "pidfile",
+    "process",
+    "preset",
+    "subscribe",
+    "publish",
+    "envelope",
+];
 
 /// The fields that name an external target's processes, for its cost; at most one of them.
 const TARGET_PROCESS_FIELDS: [&str; 3] = ["pid", "pidfile", "process"];
@@ -105,7 +117,18 @@ pub fn load(path: &Path) -> std::result::Result<Plan, ScenarioError> {
 }
 
 /// Validates scenario `source`; `path` names the file in errors and gives the default name.
+/// `${NAME}` in adapter templates reads the process environment.
 pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioError> {
+    parse_with_env(source, path, &|name| std::env::var(name).ok())
+}
+
+/// `parse` with `${NAME}` resolved by `env` instead of the process environment, so that a
+/// caller (a test, an embedding tool) need not change the environment of every thread.
+pub fn parse_with_env(
+    source: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Plan, ScenarioError> {
     let src = Source { text: source, path };
     let doc = DeTable::parse(source).map_err(|e| src.syntax_error(&e))?;
     let root = Section {
@@ -150,6 +173,8 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
     }
+    let adapter = target_adapter(&root, env)?;
+    text_stamp_fits(&root, &adapter, payload_bytes)?;
     Ok(Plan {
         name,
         description,
@@ -166,6 +191,7 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         thresholds,
         project_rate_per_s,
         scale,
+        adapter,
         network,
     })
 }
@@ -358,6 +384,42 @@ fn target(root: &Section) -> Result<TargetPlan> {
             name: target_name(&section)?,
         }),
     }
+}
+
+/// The adapter `[target]` describes (the hub's own layout for an embedded target, which
+/// takes none).
+fn target_adapter(root: &Section, env: adapter::Env) -> Result<crate::adapter::Adapter> {
+    let Some(section) = root.get("target").map(|t| t.table()).transpose()? else {
+        return Ok(Default::default());
+    };
+    let external = section
+        .get("kind")
+        .is_some_and(|kind| kind.value.get_ref().as_str() == Some("external"));
+    if !external && let Some(item) = adapter::FIELDS.iter().find_map(|key| section.get(key)) {
+        return Err(item.key_error(format!(
+            "`{}` describes how to speak to an external target (kind = \"external\"); the \
+             embedded hub speaks its own layout",
+            item.key
+        )));
+    }
+    adapter::parse(&section, env)
+}
+
+/// A text stamp found inside an envelope needs its mark: `TEXT_HEADER_BYTES` of payload.
+fn text_stamp_fits(root: &Section, adapter: &crate::adapter::Adapter, size: usize) -> Result<()> {
+    if adapter.encoding != crate::adapter::PayloadEncoding::Text || size >= TEXT_HEADER_BYTES {
+        return Ok(());
+    }
+    let message = format!(
+        "payload_bytes = {size} is too small for a text stamp (preset {:?} or \
+         payload_encoding = \"text\"): expected at least {TEXT_HEADER_BYTES}",
+        adapter.preset
+    );
+    let messages = root.required("messages", "a [messages] table")?.table()?;
+    Err(match messages.get("payload_bytes") {
+        Some(item) => item.error(message),
+        None => messages.missing("payload_bytes", &message),
+    })
 }
 
 /// `name = "mosquitto"`: what labels call the target where runs of several targets meet.

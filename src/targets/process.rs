@@ -1,6 +1,8 @@
 //! The cost of an external target: the processes a scenario names (`target.pid`,
 //! `target.pidfile` or `target.process`), their CPU time read from /proc at the start and the
-//! end of a run, and their resident memory sampled while it runs. Their own peak (`VmHWM`)
+//! end of a run, and their resident memory sampled while it runs. A pid (or pidfile) stands
+//! for that process and every process below it, so that a server that works in children
+//! (nginx's workers, Pushpin's condure, proxy and handler) is measured whole. Their own peak (`VmHWM`)
 //! would be the peak of their whole life, earlier runs included, so it is not used.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +106,7 @@ fn rss(pids: &[u32]) -> Option<u64> {
 /// The pids the scenario names; an error says which setting found nothing.
 fn find(which: &TargetProcesses) -> anyhow::Result<Vec<u32>> {
     let pids = match which {
-        TargetProcesses::Pid(pid) => vec![*pid],
+        TargetProcesses::Pid(pid) => with_descendants(*pid)?,
         TargetProcesses::Pidfile(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("target.pidfile: reading {}", path.display()))?;
@@ -115,7 +117,7 @@ fn find(which: &TargetProcesses) -> anyhow::Result<Vec<u32>> {
                     text.trim()
                 )
             })?;
-            vec![pid]
+            with_descendants(pid)?
         }
         TargetProcesses::Name(name) => by_name(name)?,
     };
@@ -123,6 +125,29 @@ fn find(which: &TargetProcesses) -> anyhow::Result<Vec<u32>> {
         bail!("the target's process {dead} is not running (target.pid / target.pidfile)");
     }
     Ok(pids)
+}
+
+/// `pid` and its children, their children and so on, from the parent ids in /proc.
+fn with_descendants(pid: u32) -> anyhow::Result<Vec<u32>> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .context("listing /proc")?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(|child: u32| Some((child, parent_of(child)?)))
+        .collect();
+    let mut family = vec![pid];
+    let mut next = 0;
+    while let Some(&parent) = family.get(next) {
+        family.extend(parents.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        next += 1;
+    }
+    Ok(family)
+}
+
+/// The parent id in /proc/PID/stat: the second field after the command name's `)`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Every process whose command name is `name` (as `ps -C` matches: the kernel keeps the first
@@ -150,6 +175,29 @@ fn by_name(name: &str) -> anyhow::Result<Vec<u32>> {
 mod tests {
     use super::*;
 
+    /// Called by the one test below: a child spawned here would be part of this process's
+    /// family while the other checks watch it.
+    fn a_pid_stands_for_its_children_too() {
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .spawn()
+            .unwrap();
+        let mut family = Vec::new();
+        for _ in 0..100 {
+            family = with_descendants(shell.id()).unwrap();
+            if family.len() > 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = std::process::Command::new("kill")
+            .args(family.iter().map(u32::to_string))
+            .status();
+        let _ = shell.wait();
+        assert_eq!(family.len(), 2, "the shell and its sleep: {family:?}");
+        assert_eq!(family[0], shell.id());
+    }
+
     #[tokio::test]
     async fn watches_a_running_process_and_names_a_missing_one() {
         let watched = Watched::start(&TargetProcesses::Pid(std::process::id())).unwrap();
@@ -160,5 +208,7 @@ mod tests {
         assert!(error.contains("no process of that name"), "{error}");
         let empty = Watched::start(&TargetProcesses::Pidfile("/nonexistent/x.pid".into()));
         assert!(format!("{:#}", empty.err().unwrap()).contains("target.pidfile"));
+        drop(watched);
+        a_pid_stands_for_its_children_too();
     }
 }

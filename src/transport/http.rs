@@ -19,14 +19,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use super::adapted::{self, Unwrapper};
 use super::{ClientSpec, Received, Transport};
 use crate::plan::{HttpVersion, TransportPlan};
 use crate::profile::{self, HeaderProfile};
 use crate::wire::{ConnCounter, CountingStream, WireCounts};
-
-/// Path prefixes of the hub's (and nchan's conventional) subscriber locations.
-const POLL_PREFIX: &str = "/sub/poll";
-const LONGPOLL_PREFIX: &str = "/sub/longpoll";
 
 /// Most polls a subscribing interval poller makes to catch up with a server's backlog
 /// (the hub keeps 1,024 messages per channel by default).
@@ -40,6 +37,7 @@ struct HttpSubscriber {
     connection: Connection,
     uri: Uri,
     validators: Option<Validators>,
+    unwrapper: Unwrapper,
 }
 
 /// The request half of a connection, by HTTP version.
@@ -150,6 +148,13 @@ impl Connection {
         }
     }
 
+    /// Appends the adapter's subscribe headers (auth tokens, cookies) to every request.
+    pub(super) fn add_adapter_headers(&mut self, spec: &ClientSpec) -> anyhow::Result<()> {
+        let extra = typed_headers(adapted::subscribe_headers(spec))?;
+        self.headers.extend(extra);
+        Ok(())
+    }
+
     /// Whether the connection speaks HTTP/1.1 (whose heads the client counts itself).
     pub(super) fn is_http1(&self) -> bool {
         matches!(self.sender, Sender::Http1(_))
@@ -171,12 +176,12 @@ impl Drop for Connection {
 impl HttpSubscriber {
     async fn connect(
         spec: &ClientSpec,
-        prefix: &str,
         profile: &HeaderProfile,
         http: HttpVersion,
     ) -> anyhow::Result<Self> {
-        let connection = Connection::open(spec, profile, http).await?;
-        let uri = connection.uri(&profile.poll_path(prefix, &spec.channel))?;
+        let mut connection = Connection::open(spec, profile, http).await?;
+        connection.add_adapter_headers(spec)?;
+        let uri = connection.uri(&profile.poll_path(adapted::subscribe_path(spec)))?;
         Ok(HttpSubscriber {
             connection,
             uri,
@@ -184,7 +189,16 @@ impl HttpSubscriber {
                 etag: None,
                 last_modified: None,
             }),
+            unwrapper: Unwrapper::new(spec),
         })
+    }
+
+    /// One exchange, its messages unwrapped from the body of a 200.
+    async fn deliver(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
+        if let Some(body) = self.exchange().await? {
+            self.unwrapper.unwrap(body, delivered);
+        }
+        Ok(())
     }
 
     /// One request and its whole response; returns the body of a 200.
@@ -233,7 +247,10 @@ impl HttpSubscriber {
         match status {
             StatusCode::OK => Ok(Some(body)),
             StatusCode::NOT_MODIFIED => Ok(None),
-            other => bail!("subscriber location answered {other}"),
+            other => bail!(
+                "subscriber location answered {other}: {}",
+                crate::adapter::quote(&body)
+            ),
         }
     }
 }
@@ -267,7 +284,7 @@ impl Transport for HttpPoll {
         else {
             bail!("http-poll client given a {} plan", spec.plan.kind());
         };
-        let mut subscriber = HttpSubscriber::connect(spec, POLL_PREFIX, headers, *http).await?;
+        let mut subscriber = HttpSubscriber::connect(spec, headers, *http).await?;
         // The first polls establish the client's position, "now": they are part of
         // subscribing. The hub answers a poll without validators 304 at once; a server that
         // answers it with its oldest buffered message instead (nginx + nchan's default) is
@@ -286,12 +303,15 @@ impl Transport for HttpPoll {
 
     async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
         self.schedule.tick().await;
-        delivered.extend(self.subscriber.exchange().await?.map(Received::now));
-        Ok(())
+        self.subscriber.deliver(delivered).await
     }
 
     fn wire(&self) -> WireCounts {
         self.subscriber.connection.counter.snapshot()
+    }
+
+    fn unrecognised(&self) -> Option<String> {
+        self.subscriber.unwrapper.unrecognised()
     }
 }
 
@@ -314,16 +334,19 @@ impl Transport for HttpLongpoll {
         let TransportPlan::HttpLongpoll { headers, http, .. } = spec.plan.as_ref() else {
             bail!("http-longpoll client given a {} plan", spec.plan.kind());
         };
-        let subscriber = HttpSubscriber::connect(spec, LONGPOLL_PREFIX, headers, *http).await?;
+        let subscriber = HttpSubscriber::connect(spec, headers, *http).await?;
         Ok(HttpLongpoll { subscriber })
     }
 
     async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
-        delivered.extend(self.subscriber.exchange().await?.map(Received::now));
-        Ok(())
+        self.subscriber.deliver(delivered).await
     }
 
     fn wire(&self) -> WireCounts {
         self.subscriber.connection.counter.snapshot()
+    }
+
+    fn unrecognised(&self) -> Option<String> {
+        self.subscriber.unwrapper.unrecognised()
     }
 }

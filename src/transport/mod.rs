@@ -1,12 +1,13 @@
 //! How a client receives messages. Each transport is one file behind `Transport`; the client
 //! loop in `fleet::client` is shared by all of them.
 
+mod adapted;
 #[cfg(test)]
 pub mod fake;
 mod http;
 pub mod mqtt;
 mod sse;
-mod websocket;
+pub(crate) mod websocket;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::adapter::Adapter;
 use crate::plan::TransportPlan;
 use crate::targets::Endpoint;
 use crate::wire::WireCounts;
@@ -35,6 +37,8 @@ pub struct ClientSpec {
     pub client_id: String,
     /// Where an SSE client's next connection resumes; shared by the client's connections.
     pub last_event_id: LastEventId,
+    /// How to speak to the target: subscribe paths, headers, frames, envelopes.
+    pub adapter: Arc<Adapter>,
 }
 
 /// A message as a client received it.
@@ -72,6 +76,12 @@ pub trait Transport: Sized + Send + 'static {
 
     /// The QoS the server granted the subscription, for protocols that have one (MQTT).
     fn granted_qos(&self) -> Option<u8> {
+        None
+    }
+
+    /// The first message this connection received that carried no payload (quoted), for a
+    /// run that delivers nothing to say what the server sent instead.
+    fn unrecognised(&self) -> Option<String> {
         None
     }
 }

@@ -15,14 +15,11 @@ use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Request, StatusCode};
 use sse_stream::{Sse as Event, SseStream};
 
+use super::adapted::{self, Unwrapper};
 use super::http::Connection;
 use super::{ClientSpec, Received, Transport};
-use crate::payload::Stamp;
 use crate::plan::TransportPlan;
 use crate::wire::WireCounts;
-
-/// Path prefix of the hub's event-stream location.
-const SSE_PREFIX: &str = "/sub/sse";
 
 const EVENT_STREAM: &str = "text/event-stream";
 
@@ -52,6 +49,7 @@ pub struct Sse {
     /// Kept (its sender too) so that hyper keeps the connection for the streamed response.
     connection: Connection,
     last_event_id: LastEventId,
+    unwrapper: Unwrapper,
 }
 
 impl Transport for Sse {
@@ -61,7 +59,8 @@ impl Transport for Sse {
             bail!("sse client given a {} plan", spec.plan.kind());
         };
         let mut connection = Connection::open(spec, headers, *http).await?;
-        let uri = connection.uri(&format!("{SSE_PREFIX}/{}", spec.channel))?;
+        connection.add_adapter_headers(spec)?;
+        let uri = connection.uri(&adapted::subscribe_path(spec))?;
         let mut request = Request::get(uri).body(Empty::<Bytes>::new())?;
         let fields = request.headers_mut();
         for (name, value) in &connection.headers {
@@ -90,6 +89,7 @@ impl Transport for Sse {
             events: SseStream::new(response.into_body()),
             connection,
             last_event_id: spec.last_event_id.clone(),
+            unwrapper: Unwrapper::new(spec),
         })
     }
 
@@ -110,13 +110,17 @@ impl Transport for Sse {
     fn wire(&self) -> WireCounts {
         self.connection.counter.snapshot()
     }
+
+    fn unrecognised(&self) -> Option<String> {
+        self.unwrapper.unrecognised()
+    }
 }
 
 impl Sse {
-    /// Keeps an event's id and its payload; a block without data (only an id or a retry)
-    /// delivers nothing.
+    /// Keeps an event's id and the payloads in its data; a block without data (only an id or
+    /// a retry) delivers nothing.
     fn take(
-        &self,
+        &mut self,
         event: Option<Result<Event, sse_stream::Error>>,
         delivered: &mut Vec<Received>,
     ) -> anyhow::Result<()> {
@@ -127,10 +131,7 @@ impl Sse {
             self.last_event_id.set(id);
         }
         if let Some(data) = event.data {
-            let stamp = Stamp::decode_text(&data)
-                .with_context(|| format!("event data is not a pushbench payload: {data:?}"))?;
-            // The client loop reads stamps from binary payloads of the same size.
-            delivered.push(Received::now(Bytes::from(stamp.encode(data.len()))));
+            self.unwrapper.unwrap(Bytes::from(data), delivered);
         }
         Ok(())
     }

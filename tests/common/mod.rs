@@ -33,6 +33,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         project_rate_per_s: None,
         scale: Default::default(),
         network: None,
+        adapter: Default::default(),
     }
 }
 
@@ -123,20 +124,27 @@ impl Drop for Mosquitto {
 /// loopback ports, stopped on drop.
 pub struct Nats {
     pub mqtt_port: u16,
+    /// Its WebSocket listener (the NATS text protocol).
+    pub ws_port: u16,
 }
 
 impl Nats {
     pub fn start() -> Nats {
-        let (mqtt_port, client_port) = (free_port(), free_port());
+        let (mqtt_port, client_port, ws_port) = (free_port(), free_port(), free_port());
         let status = std::process::Command::new(script("targets/nats.sh"))
-            .args(["start", &mqtt_port.to_string(), &client_port.to_string()])
+            .args([
+                "start",
+                &mqtt_port.to_string(),
+                &client_port.to_string(),
+                &ws_port.to_string(),
+            ])
             .status()
             .expect("running scripts/targets/nats.sh (is bash there?)");
         assert!(
             status.success(),
             "nats-server did not start: install it (apt-get install nats-server)"
         );
-        Nats { mqtt_port }
+        Nats { mqtt_port, ws_port }
     }
 
     pub fn url(&self) -> String {
@@ -219,6 +227,7 @@ pub async fn hub_poller(
         index: 0,
         client_id: "poller".into(),
         last_event_id: Default::default(),
+        adapter: Default::default(),
     };
     let poller = pushbench::transport::HttpPoll::connect(&spec)
         .await
