@@ -15,7 +15,7 @@ use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
 use crate::runner::{self, RunOptions};
 use crate::targets::hub::{Hub, HubConfig};
-use crate::targets::{Launch, READY_PREFIX, broker, broker_line};
+use crate::targets::{CERTIFICATE_PREFIX, Launch, READY_PREFIX, broker, broker_line};
 use crate::thresholds::{self, EXIT_THRESHOLDS_BROKEN, Outcome};
 use crate::{scenario, sys};
 
@@ -309,6 +309,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         history: args.history,
         ws_queue: args.ws_queue,
         sse_keepalive: args.sse_keepalive,
+        tls: args.tls,
         ..HubConfig::default()
     };
     sys::raise_fd_limit();
@@ -317,6 +318,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("starting the hub on {}", args.listen))?;
     // The first stdout lines are the contract with `Launch::ChildProcess`.
     println!("{READY_PREFIX}{}", hub.local_addr());
+    if let Some(der) = hub.certificate_der() {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        println!("{CERTIFICATE_PREFIX}{text}");
+    }
     if args.broker {
         let ip = match hub.local_addr().ip() {
             std::net::IpAddr::V4(ip) => ip,

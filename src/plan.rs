@@ -40,6 +40,8 @@ pub struct Plan {
     /// (`messages.project_to`), when the machine cannot hold that rate for all clients.
     pub project_rate_per_s: Option<f64>,
     pub scale: ScalePlan,
+    /// `[tls]`: every transport of the scenario over TLS; `None`: cleartext.
+    pub tls: Option<TlsPlan>,
 }
 
 /// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.
@@ -293,5 +295,57 @@ impl Plan {
     /// Messages each channel publishes inside the measured window (at least one).
     pub fn window_messages(&self) -> u64 {
         ((self.duration.as_secs_f64() * self.message_rate_per_s).round() as u64).max(1)
+    }
+}
+
+/// TLS under every transport of a scenario (`[tls]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsPlan {
+    pub version: TlsVersion,
+    /// Whether a reconnecting client resumes its session (browsers do).
+    pub resumption: bool,
+    /// An external target's CA certificate (PEM), the only one the fleet trusts.
+    pub ca: Option<std::path::PathBuf>,
+    /// An external target whose certificate is not checked at all.
+    pub insecure: bool,
+}
+
+impl Default for TlsPlan {
+    fn default() -> Self {
+        TlsPlan {
+            version: TlsVersion::V1_3,
+            resumption: true,
+            ca: None,
+            insecure: false,
+        }
+    }
+}
+
+impl TlsPlan {
+    /// What a run label adds: `+tls` (1.3), `+tls1.2`, and `,insecure` when nothing is checked.
+    pub fn label_suffix(&self) -> String {
+        let version = match self.version {
+            TlsVersion::V1_3 => "",
+            TlsVersion::V1_2 => "1.2",
+        };
+        let insecure = if self.insecure { "(insecure)" } else { "" };
+        format!("+tls{version}{insecure}")
+    }
+}
+
+/// The one TLS version a client offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+impl TlsVersion {
+    /// As written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        }
     }
 }

@@ -192,6 +192,21 @@ pub struct RunResult {
     pub target_shard_cpu_s: Vec<f64>,
     /// Peak RSS of each embedded shard (JSON only).
     pub target_shard_peak_rss_bytes: Vec<u64>,
+
+    // TLS (NaN on a cleartext run).
+    /// `1.3` or `1.2`, with `insecure` when the server's certificate was not checked; empty
+    /// on a cleartext run.
+    pub tls: String,
+    /// (Wire bytes − plaintext bytes above TLS) ÷ messages, in the window: what the records
+    /// add (header, inner content type, AEAD tag, TLS 1.2's explicit nonce).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub tls_overhead_bytes_per_message: f64,
+    /// TLS records in both directions ÷ messages, in the window.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub tls_records_per_message: f64,
+    /// Of `setup_bytes_per_client`, what is not plaintext above TLS: the handshakes.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub tls_setup_bytes_per_client: f64,
 }
 
 impl RunResult {
@@ -225,6 +240,9 @@ impl RunResult {
             fleet_cpu_us_per_message: f64::NAN,
             target_cpu_us_per_message: f64::NAN,
             target_rss_bytes_per_connection: f64::NAN,
+            tls_overhead_bytes_per_message: f64::NAN,
+            tls_records_per_message: f64::NAN,
+            tls_setup_bytes_per_client: f64::NAN,
             ..RunResult::default()
         }
     }

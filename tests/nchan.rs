@@ -161,6 +161,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         endpoint: Arc::new(Endpoint {
             addr,
             authority: addr.to_string(),
+            tls: None,
         }),
         channel: "sse".into(),
         plan: Arc::new(TransportPlan::Sse {
@@ -171,6 +172,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         index: 0,
         client_id: "nchan-sse".into(),
         last_event_id: LastEventId::default(),
+        tls_sessions: Default::default(),
     };
     let text = |seq: u64| {
         Stamp {

@@ -217,6 +217,7 @@ mod tests {
             endpoint: Arc::new(Endpoint {
                 addr: ([127, 0, 0, 1], 9).into(),
                 authority: "127.0.0.1:9".into(),
+                tls: None,
             }),
             channel: "0".into(),
             plan: Arc::new(TransportPlan::Websocket {
@@ -225,6 +226,7 @@ mod tests {
             index: 0,
             client_id: client_id.into(),
             last_event_id: Default::default(),
+            tls_sessions: Default::default(),
         }
     }
 

@@ -229,6 +229,7 @@ impl Fleet {
                     index: i,
                     client_id: format!("pb-{run_id:08x}-{i}"),
                     last_event_id: LastEventId::default(),
+                    tls_sessions: Default::default(),
                 };
                 spawn_client(&mut tasks, spec, Arc::clone(&shared), i);
             }

@@ -4,13 +4,14 @@
 
 use crate::fleet::{MeasuredSeqs, Merged};
 use crate::last_will::Wills;
-use crate::plan::{Plan, TransportPlan};
+use crate::plan::{Plan, TlsPlan, TransportPlan};
 use crate::publisher::PublishOutcome;
 use crate::result::RunResult;
 use crate::stats::{self, Percentiles, per};
 use crate::sys;
 use crate::targets::RunningTarget;
 use crate::targets::hub::HubStats;
+use crate::wire::WireCounts;
 
 /// What made the clients receive something.
 pub enum Stimulus {
@@ -190,7 +191,7 @@ pub fn build_result(
         (!cost.target_shard_cpu_s.is_empty()).then(|| cost.target_shard_cpu_s.iter().sum::<f64>());
     let mut r = RunResult {
         scenario: plan.name.clone(),
-        transport: transport.label(),
+        transport: run_label(plan, transport),
         transport_kind: transport.kind().to_string(),
         target,
         target_name: plan.target.name(),
@@ -229,6 +230,7 @@ pub fn build_result(
         target_shards: m.endpoints,
         target_shard_cpu_s: cost.target_shard_cpu_s.clone(),
         target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),
+        tls: plan.tls.as_ref().map_or_else(String::new, tls_name),
         ..RunResult::not_measured()
     };
     let latency = match &m.stimulus {
@@ -334,6 +336,9 @@ fn stream(
         r.first_request_header_bytes = per(setup.request_header_bytes as f64, connected);
         r.first_response_header_bytes = per(setup.response_header_bytes as f64, connected);
     }
+    if plan.tls.is_some() {
+        set_tls(r, &wire, &outcome.setup, messages, connected);
+    }
     r.publish_rate_requested_per_s =
         plan.message_rate_per_s * f64::from(plan.channels) * m.endpoints as f64;
     r.publish_rate_achieved_per_s = published.achieved_rate_per_s;
@@ -373,3 +378,31 @@ fn set_latency(r: &mut RunResult, histogram: &hdrhistogram::Histogram<u64>) -> a
 #[cfg(test)]
 #[path = "build_tests.rs"]
 mod tests;
+
+/// The transport's label, with TLS named (`websocket+tls`) on a TLS run.
+pub fn run_label(plan: &Plan, transport: &TransportPlan) -> String {
+    match &plan.tls {
+        Some(tls) => format!("{}{}", transport.label(), tls.label_suffix()),
+        None => transport.label(),
+    }
+}
+
+/// The `tls` column: the version, and `insecure` when the certificate was not checked.
+fn tls_name(tls: &TlsPlan) -> String {
+    let insecure = if tls.insecure { " insecure" } else { "" };
+    format!("{}{insecure}", tls.version.name())
+}
+
+/// The TLS figures: what the wire carried beyond the plaintext, in the window and at setup.
+fn set_tls(
+    r: &mut RunResult,
+    wire: &WireCounts,
+    setup: &WireCounts,
+    messages: f64,
+    connected: f64,
+) {
+    let over = |counts: &WireCounts| counts.total().saturating_sub(counts.plaintext_total()) as f64;
+    r.tls_overhead_bytes_per_message = per(over(wire), messages);
+    r.tls_records_per_message = per(wire.tls_records as f64, messages);
+    r.tls_setup_bytes_per_client = per(over(setup), connected);
+}

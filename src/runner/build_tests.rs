@@ -30,6 +30,7 @@ fn plan() -> Plan {
         thresholds: Vec::new(),
         project_rate_per_s: None,
         scale: Default::default(),
+        tls: None,
     }
 }
 

@@ -43,15 +43,20 @@ pub async fn run_transport(
     options: &RunOptions,
     observer: &dyn Observer,
 ) -> anyhow::Result<RunResult> {
-    let label = transport.label();
+    let label = build::run_label(plan, transport);
     let per_process = sys::clients_per_process();
     let shards = plan
         .clients
         .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_process).max(1));
-    let mut target =
-        RunningTarget::start(&plan.target, transport, &options.launch, shards as usize)
-            .await
-            .with_context(|| format!("starting the target for {label}"))?;
+    let mut target = RunningTarget::start(
+        &plan.target,
+        transport,
+        &options.launch,
+        shards as usize,
+        plan.tls.as_ref(),
+    )
+    .await
+    .with_context(|| format!("starting the target for {label}"))?;
     // Cancelled by an interrupt, or when the stimulus phase is over: it ends the publisher's
     // connections and everything else that only lives for this run's publishing.
     let phases = options.interrupt.child_token();

@@ -159,6 +159,7 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         thresholds,
         project_rate_per_s,
         scale,
+        tls: None,
     })
 }
 

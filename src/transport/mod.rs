@@ -5,6 +5,7 @@
 pub mod fake;
 mod http;
 pub mod mqtt;
+mod open;
 mod sse;
 mod websocket;
 
@@ -35,6 +36,8 @@ pub struct ClientSpec {
     pub client_id: String,
     /// Where an SSE client's next connection resumes; shared by the client's connections.
     pub last_event_id: LastEventId,
+    /// The client's TLS sessions, resumed by its reconnects.
+    pub tls_sessions: crate::tls::Sessions,
 }
 
 /// A message as a client received it.

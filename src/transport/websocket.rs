@@ -11,10 +11,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{ClientSpec, Received, Transport};
 use crate::plan::TransportPlan;
-use crate::wire::{ConnCounter, CountingStream, WireCounts};
+use crate::tls::Alpn;
+use crate::wire::{ClientStream, ConnCounter, WireCounts};
 
 pub struct WebSocket {
-    stream: WebSocketStream<CountingStream>,
+    stream: WebSocketStream<ClientStream>,
     counter: Arc<ConnCounter>,
 }
 
@@ -23,7 +24,7 @@ impl Transport for WebSocket {
         let TransportPlan::Websocket { read_buffer_bytes } = spec.plan.as_ref() else {
             bail!("websocket client given a {} plan", spec.plan.kind());
         };
-        let stream = CountingStream::connect(spec.endpoint.addr).await?;
+        let stream = spec.open(Alpn::Http1).await?;
         let counter = stream.counter();
         let url = format!("ws://{}/sub/ws/{}", spec.endpoint.authority, spec.channel);
         let config = WebSocketConfig::default()

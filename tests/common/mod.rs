@@ -32,6 +32,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         thresholds: Vec::new(),
         project_rate_per_s: None,
         scale: Default::default(),
+        tls: None,
     }
 }
 
@@ -208,6 +209,7 @@ pub async fn hub_poller(
         endpoint: std::sync::Arc::new(pushbench::targets::Endpoint {
             addr: hub.local_addr(),
             authority: hub.local_addr().to_string(),
+            tls: None,
         }),
         channel: "0".into(),
         plan: std::sync::Arc::new(TransportPlan::HttpPoll {
@@ -218,6 +220,7 @@ pub async fn hub_poller(
         index: 0,
         client_id: "poller".into(),
         last_event_id: Default::default(),
+        tls_sessions: Default::default(),
     };
     let poller = pushbench::transport::HttpPoll::connect(&spec)
         .await
