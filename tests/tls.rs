@@ -113,9 +113,18 @@ async fn assert_cleartext_plus_records(transport: TransportPlan) {
     assert_all_delivered(&clear);
     assert_all_delivered(&tls);
     assert!(tls.tls_records_per_message >= 2.0, "{tls:?}");
+    assert_window_is_cleartext_plus_records(&clear, &tls);
+}
+
+/// The TLS run's window bytes are the cleartext run's plus 22 per record, to the byte (in
+/// whole bytes: per-message figures are rounded floats).
+fn assert_window_is_cleartext_plus_records(clear: &RunResult, tls: &RunResult) {
+    assert_eq!(clear.window_messages, tls.window_messages);
+    let bytes = |r: &RunResult| r.window_bytes_up + r.window_bytes_down;
+    let records = (tls.tls_records_per_message * tls.window_messages as f64).round() as u64;
     assert_eq!(
-        tls.overhead_bytes_per_message,
-        clear.overhead_bytes_per_message + TLS13_RECORD_BYTES * tls.tls_records_per_message,
+        bytes(tls),
+        bytes(clear) + TLS13_RECORD_BYTES as u64 * records,
         "cleartext {clear:?}\nTLS {tls:?}"
     );
 }
@@ -123,4 +132,113 @@ async fn assert_cleartext_plus_records(transport: TransportPlan) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_long_polling_costs_its_cleartext_bytes_plus_22_per_record() {
     assert_cleartext_plus_records(longpoll(HttpVersion::Http11)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_long_polling_over_h2_costs_its_cleartext_bytes_plus_22_per_record() {
+    assert_cleartext_plus_records(longpoll(HttpVersion::Http2)).await;
+}
+
+fn sse(http: HttpVersion) -> TransportPlan {
+    TransportPlan::Sse {
+        headers: HeaderProfile::Minimal,
+        http,
+        keepalive: None,
+    }
+}
+
+/// One event, one record: an event stream costs its cleartext framing plus 22 bytes.
+async fn assert_one_record_per_event(http: HttpVersion) {
+    let clear = run_in_process(&small_plan(10, 16, sse(http))).await;
+    let tls = run_tls(10, 16, sse(http), TlsVersion::V1_3).await;
+    assert_all_delivered(&clear);
+    assert_all_delivered(&tls);
+    assert_eq!(tls.tls_records_per_message, 1.0, "{tls:?}");
+    assert_window_is_cleartext_plus_records(&clear, &tls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_over_tls_costs_one_record_per_event() {
+    assert_one_record_per_event(HttpVersion::Http11).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_over_h2_and_tls_costs_one_record_per_event() {
+    assert_one_record_per_event(HttpVersion::Http2).await;
+}
+
+/// Interval polls that find nothing cost records too: whatever the number of polls per
+/// message, the TLS share is exactly 22 bytes per record counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_interval_polling_pays_22_bytes_per_record() {
+    for http in [HttpVersion::Http11, HttpVersion::Http2] {
+        let transport = TransportPlan::HttpPoll {
+            http,
+            interval: Duration::from_millis(20),
+            headers: HeaderProfile::Minimal,
+        };
+        let r = run_tls(10, 16, transport, TlsVersion::V1_3).await;
+        assert_all_delivered(&r);
+        assert!(r.tls_records_per_message >= 2.0, "{r:?}");
+        let whole = |per_message: f64| (per_message * r.window_messages as f64).round();
+        assert_eq!(
+            whole(r.tls_overhead_bytes_per_message),
+            TLS13_RECORD_BYTES * whole(r.tls_records_per_message),
+            "{r:?}"
+        );
+    }
+}
+
+/// A client's second connection resumes the session its first one was given a ticket for:
+/// no certificate, no signature, so fewer setup bytes.
+#[tokio::test]
+async fn a_reconnect_resumes_the_session_with_fewer_setup_bytes() {
+    use pushbench::targets::hub::{Hub, HubConfig};
+    use pushbench::tls::{EMBEDDED_SERVER_NAME, EndpointTls, Trust};
+    use pushbench::transport::{ClientSpec, Transport, WebSocket};
+    use std::sync::Arc;
+
+    let config = HubConfig {
+        tls: true,
+        ..HubConfig::default()
+    };
+    let hub = Hub::start(([127, 0, 0, 1], 0).into(), config)
+        .await
+        .unwrap();
+    let certificate = hub.certificate_der().expect("a TLS hub has a certificate");
+    let tls = EndpointTls::new(
+        &TlsPlan::default(),
+        EMBEDDED_SERVER_NAME.to_string(),
+        Trust::Certificates(vec![certificate.to_vec()]),
+    );
+    let spec = ClientSpec {
+        endpoint: Arc::new(pushbench::targets::Endpoint {
+            addr: hub.local_addr(),
+            authority: hub.local_addr().to_string(),
+            tls: Some(tls),
+        }),
+        channel: "0".into(),
+        plan: Arc::new(websocket()),
+        index: 0,
+        client_id: "resumer".into(),
+        last_event_id: Default::default(),
+        tls_sessions: Default::default(),
+    };
+    let full = WebSocket::connect(&spec).await.unwrap().wire();
+    let resumed = WebSocket::connect(&spec).await.unwrap().wire();
+    let setup = |w: pushbench::wire::WireCounts| w.total() - w.plaintext_total();
+    assert!(
+        setup(resumed) < setup(full),
+        "TLS handshake bytes: full {} B, resumed {} B",
+        setup(full),
+        setup(resumed)
+    );
+    // Everything above TLS is the same: the HTTP upgrade.
+    assert_eq!(full.plaintext_total(), resumed.plaintext_total());
+    let other = ClientSpec {
+        tls_sessions: Default::default(),
+        ..spec.clone()
+    };
+    let fresh = WebSocket::connect(&other).await.unwrap().wire();
+    assert_eq!(setup(fresh), setup(full), "another client resumes nothing");
 }
