@@ -248,3 +248,33 @@ async fn a_reconnect_resumes_the_session_with_fewer_setup_bytes() {
         setup(resumed)
     );
 }
+
+const SCENARIO_HEAD: &str = "name = \"t\"\nclients = 1\nduration = \"1s\"\n\
+    [messages]\nrate = \"1/s\"\n[[transports]]\nkind = \"websocket\"\n";
+
+#[test]
+fn a_tls_section_sets_version_and_resumption_and_labels_the_runs() {
+    let text = format!("{SCENARIO_HEAD}[tls]\nversion = \"1.2\"\nresumption = false\n");
+    let plan = pushbench::scenario::parse(&text, "t.toml").unwrap();
+    let tls = plan.tls.expect("[tls] given");
+    assert_eq!((tls.version, tls.resumption), (TlsVersion::V1_2, false));
+    assert_eq!(tls.label_suffix(), "+tls1.2");
+    let none = pushbench::scenario::parse(SCENARIO_HEAD, "t.toml").unwrap();
+    assert_eq!(none.tls, None);
+}
+
+#[test]
+fn tls_errors_say_where_and_what_to_write() {
+    let embedded_ca = format!("{SCENARIO_HEAD}[tls]\nca = \"ca.pem\"\n");
+    let e = pushbench::scenario::parse(&embedded_ca, "t.toml").unwrap_err();
+    assert!(e.to_string().starts_with("t.toml:9:1: `tls.ca`"), "{e}");
+    let version = format!("{SCENARIO_HEAD}[tls]\nversion = \"1.1\"\n");
+    let e = pushbench::scenario::parse(&version, "t.toml").unwrap_err();
+    assert!(e.to_string().contains("1.3"), "{e}");
+    let external = SCENARIO_HEAD.replace(
+        "[[transports]]",
+        "[target]\nkind = \"external\"\nurls = [\"https://127.0.0.1:8443\"]\n[tls]\n[[transports]]",
+    );
+    let e = pushbench::scenario::parse(&external, "t.toml").unwrap_err();
+    assert!(e.to_string().contains("insecure = true"), "{e}");
+}

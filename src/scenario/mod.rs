@@ -10,6 +10,7 @@
 
 mod describe;
 mod source;
+mod tls;
 mod transports;
 
 use std::ops::RangeInclusive;
@@ -80,6 +81,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "transports",
     "thresholds",
     "scale",
+    "tls",
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
 const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
@@ -143,6 +145,8 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
     let scale = scale(&root)?;
     let transports = transports::parse(&root, channels)?;
     let thresholds = thresholds(&root, &transports)?;
+    let target = target(&root)?;
+    let tls = tls::parse(&root, &target)?;
     Ok(Plan {
         name,
         description,
@@ -154,12 +158,12 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
         drain,
         message_rate_per_s,
         payload_bytes,
-        target: target(&root)?,
+        target,
         transports,
         thresholds,
         project_rate_per_s,
         scale,
-        tls: None,
+        tls,
     })
 }
 
@@ -408,10 +412,12 @@ fn target_urls(item: &Item) -> Result<Vec<String>> {
 /// Checks `SCHEME://host:port[/...]`: `http://` for the HTTP and WebSocket transports,
 /// `mqtt://` for MQTT over TCP, `ws://` for MQTT over WebSocket.
 fn check_url(url: &str) -> std::result::Result<(), &'static str> {
-    let rest = ["http://", "mqtt://", "ws://"]
-        .iter()
-        .find_map(|scheme| url.strip_prefix(scheme))
-        .ok_or("it must start with http://, mqtt:// or ws://")?;
+    let rest = [
+        "http://", "mqtt://", "ws://", "https://", "mqtts://", "wss://",
+    ]
+    .iter()
+    .find_map(|scheme| url.strip_prefix(scheme))
+    .ok_or("it must start with http://, mqtt:// or ws:// (https://, mqtts://, wss://)")?;
     let authority = rest.split('/').next().unwrap_or_default();
     let (host, port) = authority.rsplit_once(':').ok_or("it has no port")?;
     let bracketed = host.starts_with('[') && host.ends_with(']');
