@@ -12,7 +12,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -362,11 +361,13 @@ async fn post(
 }
 
 async fn open(endpoint: &Endpoint) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let tcp = TcpStream::connect(endpoint.addr)
+    // Over TLS when the target speaks it (an external https:// URL).
+    let sessions = crate::tls::Sessions::default();
+    let alpn = crate::tls::Alpn::Http1;
+    let stream = crate::tls::connect(endpoint.addr, endpoint.tls.as_ref(), &sessions, alpn)
         .await
         .with_context(|| format!("publisher connecting to {}", endpoint.addr))?;
-    tcp.set_nodelay(true)?;
-    let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
