@@ -14,6 +14,8 @@ command -v nats-server >/dev/null || missing+=(nats-server)
 command -v nginx >/dev/null || missing+=(nginx)
 [[ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]] || missing+=(libnginx-mod-nchan)
 command -v tshark >/dev/null || missing+=(tshark)
+# The TLS listeners of scripts/targets/{nchan,mosquitto}.sh get their certificates from it.
+command -v openssl >/dev/null || missing+=(openssl)
 if [[ ${#missing[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         echo "== installing ${missing[*]}"
@@ -31,7 +33,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         [[ $status -eq 0 ]] || { echo "installing ${missing[*]} failed" >&2; exit "$status"; }
     else
         echo "warning: ${missing[*]} missing and not root: the tests that need them will fail." >&2
-        echo "  as root: apt-get install -y mosquitto nats-server nginx libnginx-mod-nchan tshark" >&2
+        echo "  as root: apt-get install -y mosquitto nats-server nginx libnginx-mod-nchan tshark openssl" >&2
     fi
 fi
 
