@@ -15,7 +15,7 @@ use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
 use crate::runner::{self, RunOptions};
 use crate::targets::hub::{Hub, HubConfig};
-use crate::targets::{CERTIFICATE_PREFIX, Launch, READY_PREFIX, broker, broker_line};
+use crate::targets::{CERTIFICATE_PREFIX, Launch, READY_PREFIX, broker, broker_line, tls_front};
 use crate::thresholds::{self, EXIT_THRESHOLDS_BROKEN, Outcome};
 use crate::{scenario, sys};
 
@@ -323,16 +323,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let text = base64::engine::general_purpose::STANDARD.encode(der);
         println!("{CERTIFICATE_PREFIX}{text}");
     }
-    if args.broker {
-        let ip = match hub.local_addr().ip() {
-            std::net::IpAddr::V4(ip) => ip,
-            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
-        };
-        let addrs = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
-        println!("{}", broker_line(&addrs));
-    }
+    // Kept until Ctrl-C: the broker's TLS fronts, if any.
+    let _fronts = if args.broker {
+        serve_broker(&hub).await?
+    } else {
+        Vec::new()
+    };
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the broker beside `hub` and prints its addresses; over TLS (the hub has a
+/// certificate) the addresses printed are TLS fronts' with the hub's certificate.
+async fn serve_broker(hub: &Hub) -> anyhow::Result<Vec<tls_front::TlsFront>> {
+    let ip = match hub.local_addr().ip() {
+        std::net::IpAddr::V4(ip) => ip,
+        std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+    };
+    let addrs = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+    let (addrs, fronts) = match hub.identity() {
+        Some(identity) => tls_front::front_broker(addrs, &identity).await?,
+        None => (addrs, Vec::new()),
+    };
+    println!("{}", broker_line(&addrs));
+    Ok(fronts)
 }

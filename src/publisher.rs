@@ -276,7 +276,7 @@ impl Sink {
             client,
             mut eventloop,
             claim,
-        } = Connection::open(mqtt::options(&id, endpoint, plan, None), endpoint.addr).await?;
+        } = Connection::open(mqtt::options(&id, endpoint, plan, None)?, endpoint.addr).await?;
         let (stop, broken) = (stop.clone(), Arc::clone(broken));
         tokio::spawn(async move {
             let _claim = claim;

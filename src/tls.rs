@@ -147,7 +147,11 @@ impl EndpointTls {
 
     /// This client's configuration: the shared one with the client's own session store, so
     /// that a reconnect resumes the client's session and never another client's.
-    fn client_config(&self, alpn: Alpn, sessions: &Sessions) -> anyhow::Result<Arc<ClientConfig>> {
+    pub fn client_config(
+        &self,
+        alpn: Alpn,
+        sessions: &Sessions,
+    ) -> anyhow::Result<Arc<ClientConfig>> {
         let mut config = (*self.config(alpn)?).clone();
         config.resumption = if self.resumption {
             Resumption::store(sessions.store())
@@ -211,24 +215,16 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// A fresh ECDSA P-256 certificate for `EMBEDDED_SERVER_NAME`.
-    pub fn generate() -> anyhow::Result<Identity> {
-        let issued = rcgen::generate_simple_self_signed(vec![EMBEDDED_SERVER_NAME.to_string()])
+    /// A fresh ECDSA P-256 certificate for `EMBEDDED_SERVER_NAME` and the target's address
+    /// (clients that connect by address, rumqttc, check that one).
+    pub fn generate(ip: std::net::IpAddr) -> anyhow::Result<Identity> {
+        let names = vec![EMBEDDED_SERVER_NAME.to_string(), ip.to_string()];
+        let issued = rcgen::generate_simple_self_signed(names)
             .context("generating a self-signed certificate")?;
         Ok(Identity {
             certificate_der: issued.cert.der().to_vec(),
             key_der: issued.signing_key.serialize_der(),
         })
-    }
-
-    /// The certificate as PEM, for servers configured by file (rumqttd).
-    pub fn certificate_pem(&self) -> String {
-        pem("CERTIFICATE", &self.certificate_der)
-    }
-
-    /// The private key (PKCS #8) as PEM.
-    pub fn key_pem(&self) -> String {
-        pem("PRIVATE KEY", &self.key_der)
     }
 
     /// A server configuration offering TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN.
@@ -247,19 +243,6 @@ impl Identity {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
-}
-
-/// Base64 in 64-character lines between BEGIN and END lines (RFC 7468).
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in text.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// The certificates of a PEM file.

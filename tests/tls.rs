@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{run_in_process, small_plan};
-use pushbench::plan::{HttpVersion, Plan, TlsPlan, TlsVersion, TransportPlan};
+use pushbench::plan::{HttpVersion, MqttOver, Plan, TlsPlan, TlsVersion, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::result::RunResult;
 
@@ -277,4 +277,45 @@ fn tls_errors_say_where_and_what_to_write() {
     );
     let e = pushbench::scenario::parse(&external, "t.toml").unwrap_err();
     assert!(e.to_string().contains("insecure = true"), "{e}");
+}
+
+/// MQTT over TLS 1.3 to the embedded broker (rumqttd behind pushbench's TLS front), topic
+/// `bench/t`, 16-byte payload: PUBLISH's 11 bytes of framing plus one record, 22 bytes; the
+/// plaintext is derived from the packets rumqttc handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_qos0_over_tls13_costs_11_plus_22_bytes() {
+    let r = run_tls(20, 16, common::mqtt(0, MqttOver::Tcp), TlsVersion::V1_3).await;
+    assert_all_delivered(&r);
+    assert_eq!(r.transport, "mqtt(qos0,tcp)+tls");
+    assert_eq!(
+        r.tls_overhead_bytes_per_message, TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
+    assert_eq!(
+        r.overhead_bytes_per_message,
+        11.0 + TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
+    assert!(
+        r.tls_records_per_message.is_nan(),
+        "not seen on rumqttc's socket: {r:?}"
+    );
+}
+
+/// QoS 1: the PUBLISH (11 + 2-byte packet id) and the client's PUBACK (4), each in a record
+/// of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_qos1_over_tls13_costs_17_plus_two_records() {
+    let r = run_tls(20, 16, common::mqtt(1, MqttOver::Tcp), TlsVersion::V1_3).await;
+    assert_all_delivered(&r);
+    assert_eq!(
+        r.tls_overhead_bytes_per_message,
+        2.0 * TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
+    assert_eq!(
+        r.overhead_bytes_per_message,
+        17.0 + 2.0 * TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
 }

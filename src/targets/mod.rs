@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod hub;
 mod process;
+pub mod tls_front;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use tokio::process::{Child, Command};
 use crate::plan::{MqttOver, MqttVersion, TargetPlan, TlsPlan, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::sys;
-use crate::tls::{EMBEDDED_SERVER_NAME, EndpointTls, Trust};
+use crate::tls::{EMBEDDED_SERVER_NAME, EndpointTls, Identity, Trust};
 use broker::BrokerAddrs;
 use hub::{Hub, HubConfig, HubStats};
 
@@ -72,6 +73,8 @@ pub struct RunningTarget {
     server: Server,
     /// The endpoints are MQTT brokers: there is no hub to ask for its counters.
     broker: bool,
+    /// TLS fronts of in-process brokers, stopped with the target.
+    _tls_fronts: Vec<tls_front::TlsFront>,
 }
 
 enum Server {
@@ -152,6 +155,7 @@ impl RunningTarget {
             label: urls.join(" "),
             server: Server::External(watched),
             broker: matches!(transport, TransportPlan::Mqtt(_)),
+            _tls_fronts: Vec::new(),
         })
     }
 
@@ -167,6 +171,7 @@ impl RunningTarget {
         };
         // Each shard's own certificate, the only one its clients trust.
         let mut certificates: Vec<Option<Vec<u8>>> = Vec::new();
+        let mut tls_fronts = Vec::new();
         let broker = matches!(transport, TransportPlan::Mqtt(_));
         let pick = |b: BrokerAddrs| broker_listener(transport, b);
         let mut addrs = Vec::new();
@@ -177,6 +182,16 @@ impl RunningTarget {
                     if broker {
                         let ip = shard_ip(k);
                         let b = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+                        let b = match tls {
+                            Some(_) => {
+                                let identity = Identity::generate(ip.into())?;
+                                let (b, fronts) = tls_front::front_broker(b, &identity).await?;
+                                tls_fronts.extend(fronts);
+                                certificates.push(Some(identity.certificate_der));
+                                b
+                            }
+                            None => b,
+                        };
                         addrs.push(pick(b)?);
                     } else {
                         let hub = Hub::start((shard_ip(k), 0).into(), config.clone()).await?;
@@ -234,6 +249,7 @@ impl RunningTarget {
             label: "embedded".to_string(),
             server,
             broker,
+            _tls_fronts: tls_fronts,
         })
     }
 

@@ -139,8 +139,8 @@ pub struct Hub {
     local_addr: SocketAddr,
     state: Arc<HubState>,
     accept: JoinHandle<()>,
-    /// The certificate (DER) it presents over TLS, when it accepts TLS.
-    certificate_der: Option<Vec<u8>>,
+    /// The certificate it presents over TLS, when it accepts TLS.
+    identity: Option<Arc<Identity>>,
     /// Never sent on: dropping it wakes every connection's `changed()`, which ends it.
     _shutdown: watch::Sender<()>,
 }
@@ -151,7 +151,10 @@ impl Hub {
     pub async fn start(listen: SocketAddr, config: HubConfig) -> anyhow::Result<Hub> {
         let listener = bind(listen).with_context(|| format!("hub: listening on {listen}"))?;
         let local_addr = listener.local_addr()?;
-        let identity = config.tls.then(Identity::generate).transpose()?;
+        let identity = match config.tls {
+            true => Some(Identity::generate(local_addr.ip())?),
+            false => None,
+        };
         let tls = match &identity {
             Some(identity) => Some(TlsAcceptor::from(identity.server_config()?)),
             None => None,
@@ -163,14 +166,19 @@ impl Hub {
             local_addr,
             state,
             accept,
-            certificate_der: identity.map(|i| i.certificate_der),
+            identity: identity.map(Arc::new),
             _shutdown: shutdown_tx,
         })
     }
 
     /// The self-signed certificate (DER) clients must trust, when the hub accepts TLS.
     pub fn certificate_der(&self) -> Option<&[u8]> {
-        self.certificate_der.as_deref()
+        self.identity.as_ref().map(|i| i.certificate_der.as_slice())
+    }
+
+    /// Its TLS identity, for a broker beside it in the same process (one certificate).
+    pub fn identity(&self) -> Option<Arc<Identity>> {
+        self.identity.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
