@@ -319,3 +319,40 @@ async fn mqtt_qos1_over_tls13_costs_17_plus_two_records() {
         "{r:?}"
     );
 }
+
+/// MQTT over TLS 1.3 against mosquitto's TLS listener (`scripts/targets/mosquitto.sh`),
+/// trusting only the CA the script made.
+async fn run_against_mosquitto_over_tls(qos: u8) -> RunResult {
+    let broker = common::Mosquitto::start_with_tls();
+    let mut plan = small_plan(20, 16, common::mqtt(qos, MqttOver::Tcp));
+    plan.target = pushbench::plan::TargetPlan::External {
+        urls: broker.urls(),
+        processes: None,
+        name: None,
+    };
+    plan.tls = Some(TlsPlan {
+        ca: Some(broker.ca()),
+        ..TlsPlan::default()
+    });
+    let r = run_in_process(&plan).await;
+    drop(broker);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_mqtt_over_tls13_costs_11_plus_22_at_qos0_and_17_plus_44_at_qos1() {
+    let r = run_against_mosquitto_over_tls(0).await;
+    assert_all_delivered(&r);
+    assert_eq!(
+        r.overhead_bytes_per_message,
+        11.0 + TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
+    let r = run_against_mosquitto_over_tls(1).await;
+    assert_all_delivered(&r);
+    assert_eq!(
+        r.overhead_bytes_per_message,
+        17.0 + 2.0 * TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
+}

@@ -22,6 +22,8 @@
 #   GET  /sub/ws/{ch}       nchan_subscriber websocket
 #   GET  /sub/sse/{ch}      nchan_subscriber eventsource (Server-Sent Events)
 set -euo pipefail
+# shellcheck source=certificate.sh
+source "$(dirname "$0")/certificate.sh"
 
 cmd=${1:-}
 port=${2:-8090}
@@ -37,21 +39,6 @@ usage() {
 
 [[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || usage
 [[ -z $tls_port ]] || { [[ $tls_port =~ ^[0-9]+$ ]] && ((tls_port > 0 && tls_port < 65536)); } || usage
-
-# A fresh throwaway CA (tls/ca.pem) and a P-256 server certificate it signed for 127.0.0.1
-# and localhost (tls/cert.pem, tls/key.pem). A CA apart from the server's certificate, as
-# in production: verifiers refuse a CA certificate used as the server's own.
-write_certificate() {
-    local dir=$run_dir/tls
-    mkdir -p "$dir"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-        -subj "/CN=pushbench test CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" 2>/dev/null
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -subj "/CN=localhost" -keyout "$dir/key.pem" -out "$dir/cert.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$dir/ext.cnf"
-    openssl x509 -req -in "$dir/cert.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
-        -CAcreateserial -days 30 -extfile "$dir/ext.cnf" -out "$dir/cert.pem" 2>/dev/null
-}
 
 # The TLS listener's lines of the server block (none without TLS_PORT).
 tls_listen() {
@@ -171,13 +158,7 @@ start() {
         echo "cannot create /var/lib/nginx/body (nchan's hard-coded message temp path): run as root" >&2
         exit 1
     }
-    if [[ -n $tls_port ]]; then
-        command -v openssl >/dev/null || {
-            echo "openssl is not installed: apt-get install -y openssl" >&2
-            exit 1
-        }
-        write_certificate
-    fi
+    [[ -z $tls_port ]] || write_certificate "$run_dir/tls"
     write_config
     : >"$run_dir/error.log"
     nginx -p "$run_dir" -c "$run_dir/nginx.conf" -e "$run_dir/error.log" -t -q ||
