@@ -308,6 +308,33 @@ pub struct TlsPlan {
     pub ca: Option<std::path::PathBuf>,
     /// An external target whose certificate is not checked at all.
     pub insecure: bool,
+    /// The one AEAD the clients offer; `None`: rustls' default order (AES-256-GCM first).
+    pub cipher: Option<TlsCipher>,
+}
+
+/// The AEAD of the cipher suites a client offers (`tls.cipher`), in either TLS version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsCipher {
+    Aes128Gcm,
+    Aes256Gcm,
+    Chacha20Poly1305,
+}
+
+impl TlsCipher {
+    pub const ALL: [TlsCipher; 3] = [
+        TlsCipher::Aes128Gcm,
+        TlsCipher::Aes256Gcm,
+        TlsCipher::Chacha20Poly1305,
+    ];
+
+    /// As written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsCipher::Aes128Gcm => "aes-128-gcm",
+            TlsCipher::Aes256Gcm => "aes-256-gcm",
+            TlsCipher::Chacha20Poly1305 => "chacha20-poly1305",
+        }
+    }
 }
 
 impl Default for TlsPlan {
@@ -317,6 +344,7 @@ impl Default for TlsPlan {
             resumption: true,
             ca: None,
             insecure: false,
+            cipher: None,
         }
     }
 }
@@ -328,8 +356,16 @@ impl TlsPlan {
             TlsVersion::V1_3 => "",
             TlsVersion::V1_2 => "1.2",
         };
-        let insecure = if self.insecure { "(insecure)" } else { "" };
-        format!("+tls{version}{insecure}")
+        let cipher = self
+            .cipher
+            .map_or_else(String::new, |c| format!(",{}", c.name()));
+        let insecure = if self.insecure { ",insecure" } else { "" };
+        let options = format!("{cipher}{insecure}");
+        let options = match options.strip_prefix(',') {
+            Some(list) => format!("({list})"),
+            None => String::new(),
+        };
+        format!("+tls{version}{options}")
     }
 }
 

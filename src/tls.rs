@@ -18,7 +18,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 use serde::{Deserialize, Serialize};
 use tokio_rustls::TlsConnector;
 
-use crate::plan::{TlsPlan, TlsVersion};
+use crate::plan::{TlsCipher, TlsPlan, TlsVersion};
 use crate::wire::{ClientStream, CountingStream};
 
 /// The name the embedded targets' certificates are issued to and clients ask for (SNI).
@@ -67,6 +67,8 @@ pub struct EndpointTls {
     pub trust: Trust,
     pub version: TlsVersion,
     pub resumption: bool,
+    #[serde(default)]
+    pub cipher: Option<TlsCipher>,
     #[serde(skip)]
     configs: Arc<[OnceLock<Arc<ClientConfig>>; 3]>,
 }
@@ -77,6 +79,7 @@ impl fmt::Debug for EndpointTls {
             .field("server_name", &self.server_name)
             .field("version", &self.version)
             .field("resumption", &self.resumption)
+            .field("cipher", &self.cipher)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +91,7 @@ impl EndpointTls {
             trust,
             version: plan.version,
             resumption: plan.resumption,
+            cipher: plan.cipher,
             configs: Arc::default(),
         }
     }
@@ -106,6 +110,17 @@ impl EndpointTls {
         Ok(EndpointTls::new(plan, host.to_string(), trust))
     }
 
+    /// The provider, its cipher suites narrowed to `tls.cipher` if one is chosen.
+    fn provider(&self) -> Arc<CryptoProvider> {
+        let mut provider = ring::default_provider();
+        if let Some(cipher) = self.cipher {
+            provider
+                .cipher_suites
+                .retain(|suite| aead_of(suite) == Some(cipher));
+        }
+        Arc::new(provider)
+    }
+
     /// The shared configuration for `alpn`, built once per process.
     fn config(&self, alpn: Alpn) -> anyhow::Result<Arc<ClientConfig>> {
         let slot = &self.configs[alpn.slot()];
@@ -121,7 +136,7 @@ impl EndpointTls {
             TlsVersion::V1_3 => &[&rustls::version::TLS13],
             TlsVersion::V1_2 => &[&rustls::version::TLS12],
         };
-        let builder = ClientConfig::builder_with_provider(provider())
+        let builder = ClientConfig::builder_with_provider(self.provider())
             .with_protocol_versions(versions)
             .context("choosing the TLS version")?;
         let mut config = match &self.trust {
@@ -206,6 +221,20 @@ pub async fn connect(
 /// The crypto provider every TLS config here uses.
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
+}
+
+/// The AEAD of a cipher suite, in either TLS version.
+fn aead_of(suite: &rustls::SupportedCipherSuite) -> Option<TlsCipher> {
+    let name = format!("{:?}", suite.suite());
+    if name.contains("CHACHA20_POLY1305") {
+        Some(TlsCipher::Chacha20Poly1305)
+    } else if name.contains("AES_128_GCM") {
+        Some(TlsCipher::Aes128Gcm)
+    } else if name.contains("AES_256_GCM") {
+        Some(TlsCipher::Aes256Gcm)
+    } else {
+        None
+    }
 }
 
 /// A self-signed certificate and its key, generated at start by an embedded target.

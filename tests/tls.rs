@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{run_in_process, small_plan};
-use pushbench::plan::{HttpVersion, MqttOver, Plan, TlsPlan, TlsVersion, TransportPlan};
+use pushbench::plan::{HttpVersion, MqttOver, Plan, TlsCipher, TlsPlan, TlsVersion, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::result::RunResult;
 
@@ -95,6 +95,31 @@ async fn websocket_over_tls12_aes_gcm_costs_2_plus_29_bytes_per_16_byte_message(
         2.0 + TLS12_AES_GCM_RECORD_BYTES,
         "{r:?}"
     );
+}
+
+/// RFC 7905 §2: ChaCha20-Poly1305 over TLS 1.2 has an implicit nonce: 5 + 16 = 21 bytes a
+/// record. Over TLS 1.3 every AEAD costs the same 22.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chosen_cipher_decides_the_tls12_record_and_not_the_tls13_one() {
+    for (version, record) in [
+        (TlsVersion::V1_2, 5.0 + 16.0),
+        (TlsVersion::V1_3, TLS13_RECORD_BYTES),
+    ] {
+        let mut plan = over_tls(small_plan(10, 16, websocket()), version);
+        if let Some(tls) = &mut plan.tls {
+            tls.cipher = Some(TlsCipher::Chacha20Poly1305);
+        }
+        let r = run_in_process(&plan).await;
+        assert_all_delivered(&r);
+        assert!(
+            r.transport.ends_with("(chacha20-poly1305)"),
+            "{}",
+            r.transport
+        );
+        assert_eq!(r.tls_records_per_message, 1.0, "{r:?}");
+        assert_eq!(r.tls_overhead_bytes_per_message, record, "{r:?}");
+        assert_eq!(r.overhead_bytes_per_message, 2.0 + record, "{r:?}");
+    }
 }
 
 fn longpoll(http: HttpVersion) -> TransportPlan {
@@ -259,6 +284,9 @@ fn a_tls_section_sets_version_and_resumption_and_labels_the_runs() {
     let tls = plan.tls.expect("[tls] given");
     assert_eq!((tls.version, tls.resumption), (TlsVersion::V1_2, false));
     assert_eq!(tls.label_suffix(), "+tls1.2");
+    let text = format!("{SCENARIO_HEAD}[tls]\ncipher = \"aes-128-gcm\"\n");
+    let tls = pushbench::scenario::parse(&text, "t.toml").unwrap().tls;
+    assert_eq!(tls.and_then(|t| t.cipher), Some(TlsCipher::Aes128Gcm));
     let none = pushbench::scenario::parse(SCENARIO_HEAD, "t.toml").unwrap();
     assert_eq!(none.tls, None);
 }

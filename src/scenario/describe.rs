@@ -219,8 +219,11 @@ fn describe_tls(tls: &crate::plan::TlsPlan) -> String {
         (Some(ca), false) => format!("trusting only {}", ca.display()),
         (None, false) => "trusting only the embedded target's own certificate".to_string(),
     };
+    let cipher = tls
+        .cipher
+        .map_or_else(String::new, |c| format!(" offering {} only", c.name()));
     format!(
-        "every transport over TLS {}, {resumption}, {trust}",
+        "every transport over TLS {}{cipher}, {resumption}, {trust}",
         tls.version.name()
     )
 }

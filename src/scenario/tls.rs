@@ -6,9 +6,9 @@ use std::path::Path;
 use super::Result;
 use super::source::Section;
 use super::transports::optional_bool;
-use crate::plan::{TargetPlan, TlsPlan, TlsVersion};
+use crate::plan::{TargetPlan, TlsCipher, TlsPlan, TlsVersion};
 
-const TLS_FIELDS: &[&str] = &["version", "resumption", "ca", "insecure"];
+const TLS_FIELDS: &[&str] = &["version", "resumption", "cipher", "ca", "insecure"];
 
 /// The URL schemes that speak TLS.
 const TLS_SCHEMES: [&str; 3] = ["https://", "wss://", "mqtts://"];
@@ -79,5 +79,12 @@ pub(super) fn parse(root: &Section, target: &TargetPlan) -> Result<Option<TlsPla
         resumption: optional_bool(&section, "resumption", true)?,
         ca: ca.map(|(_, path)| path),
         insecure,
+        cipher: match section.get("cipher") {
+            Some(c) => Some(c.choice(
+                "cipher (the AEAD of the suites offered)",
+                &TlsCipher::ALL.map(|c| (c.name(), c)),
+            )?),
+            None => None,
+        },
     }))
 }
