@@ -62,14 +62,6 @@ impl ClientStream {
         Arc::clone(&self.counter)
     }
 
-    /// The TLS session, if this stream has one (its version and cipher suite).
-    pub fn tls_session(&self) -> Option<&rustls::ClientConnection> {
-        match &self.inner {
-            Layer::Plain(_) => None,
-            Layer::Tls(tls) => Some(tls.get_ref().1),
-        }
-    }
-
     fn read(&mut self, read: &[u8]) {
         self.counter
             .plaintext_received
