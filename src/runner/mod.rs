@@ -19,7 +19,7 @@ use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::sys;
-use crate::targets::{Launch, RunningTarget};
+use crate::targets::{Launch, RunningTarget, tls_front};
 use build::{CostMeter, Measured, Stimulus};
 
 /// How often the coordinator looks at the counters while it waits.
@@ -45,9 +45,14 @@ pub async fn run_transport(
 ) -> anyhow::Result<RunResult> {
     let label = build::run_label(plan, transport);
     let per_process = sys::clients_per_process();
+    let per_shard = match (transport, &plan.tls) {
+        // The broker's TLS front holds two sockets per client beside rumqttd's one.
+        (TransportPlan::Mqtt(_), Some(_)) => per_process / tls_front::FDS_PER_CLIENT,
+        _ => per_process,
+    };
     let shards = plan
         .clients
-        .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_process).max(1));
+        .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_shard).max(1));
     let mut target = RunningTarget::start(
         &plan.target,
         transport,

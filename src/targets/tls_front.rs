@@ -13,6 +13,13 @@ use tokio_rustls::TlsAcceptor;
 use super::broker::BrokerAddrs;
 use crate::tls::Identity;
 
+/// File descriptors the broker's process holds per TLS client: the front's two sockets (to
+/// the client, to rumqttd) and rumqttd's own.
+pub const FDS_PER_CLIENT: u32 = 3;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A running front; dropping it stops accepting (relayed connections end with their peers).
 pub struct TlsFront {
     pub addr: SocketAddr,
@@ -33,8 +40,13 @@ pub async fn start(behind: SocketAddr, identity: &Identity) -> anyhow::Result<Tl
     let addr = listener.local_addr()?;
     let acceptor = TlsAcceptor::from(identity.server_config()?);
     let accept = tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            tokio::spawn(relay(client, behind, acceptor.clone()));
+        loop {
+            match listener.accept().await {
+                Ok((client, _)) => {
+                    tokio::spawn(relay(client, behind, acceptor.clone()));
+                }
+                Err(_) => tokio::time::sleep(ACCEPT_RETRY_DELAY).await,
+            }
         }
     });
     Ok(TlsFront { addr, accept })
