@@ -135,7 +135,9 @@ impl RunningTarget {
                 let host = endpoint
                     .authority
                     .rsplit_once(':')
-                    .map_or(endpoint.authority.as_str(), |(host, _)| host);
+                    .map_or(endpoint.authority.as_str(), |(host, _)| host)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
                 endpoint.tls = Some(EndpointTls::external(plan, host)?);
             }
             endpoints.push(Arc::new(endpoint));
