@@ -384,3 +384,62 @@ async fn mosquitto_mqtt_over_tls13_costs_11_plus_22_at_qos0_and_17_plus_44_at_qo
         "{r:?}"
     );
 }
+
+/// The real binary, its clients in 3 worker processes and its target in 2 shard processes:
+/// each shard generates its own certificate, prints it, and the workers get the trust with
+/// their endpoints; the bytes are those of one process.
+#[test]
+fn worker_processes_and_target_shards_speak_tls_with_each_shards_certificate() {
+    let scenario = r#"
+name = "tls-workers"
+clients = 30
+connect_rate = "300/s"
+warmup = "1s"
+duration = "2s"
+drain = "3s"
+
+[messages]
+rate = "5/s"
+payload_bytes = 16
+
+[scale]
+clients_per_worker = 10
+clients_per_shard = 15
+
+[tls]
+
+[[transports]]
+kind = "websocket"
+
+[[transports]]
+kind = "mqtt"
+qos = 1
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, scenario).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = pushbench::report::read_json(&dir.path().join("summary.json")).unwrap();
+    let expected = [
+        ("websocket+tls", 2.0 + TLS13_RECORD_BYTES),
+        ("mqtt(qos1,tcp)+tls", 17.0 + 2.0 * TLS13_RECORD_BYTES),
+    ];
+    assert_eq!(results.len(), expected.len());
+    for (r, (label, overhead)) in results.iter().zip(expected) {
+        assert_eq!(r.transport, label);
+        assert_all_delivered(r);
+        assert_eq!((r.fleet_workers, r.target_shards), (3, 2), "{r:?}");
+        assert_eq!(r.overhead_bytes_per_message, overhead, "{r:?}");
+    }
+}
