@@ -182,18 +182,10 @@ impl RunningTarget {
                 let mut hubs = Vec::new();
                 for k in 0..shards {
                     if broker {
-                        let ip = shard_ip(k);
-                        let b = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
-                        let b = match tls {
-                            Some(_) => {
-                                let identity = Identity::generate(ip.into())?;
-                                let (b, fronts) = tls_front::front_broker(b, &identity).await?;
-                                tls_fronts.extend(fronts);
-                                certificates.push(Some(identity.certificate_der));
-                                b
-                            }
-                            None => b,
-                        };
+                        let (b, certificate, fronts) =
+                            in_process_broker(shard_ip(k), tls.is_some()).await?;
+                        tls_fronts.extend(fronts);
+                        certificates.push(certificate);
                         addrs.push(pick(b)?);
                     } else {
                         let hub = Hub::start((shard_ip(k), 0).into(), config.clone()).await?;
@@ -338,6 +330,20 @@ impl RunningTarget {
             }
         }
     }
+}
+
+/// A broker in this process on `ip`; over TLS behind fronts, with their certificate.
+async fn in_process_broker(
+    ip: Ipv4Addr,
+    tls: bool,
+) -> anyhow::Result<(BrokerAddrs, Option<Vec<u8>>, Vec<tls_front::TlsFront>)> {
+    let plain = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+    if !tls {
+        return Ok((plain, None, Vec::new()));
+    }
+    let identity = Identity::generate(ip.into())?;
+    let (fronted, fronts) = tls_front::front_broker(plain, &identity).await?;
+    Ok((fronted, Some(identity.certificate_der), fronts))
 }
 
 fn spawn_serve(
