@@ -350,7 +350,8 @@ impl Default for TlsPlan {
 }
 
 impl TlsPlan {
-    /// What a run label adds: `+tls` (1.3), `+tls1.2`, and `,insecure` when nothing is checked.
+    /// What a run label adds: `+tls` (1.3) or `+tls1.2`, then the chosen cipher and
+    /// `insecure` (nothing checked) in parentheses: `+tls1.2(chacha20-poly1305,insecure)`.
     pub fn label_suffix(&self) -> String {
         let version = match self.version {
             TlsVersion::V1_3 => "",

@@ -225,8 +225,13 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
     drop(nchan);
 }
 
-/// 50 clients over TLS 1.3 against nchan's TLS listener, trusting only its own certificate.
+/// 50 clients over TLS 1.3 against nchan's TLS listener, trusting only its CA.
 async fn run_against_nchan_over_tls(transport: TransportPlan) -> RunResult {
+    run_against_nchan_over_tls_trusting(transport, true).await
+}
+
+/// As `run_against_nchan_over_tls`; `checked = false`: `insecure`, no certificate checked.
+async fn run_against_nchan_over_tls_trusting(transport: TransportPlan, checked: bool) -> RunResult {
     let nchan = Nchan::start_with_tls();
     let (url, ca) = nchan.tls().expect("started with TLS");
     let mut plan = small_plan(50, 16, transport);
@@ -236,7 +241,8 @@ async fn run_against_nchan_over_tls(transport: TransportPlan) -> RunResult {
         name: None,
     };
     plan.tls = Some(TlsPlan {
-        ca: Some(ca),
+        ca: checked.then_some(ca),
+        insecure: !checked,
         ..TlsPlan::default()
     });
     let result = run_in_process(&plan).await;
@@ -278,4 +284,17 @@ async fn nchan_https_long_polling_pays_22_bytes_per_record() {
             "{r:?}"
         );
     }
+}
+
+/// `insecure`: nchan's certificate is not checked, and the result says so where it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nchan_over_tls_without_a_check_is_labelled_insecure() {
+    let websocket = TransportPlan::Websocket {
+        read_buffer_bytes: 4096,
+    };
+    let r = run_against_nchan_over_tls_trusting(websocket, false).await;
+    assert_everything_delivered(&r);
+    assert_eq!(r.transport, "websocket+tls(insecure)");
+    assert_eq!(r.tls, "1.3 insecure");
+    assert_eq!(r.overhead_bytes_per_message, 2.0 + 22.0, "{r:?}");
 }
