@@ -220,7 +220,9 @@ fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p Trans
     if only.is_empty() {
         return Ok(plan.transports.iter().collect());
     }
-    let matches = |t: &TransportPlan, name: &str| t.label() == name || t.kind() == name;
+    let matches = |t: &TransportPlan, name: &str| {
+        t.label() == name || t.run_label(plan.tls.as_ref()) == name || t.kind() == name
+    };
     if let Some(unknown) = only
         .iter()
         .find(|name| !plan.transports.iter().any(|t| matches(t, name)))

@@ -266,6 +266,14 @@ impl TransportPlan {
         }
     }
 
+    /// The label of a run of this transport: with TLS named (`websocket+tls`) on a TLS run.
+    pub fn run_label(&self, tls: Option<&TlsPlan>) -> String {
+        match tls {
+            Some(tls) => format!("{}{}", self.label(), tls.label_suffix()),
+            None => self.label(),
+        }
+    }
+
     /// How a Last Will run cuts its clients off; `None` for a message stream.
     pub fn will_cut(&self) -> Option<WillCut> {
         match self {

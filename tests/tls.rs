@@ -291,6 +291,17 @@ fn a_tls_section_sets_version_and_resumption_and_labels_the_runs() {
     assert_eq!(none.tls, None);
 }
 
+/// A threshold names a TLS run by the label its results carry.
+#[test]
+fn thresholds_scope_tls_runs_by_their_tls_label() {
+    let tls = format!("{SCENARIO_HEAD}[tls]\n[thresholds]\n\"websocket+tls\" = [\"lost == 0\"]\n");
+    let plan = pushbench::scenario::parse(&tls, "t.toml").unwrap();
+    assert_eq!(plan.thresholds[0].scope, "websocket+tls");
+    let clear = format!("{SCENARIO_HEAD}[thresholds]\n\"websocket+tls\" = [\"lost == 0\"]\n");
+    let e = pushbench::scenario::parse(&clear, "t.toml").unwrap_err();
+    assert!(e.to_string().contains("names no transport"), "{e}");
+}
+
 #[test]
 fn tls_errors_say_where_and_what_to_write() {
     let embedded_ca = format!("{SCENARIO_HEAD}[tls]\nca = \"ca.pem\"\n");

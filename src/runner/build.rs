@@ -191,7 +191,7 @@ pub fn build_result(
         (!cost.target_shard_cpu_s.is_empty()).then(|| cost.target_shard_cpu_s.iter().sum::<f64>());
     let mut r = RunResult {
         scenario: plan.name.clone(),
-        transport: run_label(plan, transport),
+        transport: transport.run_label(plan.tls.as_ref()),
         transport_kind: transport.kind().to_string(),
         target,
         target_name: plan.target.name(),
@@ -384,14 +384,6 @@ fn set_latency(r: &mut RunResult, histogram: &hdrhistogram::Histogram<u64>) -> a
 #[cfg(test)]
 #[path = "build_tests.rs"]
 mod tests;
-
-/// The transport's label, with TLS named (`websocket+tls`) on a TLS run.
-pub fn run_label(plan: &Plan, transport: &TransportPlan) -> String {
-    match &plan.tls {
-        Some(tls) => format!("{}{}", transport.label(), tls.label_suffix()),
-        None => transport.label(),
-    }
-}
 
 /// The `tls` column: the version, and `insecure` when the certificate was not checked.
 fn tls_name(tls: &TlsPlan) -> String {

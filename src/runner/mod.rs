@@ -43,7 +43,7 @@ pub async fn run_transport(
     options: &RunOptions,
     observer: &dyn Observer,
 ) -> anyhow::Result<RunResult> {
-    let label = build::run_label(plan, transport);
+    let label = transport.run_label(plan.tls.as_ref());
     let per_process = sys::clients_per_process();
     let per_shard = match (transport, &plan.tls) {
         // The broker's TLS front holds two sockets per client beside rumqttd's one.

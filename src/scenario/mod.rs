@@ -20,7 +20,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::payload::HEADER_BYTES;
-use crate::plan::{Plan, ScalePlan, TargetPlan, TargetProcesses, TransportPlan};
+use crate::plan::{Plan, ScalePlan, TargetPlan, TargetProcesses, TlsPlan, TransportPlan};
 use crate::thresholds::{self, Threshold};
 
 pub use describe::describe;
@@ -144,9 +144,9 @@ pub fn parse(source: &str, path: &str) -> std::result::Result<Plan, ScenarioErro
     let project_rate_per_s = project_to(&root, message_rate_per_s)?;
     let scale = scale(&root)?;
     let transports = transports::parse(&root, channels)?;
-    let thresholds = thresholds(&root, &transports)?;
     let target = target(&root)?;
     let tls = tls::parse(&root, &target)?;
+    let thresholds = thresholds(&root, &transports, tls.as_ref())?;
     Ok(Plan {
         name,
         description,
@@ -435,13 +435,17 @@ fn check_url(url: &str) -> std::result::Result<(), &'static str> {
 
 /// `[thresholds]`: per scope (`all`, a kind or a label of a listed transport), an array of
 /// expressions such as "latency_p99_us < 50000".
-fn thresholds(root: &Section, transports: &[TransportPlan]) -> Result<Vec<Threshold>> {
+fn thresholds(
+    root: &Section,
+    transports: &[TransportPlan],
+    tls: Option<&TlsPlan>,
+) -> Result<Vec<Threshold>> {
     let Some(item) = root.get("thresholds") else {
         return Ok(Vec::new());
     };
     let mut scopes = vec![thresholds::ALL.to_string()];
     for transport in transports {
-        for name in [transport.kind().to_string(), transport.label()] {
+        for name in [transport.kind().to_string(), transport.run_label(tls)] {
             if !scopes.contains(&name) {
                 scopes.push(name);
             }
