@@ -341,6 +341,30 @@ async fn mqtt_qos0_over_tls13_costs_11_plus_22_bytes() {
     );
 }
 
+/// MQTT over WebSocket over TLS (`wss`): the broker's frame header (2 bytes for a short
+/// frame) joins PUBLISH's 11, all in one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_over_wss_costs_11_plus_2_plus_22_bytes() {
+    let r = run_tls(
+        20,
+        16,
+        common::mqtt(0, MqttOver::Websocket),
+        TlsVersion::V1_3,
+    )
+    .await;
+    assert_all_delivered(&r);
+    assert_eq!(r.transport, "mqtt(qos0,ws)+tls");
+    assert_eq!(
+        r.tls_overhead_bytes_per_message, TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
+    assert_eq!(
+        r.overhead_bytes_per_message,
+        11.0 + 2.0 + TLS13_RECORD_BYTES,
+        "{r:?}"
+    );
+}
+
 /// QoS 1: the PUBLISH (11 + 2-byte packet id) and the client's PUBACK (4), each in a record
 /// of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -202,6 +202,17 @@ pub enum Step {
 /// Plaintext bytes of one event's packet: (sent, received).
 type PacketBytes = (u64, u64);
 
+/// The header of a WebSocket frame carrying `payload` bytes (RFC 6455 §5.2): 2 bytes up to
+/// 125, 4 up to 65,535, else 10; a client's frames add a 4-byte mask key.
+fn ws_frame_header(payload: u64, masked: bool) -> u64 {
+    let length = match payload {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    length + if masked { 4 } else { 0 }
+}
+
 /// What an outgoing packet of a subscriber's steady state weighs: an acknowledgement is a
 /// 2-byte fixed header and a 2-byte packet id (MQTT 3.1.1 §3.4–3.7; MQTT 5 leaves out a
 /// success reason code and empty properties, §3.4.2.1), PINGREQ a fixed header alone.
@@ -350,6 +361,8 @@ pub struct Mqtt {
     /// Plaintext bytes (sent, received) of the packets this client handled: rumqttc owns the
     /// socket and its TLS, so they are derived from the packets, not counted at a stream.
     plaintext: (u64, u64),
+    /// What carries the packets: over WebSocket each is one frame (its header is plaintext).
+    over: MqttOver,
     dead: bool,
 }
 
@@ -373,6 +386,7 @@ impl Mqtt {
             in_flow: HashMap::new(),
             last: Cell::new(WireCounts::default()),
             plaintext: (0, 0),
+            over: MqttOver::Tcp,
             dead: false,
         };
         tokio::time::timeout(SUBSCRIBE_TIMEOUT, mqtt.wait_suback())
@@ -401,8 +415,12 @@ impl Mqtt {
     pub async fn poll(&mut self) -> anyhow::Result<Step> {
         match self.conn.eventloop.poll_sized().await {
             Ok((event, (sent, received))) => {
-                self.plaintext.0 += sent;
-                self.plaintext.1 += received;
+                let framed = |bytes: u64, masked: bool| match (self.over, bytes) {
+                    (_, 0) | (MqttOver::Tcp, _) => bytes,
+                    (MqttOver::Websocket, _) => bytes + ws_frame_header(bytes, masked),
+                };
+                self.plaintext.0 += framed(sent, true);
+                self.plaintext.1 += framed(received, false);
                 Ok(event)
             }
             Err(e) => {
@@ -447,13 +465,15 @@ impl Transport for Mqtt {
             message: spec.client_id.clone(),
         });
         let opts = options(&spec.client_id, &spec.endpoint, plan, will)?;
-        Mqtt::subscribe(
+        let mut mqtt = Mqtt::subscribe(
             opts,
             spec.endpoint.addr,
             &plan.topic_of(&spec.channel),
             plan.qos,
         )
-        .await
+        .await?;
+        mqtt.over = plan.over;
+        Ok(mqtt)
     }
 
     async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
