@@ -20,6 +20,8 @@ command -v tshark >/dev/null || missing+=(tshark)
 # iptables (tests/link.rs: loss, the NFQUEUE delay line and faults inside the link's namespace)
 command -v iptables-legacy >/dev/null || missing+=(iptables)
 command -v ip >/dev/null || missing+=(iproute2)
+# The TLS listeners of scripts/targets/{nchan,mosquitto}.sh get their certificates from it.
+command -v openssl >/dev/null || missing+=(openssl)
 if [[ ${#missing[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
         echo "== installing ${missing[*]}"
@@ -37,7 +39,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
         [[ $status -eq 0 ]] || { echo "installing ${missing[*]} failed" >&2; exit "$status"; }
     else
         echo "warning: ${missing[*]} missing and not root: the tests that need them will fail." >&2
-        echo "  as root: apt-get install -y mosquitto nats-server nginx libnginx-mod-nchan pushpin zurl tshark iptables iproute2" >&2
+        echo "  as root: apt-get install -y mosquitto nats-server nginx libnginx-mod-nchan pushpin zurl tshark iptables iproute2 openssl" >&2
     fi
 fi
 

@@ -15,7 +15,7 @@ use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
 use crate::runner::{self, RunOptions};
 use crate::targets::hub::{Hub, HubConfig};
-use crate::targets::{Launch, READY_PREFIX, broker, broker_line};
+use crate::targets::{CERTIFICATE_PREFIX, Launch, READY_PREFIX, broker, broker_line, tls_front};
 use crate::thresholds::{self, EXIT_THRESHOLDS_BROKEN, Outcome};
 use crate::{scenario, sys};
 
@@ -281,7 +281,9 @@ fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p Trans
     if only.is_empty() {
         return Ok(plan.transports.iter().collect());
     }
-    let matches = |t: &TransportPlan, name: &str| t.label() == name || t.kind() == name;
+    let matches = |t: &TransportPlan, name: &str| {
+        t.label() == name || t.run_label(plan.tls.as_ref()) == name || t.kind() == name
+    };
     if let Some(unknown) = only
         .iter()
         .find(|name| !plan.transports.iter().any(|t| matches(t, name)))
@@ -370,6 +372,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         history: args.history,
         ws_queue: args.ws_queue,
         sse_keepalive: args.sse_keepalive,
+        tls: args.tls,
         ..HubConfig::default()
     };
     sys::raise_fd_limit();
@@ -378,16 +381,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("starting the hub on {}", args.listen))?;
     // The first stdout lines are the contract with `Launch::ChildProcess`.
     println!("{READY_PREFIX}{}", hub.local_addr());
-    if args.broker {
-        let ip = match hub.local_addr().ip() {
-            std::net::IpAddr::V4(ip) => ip,
-            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
-        };
-        let addrs = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
-        println!("{}", broker_line(&addrs));
+    if let Some(der) = hub.certificate_der() {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        println!("{CERTIFICATE_PREFIX}{text}");
     }
+    // Kept until Ctrl-C: the broker's TLS fronts, if any.
+    let _fronts = if args.broker {
+        serve_broker(&hub).await?
+    } else {
+        Vec::new()
+    };
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the broker beside `hub` and prints its addresses; over TLS (the hub has a
+/// certificate) the addresses printed are TLS fronts' with the hub's certificate.
+async fn serve_broker(hub: &Hub) -> anyhow::Result<Vec<tls_front::TlsFront>> {
+    let ip = match hub.local_addr().ip() {
+        std::net::IpAddr::V4(ip) => ip,
+        std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+    };
+    let addrs = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+    let (addrs, fronts) = match hub.identity() {
+        Some(identity) => tls_front::front_broker(addrs, &identity).await?,
+        None => (addrs, Vec::new()),
+    };
+    println!("{}", broker_line(&addrs));
+    Ok(fronts)
 }

@@ -197,6 +197,10 @@ pub struct ServeArgs {
     /// MQTT over TCP and one for MQTT over WebSocket (printed on the second line).
     #[arg(long)]
     pub broker: bool,
+    /// Also accept TLS on the same port, with a self-signed certificate generated at start
+    /// (printed, base64 DER, on the line after the address).
+    #[arg(long)]
+    pub tls: bool,
     /// Run on one thread: for one of several shards started by `pushbench run`.
     #[arg(long, hide = true)]
     pub single_thread: bool,

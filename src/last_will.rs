@@ -54,7 +54,7 @@ impl Watchers {
         let mut watchers = Vec::new();
         for (k, endpoint) in target.endpoints.iter().enumerate() {
             let id = format!("pb-will-watch-{run_id:08x}-{k}");
-            let options = mqtt::options(&id, endpoint, mqtt_plan, None);
+            let options = mqtt::options(&id, endpoint, mqtt_plan, None)?;
             watchers.push(Mqtt::subscribe(options, endpoint.addr, &topic, mqtt_plan.qos).await?);
         }
         Ok(Watchers(watchers))

@@ -26,6 +26,7 @@ pub mod stats;
 pub mod sys;
 pub mod targets;
 pub mod thresholds;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 

@@ -46,6 +46,8 @@ pub struct Plan {
     /// How pushbench speaks to the target (`[target]`'s preset and overrides); the hub's
     /// own layout for an embedded target.
     pub adapter: Adapter,
+    /// `[tls]`: every transport of the scenario over TLS; `None`: cleartext.
+    pub tls: Option<TlsPlan>,
 }
 
 /// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.
@@ -273,6 +275,14 @@ impl TransportPlan {
         }
     }
 
+    /// The label of a run of this transport: with TLS named (`websocket+tls`) on a TLS run.
+    pub fn run_label(&self, tls: Option<&TlsPlan>) -> String {
+        match tls {
+            Some(tls) => format!("{}{}", self.label(), tls.label_suffix()),
+            None => self.label(),
+        }
+    }
+
     /// How a Last Will run cuts its clients off; `None` for a message stream.
     pub fn will_cut(&self) -> Option<WillCut> {
         match self {
@@ -344,6 +354,95 @@ impl FaultKind {
         match self {
             FaultKind::Blackhole { duration } => *duration,
             FaultKind::Cut => Duration::ZERO,
+        }
+    }
+}
+
+/// TLS under every transport of a scenario (`[tls]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsPlan {
+    pub version: TlsVersion,
+    /// Whether a reconnecting client resumes its session (browsers do).
+    pub resumption: bool,
+    /// An external target's CA certificate (PEM), the only one the fleet trusts.
+    pub ca: Option<std::path::PathBuf>,
+    /// An external target whose certificate is not checked at all.
+    pub insecure: bool,
+    /// The one AEAD the clients offer; `None`: rustls' default order (AES-256-GCM first).
+    pub cipher: Option<TlsCipher>,
+}
+
+/// The AEAD of the cipher suites a client offers (`tls.cipher`), in either TLS version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsCipher {
+    Aes128Gcm,
+    Aes256Gcm,
+    Chacha20Poly1305,
+}
+
+impl TlsCipher {
+    pub const ALL: [TlsCipher; 3] = [
+        TlsCipher::Aes128Gcm,
+        TlsCipher::Aes256Gcm,
+        TlsCipher::Chacha20Poly1305,
+    ];
+
+    /// As written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsCipher::Aes128Gcm => "aes-128-gcm",
+            TlsCipher::Aes256Gcm => "aes-256-gcm",
+            TlsCipher::Chacha20Poly1305 => "chacha20-poly1305",
+        }
+    }
+}
+
+impl Default for TlsPlan {
+    fn default() -> Self {
+        TlsPlan {
+            version: TlsVersion::V1_3,
+            resumption: true,
+            ca: None,
+            insecure: false,
+            cipher: None,
+        }
+    }
+}
+
+impl TlsPlan {
+    /// What a run label adds: `+tls` (1.3) or `+tls1.2`, then the chosen cipher and
+    /// `insecure` (nothing checked) in parentheses: `+tls1.2(chacha20-poly1305,insecure)`.
+    pub fn label_suffix(&self) -> String {
+        let version = match self.version {
+            TlsVersion::V1_3 => "",
+            TlsVersion::V1_2 => "1.2",
+        };
+        let cipher = self
+            .cipher
+            .map_or_else(String::new, |c| format!(",{}", c.name()));
+        let insecure = if self.insecure { ",insecure" } else { "" };
+        let options = format!("{cipher}{insecure}");
+        let options = match options.strip_prefix(',') {
+            Some(list) => format!("({list})"),
+            None => String::new(),
+        };
+        format!("+tls{version}{options}")
+    }
+}
+
+/// The one TLS version a client offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+impl TlsVersion {
+    /// As written in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
         }
     }
 }

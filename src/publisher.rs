@@ -12,7 +12,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -281,7 +280,7 @@ impl Sink {
             client,
             mut eventloop,
             claim,
-        } = Connection::open(mqtt::options(&id, endpoint, plan, None), endpoint.addr).await?;
+        } = Connection::open(mqtt::options(&id, endpoint, plan, None)?, endpoint.addr).await?;
         let (stop, broken) = (stop.clone(), Arc::clone(broken));
         tokio::spawn(async move {
             let _claim = claim;
@@ -408,11 +407,20 @@ impl Sink {
 /// A publish URL's server and path: a path goes to the endpoint itself, an absolute
 /// `http://host:port/path` (or `ws://`) to that server.
 fn destination(endpoint: &Endpoint, url: &str) -> anyhow::Result<(Endpoint, String)> {
-    let Some(rest) = url
+    let clear = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("ws://"))
-    else {
-        return Ok((endpoint.clone(), url.to_string()));
+        .or_else(|| url.strip_prefix("ws://"));
+    let secure = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("wss://"));
+    let (rest, tls) = match (clear, secure) {
+        (Some(rest), _) => (rest, None),
+        // The same trust as the clients': the scenario's [tls] for this target.
+        (None, Some(rest)) => match &endpoint.tls {
+            Some(tls) => (rest, Some(tls.clone())),
+            None => bail!("publish URL {url} needs TLS: add a [tls] table to the scenario"),
+        },
+        (None, None) => return Ok((endpoint.clone(), url.to_string())),
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
@@ -424,6 +432,7 @@ fn destination(endpoint: &Endpoint, url: &str) -> anyhow::Result<(Endpoint, Stri
         Endpoint {
             addr,
             authority: authority.to_string(),
+            tls,
         },
         path.to_string(),
     ))
@@ -493,11 +502,13 @@ async fn post(
 }
 
 async fn open(endpoint: &Endpoint) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let tcp = TcpStream::connect(endpoint.addr)
+    // Over TLS when the target speaks it (an external https:// URL).
+    let sessions = crate::tls::Sessions::default();
+    let alpn = crate::tls::Alpn::Http1;
+    let stream = crate::tls::connect(endpoint.addr, endpoint.tls.as_ref(), &sessions, alpn)
         .await
         .with_context(|| format!("publisher connecting to {}", endpoint.addr))?;
-    tcp.set_nodelay(true)?;
-    let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

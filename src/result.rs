@@ -239,6 +239,20 @@ pub struct RunResult {
     pub link: Option<LinkResult>,
     /// What was counted around each scheduled fault, in order.
     pub link_faults: Vec<FaultResult>,
+    // TLS (NaN on a cleartext run).
+    /// `1.3` or `1.2`, with `insecure` when the server's certificate was not checked; empty
+    /// on a cleartext run.
+    pub tls: String,
+    /// (Wire bytes − plaintext bytes above TLS) ÷ messages, in the window: what the records
+    /// add (header, inner content type, AEAD tag, TLS 1.2's explicit nonce).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub tls_overhead_bytes_per_message: f64,
+    /// TLS records in both directions ÷ messages, in the window.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub tls_records_per_message: f64,
+    /// Of `setup_bytes_per_client`, what is not plaintext above TLS: the handshakes.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub tls_setup_bytes_per_client: f64,
 }
 
 /// A run's link: configured and measured.
@@ -314,6 +328,9 @@ impl RunResult {
             link_rtt_configured_ms: f64::NAN,
             link_rtt_measured_ms: f64::NAN,
             link_retrans_ratio: f64::NAN,
+            tls_overhead_bytes_per_message: f64::NAN,
+            tls_records_per_message: f64::NAN,
+            tls_setup_bytes_per_client: f64::NAN,
             ..RunResult::default()
         }
     }

@@ -8,9 +8,15 @@
 //!
 //! HTTP header bytes are counted apart, to show what header compression saves: the HTTP/1.1
 //! client reports each exchange's request and response heads, and on an HTTP/2 connection the
-//! counting stream reads the frame headers as they pass (`h2`).
+//! client stream reads the frame headers as they pass (`h2`).
+//!
+//! Under TLS the counting stream sees ciphertext (what bandwidth costs) and reads the record
+//! headers as they pass (`tls`); the client stream above the encryption counts the plaintext,
+//! so the difference is what TLS adds.
 
+mod client;
 mod h2;
+mod tls;
 
 use std::io;
 use std::ops::Sub;
@@ -26,8 +32,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+pub use client::ClientStream;
 pub use h2::CLIENT_PREFACE;
-use h2::FrameScanner;
+use tls::RecordScanner;
 
 /// What one connection (or a sum of connections) carried.
 #[derive(
@@ -62,12 +69,27 @@ pub struct WireCounts {
     /// Of `received`, HTTP response header bytes, counted as `request_header_bytes`.
     #[serde(default)]
     pub response_header_bytes: u64,
+    /// Bytes the client wrote above TLS (equal to `sent` on a cleartext stream; 0 where a
+    /// library owns the socket).
+    #[serde(default)]
+    pub plaintext_sent: u64,
+    /// Bytes the client read above TLS, counted as `plaintext_sent`.
+    #[serde(default)]
+    pub plaintext_received: u64,
+    /// TLS records in both directions (0 on a cleartext stream).
+    #[serde(default)]
+    pub tls_records: u64,
 }
 
 impl WireCounts {
     /// Payload bytes in both directions, as counted at the stream.
     pub fn total(&self) -> u64 {
         self.sent + self.received
+    }
+
+    /// Plaintext bytes in both directions, as counted above TLS.
+    pub fn plaintext_total(&self) -> u64 {
+        self.plaintext_sent + self.plaintext_received
     }
 }
 
@@ -88,6 +110,9 @@ impl Sub for WireCounts {
             response_header_bytes: self
                 .response_header_bytes
                 .saturating_sub(o.response_header_bytes),
+            plaintext_sent: self.plaintext_sent.saturating_sub(o.plaintext_sent),
+            plaintext_received: self.plaintext_received.saturating_sub(o.plaintext_received),
+            tls_records: self.tls_records.saturating_sub(o.tls_records),
         }
     }
 }
@@ -195,6 +220,9 @@ pub struct ConnCounter {
     received: AtomicU64,
     request_header_bytes: AtomicU64,
     response_header_bytes: AtomicU64,
+    plaintext_sent: AtomicU64,
+    plaintext_received: AtomicU64,
+    tls_records: AtomicU64,
     /// HTTP/2: SETTINGS acknowledged in each direction (sent, received), and their waiters.
     settings_acked: [AtomicBool; 2],
     settled: Notify,
@@ -226,14 +254,17 @@ impl ConnCounter {
             ip_bytes: kernel.ip_bytes,
             request_header_bytes: self.request_header_bytes.load(Ordering::Relaxed),
             response_header_bytes: self.response_header_bytes.load(Ordering::Relaxed),
+            plaintext_sent: self.plaintext_sent.load(Ordering::Relaxed),
+            plaintext_received: self.plaintext_received.load(Ordering::Relaxed),
+            tls_records: self.tls_records.load(Ordering::Relaxed),
         }
     }
 
-    /// Bytes written and read so far, as counted at the stream (no system call).
+    /// Bytes the protocol wrote and read so far, above TLS if there is TLS (no system call).
     pub fn stream_bytes(&self) -> (u64, u64) {
         (
-            self.sent.load(Ordering::Relaxed),
-            self.received.load(Ordering::Relaxed),
+            self.plaintext_sent.load(Ordering::Relaxed),
+            self.plaintext_received.load(Ordering::Relaxed),
         )
     }
 
@@ -275,6 +306,9 @@ impl ConnCounter {
             received: AtomicU64::new(0),
             request_header_bytes: AtomicU64::new(0),
             response_header_bytes: AtomicU64::new(0),
+            plaintext_sent: AtomicU64::new(0),
+            plaintext_received: AtomicU64::new(0),
+            tls_records: AtomicU64::new(0),
             settings_acked: [AtomicBool::new(false), AtomicBool::new(false)],
             settled: Notify::new(),
             closed: Mutex::new(None),
@@ -303,9 +337,8 @@ impl ConnCounter {
 pub struct CountingStream {
     inner: TcpStream,
     counter: Arc<ConnCounter>,
-    /// Frame scanners of an HTTP/2 client connection (written, read): they count its header
-    /// frames into the counter.
-    h2: Option<Box<(FrameScanner, FrameScanner)>>,
+    /// Record scanners of a TLS connection (written, read): they count its records.
+    records: Option<Box<(RecordScanner, RecordScanner)>>,
 }
 
 impl CountingStream {
@@ -324,17 +357,13 @@ impl CountingStream {
         CountingStream {
             inner,
             counter,
-            h2: None,
+            records: None,
         }
     }
 
-    /// Counts HTTP/2 header frames as they pass: this stream is an HTTP/2 client's, from its
-    /// first byte (the connection preface).
-    pub fn scanning_h2(mut self) -> Self {
-        self.h2 = Some(Box::new((
-            FrameScanner::client_to_server(),
-            FrameScanner::server_to_client(),
-        )));
+    /// Counts TLS records as they pass: this stream carries TLS from its first byte.
+    pub fn scanning_tls(mut self) -> Self {
+        self.records = Some(Box::default());
         self
     }
 
@@ -343,36 +372,22 @@ impl CountingStream {
         self.counter
             .received
             .fetch_add(read.len() as u64, Ordering::Relaxed);
-        if let Some(scanners) = &mut self.h2 {
-            let headers = scanners.1.feed(read);
+        if let Some(scanners) = &mut self.records {
+            let records = scanners.1.feed(read);
             self.counter
-                .response_header_bytes
-                .fetch_add(headers, Ordering::Relaxed);
-            if scanners.1.settings_acked() {
-                self.counter.settings_acked(1);
-            }
+                .tls_records
+                .fetch_add(records, Ordering::Relaxed);
         }
     }
 
     /// Counts `n` bytes written from the start of `bufs`.
-    fn wrote<'b>(&mut self, bufs: impl IntoIterator<Item = &'b [u8]>, mut n: usize) {
+    fn wrote<'b>(&mut self, bufs: impl IntoIterator<Item = &'b [u8]>, n: usize) {
         self.counter.sent.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(scanners) = &mut self.h2 {
-            let mut headers = 0;
-            for buf in bufs {
-                if n == 0 {
-                    break;
-                }
-                let take = n.min(buf.len());
-                headers += scanners.0.feed(&buf[..take]);
-                n -= take;
-            }
+        if let Some(scanners) = &mut self.records {
+            let records = client::feed_written(bufs, n, |b| scanners.0.feed(b));
             self.counter
-                .request_header_bytes
-                .fetch_add(headers, Ordering::Relaxed);
-            if scanners.0.settings_acked() {
-                self.counter.settings_acked(0);
-            }
+                .tls_records
+                .fetch_add(records, Ordering::Relaxed);
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{publish, run_in_process, small_plan};
 use pushbench::payload::{Stamp, unix_us};
-use pushbench::plan::{HttpVersion, TargetPlan, TransportPlan};
+use pushbench::plan::{HttpVersion, TargetPlan, TlsPlan, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::result::RunResult;
 use pushbench::targets::Endpoint;
@@ -22,6 +22,8 @@ use pushbench::transport::{ClientSpec, LastEventId, Sse, Transport};
 /// One nginx + nchan instance; stopped (by its PID, through the script) when dropped.
 struct Nchan {
     port: u16,
+    /// The TLS listener's port, when started with one.
+    tls_port: Option<u16>,
     run_dir: PathBuf,
 }
 
@@ -29,16 +31,31 @@ fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/targets/nchan.sh")
 }
 
+/// A port the kernel just handed out and took back: free unless someone races for it.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl Nchan {
     fn start() -> Nchan {
-        // A port the kernel just handed out and took back: free unless someone races for it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        Nchan::start_listening(None)
+    }
+
+    /// With a TLS listener too (a self-signed certificate made by the script).
+    fn start_with_tls() -> Nchan {
+        Nchan::start_listening(Some(free_port()))
+    }
+
+    fn start_listening(tls_port: Option<u16>) -> Nchan {
+        let port = free_port();
         let run_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nchan-{port}"));
+        let mut args = vec!["start".to_string(), port.to_string()];
+        args.extend(tls_port.map(|p| p.to_string()));
         let out = Command::new(script())
-            .args(["start", &port.to_string()])
+            .args(&args)
             .env("NCHAN_RUN_DIR", &run_dir)
             .output()
             .expect("running scripts/targets/nchan.sh");
@@ -49,11 +66,24 @@ impl Nchan {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        Nchan { port, run_dir }
+        Nchan {
+            port,
+            tls_port,
+            run_dir,
+        }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS listener's URL and the certificate to trust.
+    fn tls(&self) -> Option<(String, PathBuf)> {
+        let port = self.tls_port?;
+        Some((
+            format!("https://127.0.0.1:{port}"),
+            self.run_dir.join("tls/ca.pem"),
+        ))
     }
 }
 
@@ -161,6 +191,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         endpoint: Arc::new(Endpoint {
             addr,
             authority: addr.to_string(),
+            tls: None,
         }),
         channel: "sse".into(),
         plan: Arc::new(TransportPlan::Sse {
@@ -172,6 +203,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         client_id: "nchan-sse".into(),
         last_event_id: LastEventId::default(),
         adapter: Default::default(),
+        tls_sessions: Default::default(),
     };
     let text = |seq: u64| {
         Stamp {
@@ -192,4 +224,78 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
     let mut client = Sse::connect(&spec).await.expect("nchan resumes the stream");
     assert_eq!(next_seqs(&mut client, 3).await, [3, 4, 5]);
     drop(nchan);
+}
+
+/// 50 clients over TLS 1.3 against nchan's TLS listener, trusting only its CA.
+async fn run_against_nchan_over_tls(transport: TransportPlan) -> RunResult {
+    run_against_nchan_over_tls_trusting(transport, true).await
+}
+
+/// As `run_against_nchan_over_tls`; `checked = false`: `insecure`, no certificate checked.
+async fn run_against_nchan_over_tls_trusting(transport: TransportPlan, checked: bool) -> RunResult {
+    let nchan = Nchan::start_with_tls();
+    let (url, ca) = nchan.tls().expect("started with TLS");
+    let mut plan = small_plan(50, 16, transport);
+    plan.target = TargetPlan::External {
+        urls: vec![url],
+        processes: None,
+        name: None,
+    };
+    plan.tls = Some(TlsPlan {
+        ca: checked.then_some(ca),
+        insecure: !checked,
+        ..TlsPlan::default()
+    });
+    let result = run_in_process(&plan).await;
+    drop(nchan);
+    result
+}
+
+/// nginx writes each frame in a record of its own: RFC 8446 §5.2's 5-byte header, 1-byte
+/// inner content type and 16-byte AEAD tag on top of the frame's 2 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nchan_websocket_over_tls13_costs_2_plus_22_bytes() {
+    let r = run_against_nchan_over_tls(TransportPlan::Websocket {
+        read_buffer_bytes: 4096,
+    })
+    .await;
+    assert_everything_delivered(&r);
+    assert_eq!(r.transport, "websocket+tls");
+    assert_eq!(r.tls_records_per_message, 1.0, "{r:?}");
+    assert_eq!(r.tls_overhead_bytes_per_message, 5.0 + 1.0 + 16.0, "{r:?}");
+    assert_eq!(r.overhead_bytes_per_message, 2.0 + 22.0, "{r:?}");
+}
+
+/// Long polling over HTTPS (HTTP/1.1 and HTTP/2 by ALPN): every message, and exactly 22 bytes
+/// of TLS per record counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nchan_https_long_polling_pays_22_bytes_per_record() {
+    for http in [HttpVersion::Http11, HttpVersion::Http2] {
+        let r = run_against_nchan_over_tls(TransportPlan::HttpLongpoll {
+            http,
+            headers: HeaderProfile::Minimal,
+            timeout: Duration::from_secs(30),
+        })
+        .await;
+        assert_everything_delivered(&r);
+        let whole = |per_message: f64| (per_message * r.window_messages as f64).round();
+        assert_eq!(
+            whole(r.tls_overhead_bytes_per_message),
+            22.0 * whole(r.tls_records_per_message),
+            "{r:?}"
+        );
+    }
+}
+
+/// `insecure`: nchan's certificate is not checked, and the result says so where it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nchan_over_tls_without_a_check_is_labelled_insecure() {
+    let websocket = TransportPlan::Websocket {
+        read_buffer_bytes: 4096,
+    };
+    let r = run_against_nchan_over_tls_trusting(websocket, false).await;
+    assert_everything_delivered(&r);
+    assert_eq!(r.transport, "websocket+tls(insecure)");
+    assert_eq!(r.tls, "1.3 insecure");
+    assert_eq!(r.overhead_bytes_per_message, 2.0 + 22.0, "{r:?}");
 }

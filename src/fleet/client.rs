@@ -237,6 +237,7 @@ mod tests {
             endpoint: Arc::new(Endpoint {
                 addr: ([127, 0, 0, 1], 9).into(),
                 authority: "127.0.0.1:9".into(),
+                tls: None,
             }),
             channel: "0".into(),
             plan: Arc::new(TransportPlan::Websocket {
@@ -246,6 +247,7 @@ mod tests {
             client_id: client_id.into(),
             last_event_id: Default::default(),
             adapter: Default::default(),
+            tls_sessions: Default::default(),
         }
     }
 

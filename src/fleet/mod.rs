@@ -241,6 +241,7 @@ impl Fleet {
                     client_id: format!("pb-{run_id:08x}-{i}"),
                     last_event_id: LastEventId::default(),
                     adapter: Arc::clone(&adapter),
+                    tls_sessions: Default::default(),
                 };
                 spawn_client(&mut tasks, spec, Arc::clone(&shared), i);
             }

@@ -1,5 +1,6 @@
 //! `bytes-per-message.png`: what one delivered message costs on the wire, split into protocol
-//! overhead, payload and TCP/IP headers, with the article's per-message figures marked.
+//! overhead, TLS records (on a TLS run), payload and TCP/IP headers, with the article's
+//! per-message figures marked.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::VPos;
@@ -13,21 +14,28 @@ use crate::result::RunResult;
 pub const SIZE: (u32, u32) = (1200, 800);
 
 /// The layers of a bar, bottom up, with their colours: overhead first, so its end reads
-/// against the article's figures, which count overhead only.
-const LAYERS: [(&str, RGBColor); 3] = [
+/// against the article's figures, which count overhead only; then what TLS adds to it.
+const LAYERS: [(&str, RGBColor); 4] = [
     ("protocol overhead", RGBColor(213, 94, 0)),
+    ("TLS records", RGBColor(204, 121, 167)),
     ("payload", RGBColor(0, 114, 178)),
     ("TCP/IP headers", RGBColor(190, 190, 190)),
 ];
 
 /// One run's bytes per message in the order of `LAYERS`; none when it delivered nothing.
-fn segments(r: &RunResult) -> Option<[f64; 3]> {
+fn segments(r: &RunResult) -> Option<[f64; 4]> {
     if !r.bytes_per_message.is_finite() {
         return None;
     }
     let tcp_ip = (r.ip_bytes_per_message - r.bytes_per_message).max(0.0);
+    let tls = if r.tls_overhead_bytes_per_message.is_finite() {
+        r.tls_overhead_bytes_per_message.max(0.0)
+    } else {
+        0.0
+    };
     Some([
-        r.overhead_bytes_per_message.max(0.0),
+        (r.overhead_bytes_per_message - tls).max(0.0),
+        tls,
         r.payload_bytes as f64,
         tcp_ip,
     ])
@@ -114,9 +122,14 @@ fn draw_run(
                     .map_err(plot_error)?;
                 start += bytes;
             }
-            let [overhead, payload, tcp_ip] = segments;
+            let [overhead, tls, payload, tcp_ip] = segments;
+            let tls = if tls > 0.0 {
+                format!(" + TLS {}", units::figure(tls, Digits::Fixed(1)))
+            } else {
+                String::new()
+            };
             format!(
-                "overhead {} + payload {} + TCP/IP {} = {}",
+                "overhead {}{tls} + payload {} + TCP/IP {} = {}",
                 units::figure(overhead, Digits::Fixed(1)),
                 units::figure(payload, Digits::Fixed(0)),
                 units::figure(tcp_ip, Digits::Fixed(1)),

@@ -4,13 +4,14 @@
 
 use crate::fleet::{MeasuredSeqs, Merged};
 use crate::last_will::Wills;
-use crate::plan::{Plan, TransportPlan};
+use crate::plan::{Plan, TlsPlan, TransportPlan};
 use crate::publisher::PublishOutcome;
 use crate::result::RunResult;
 use crate::stats::{self, Percentiles, per};
 use crate::sys;
 use crate::targets::RunningTarget;
 use crate::targets::hub::HubStats;
+use crate::wire::WireCounts;
 
 use std::time::Instant;
 
@@ -239,7 +240,7 @@ pub fn build_result(
         (!cost.target_shard_cpu_s.is_empty()).then(|| cost.target_shard_cpu_s.iter().sum::<f64>());
     let mut r = RunResult {
         scenario: plan.name.clone(),
-        transport: transport.label(),
+        transport: transport.run_label(plan.tls.as_ref()),
         transport_kind: transport.kind().to_string(),
         target,
         target_name: plan.target.name(),
@@ -280,6 +281,7 @@ pub fn build_result(
         target_shards: m.endpoints,
         target_shard_cpu_s: cost.target_shard_cpu_s.clone(),
         target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),
+        tls: plan.tls.as_ref().map_or_else(String::new, tls_name),
         ..RunResult::not_measured()
     };
     let latency = match &m.stimulus {
@@ -386,6 +388,15 @@ fn stream(
         r.first_request_header_bytes = per(setup.request_header_bytes as f64, connected);
         r.first_response_header_bytes = per(setup.response_header_bytes as f64, connected);
     }
+    if plan.tls.is_some() {
+        set_tls(r, &wire, &outcome.setup, messages, connected);
+        if let TransportPlan::Mqtt(_) = transport {
+            // rumqttc owns the socket and its TLS: no records are seen, and of the setup's
+            // packets (CONNECT, SUBSCRIBE) rumqttc's events give no sizes.
+            r.tls_records_per_message = f64::NAN;
+            r.tls_setup_bytes_per_client = f64::NAN;
+        }
+    }
     r.publish_rate_requested_per_s =
         plan.message_rate_per_s * f64::from(plan.channels) * m.endpoints as f64;
     r.publish_rate_achieved_per_s = published.achieved_rate_per_s;
@@ -457,4 +468,24 @@ pub fn link_figures(
         tcp,
     });
     result.link_faults = faults;
+}
+
+/// The `tls` column: the version, and `insecure` when the certificate was not checked.
+fn tls_name(tls: &TlsPlan) -> String {
+    let insecure = if tls.insecure { " insecure" } else { "" };
+    format!("{}{insecure}", tls.version.name())
+}
+
+/// The TLS figures: what the wire carried beyond the plaintext, in the window and at setup.
+fn set_tls(
+    r: &mut RunResult,
+    wire: &WireCounts,
+    setup: &WireCounts,
+    messages: f64,
+    connected: f64,
+) {
+    let over = |counts: &WireCounts| counts.total().saturating_sub(counts.plaintext_total()) as f64;
+    r.tls_overhead_bytes_per_message = per(over(wire), messages);
+    r.tls_records_per_message = per(wire.tls_records as f64, messages);
+    r.tls_setup_bytes_per_client = per(over(setup), connected);
 }

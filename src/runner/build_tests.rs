@@ -32,6 +32,7 @@ fn plan() -> Plan {
         scale: Default::default(),
         network: None,
         adapter: Default::default(),
+        tls: None,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::plan::{Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::sys;
-use crate::targets::{Endpoint, Launch, Placement, RunningTarget};
+use crate::targets::{Endpoint, Launch, Placement, RunningTarget, tls_front};
 use build::{Cost, CostMeter, Measured, Stimulus};
 pub use coordination::{Alone, Coordination, Share};
 
@@ -90,11 +90,16 @@ pub async fn measure(
     coordination: &mut impl Coordination,
 ) -> anyhow::Result<Measurement> {
     let share = coordination.share(plan);
-    let label = transport.label();
+    let label = transport.run_label(plan.tls.as_ref());
     let per_process = sys::clients_per_process();
+    let per_shard = match (transport, &plan.tls) {
+        // The broker's TLS front holds two sockets per client beside rumqttd's one.
+        (TransportPlan::Mqtt(_), Some(_)) => per_process / tls_front::FDS_PER_CLIENT,
+        _ => per_process,
+    };
     let shards = plan
         .clients
-        .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_process).max(1));
+        .div_ceil(plan.scale.clients_per_shard.unwrap_or(per_shard).max(1));
     // Declared before the target, so that it outlives it (locals drop in reverse).
     let link = match &plan.network {
         Some(network) => Some(Link::up(&network.conditions).context("setting up the link")?),
@@ -110,6 +115,7 @@ pub async fn measure(
         &options.launch,
         shards as usize,
         placement.as_ref(),
+        plan.tls.as_ref(),
     )
     .await
     .with_context(|| format!("starting the target for {label}"))?;
@@ -283,6 +289,7 @@ fn fleet_endpoints(target: &RunningTarget, link: Option<&Link>) -> Vec<Endpoint>
                 Endpoint {
                     addr,
                     authority: addr.to_string(),
+                    ..(**e).clone()
                 }
             }
             None => (**e).clone(),

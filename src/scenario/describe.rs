@@ -74,6 +74,9 @@ pub fn describe(plan: &Plan) -> String {
             size(shards)
         ));
     }
+    if let Some(tls) = &plan.tls {
+        lines.push(format!("  tls:        {}", describe_tls(tls)));
+    }
     lines.push("  transports:".to_string());
     lines.extend(
         plan.transports
@@ -211,4 +214,25 @@ fn seconds(duration: Duration) -> String {
 
 fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
+}
+
+/// `[tls]` in one line: version, resumption, whose certificate is trusted.
+fn describe_tls(tls: &crate::plan::TlsPlan) -> String {
+    let resumption = if tls.resumption {
+        "sessions resumed on reconnect"
+    } else {
+        "no resumption"
+    };
+    let trust = match (&tls.ca, tls.insecure) {
+        (_, true) => "INSECURE: the server's certificate is not checked".to_string(),
+        (Some(ca), false) => format!("trusting only {}", ca.display()),
+        (None, false) => "trusting only the embedded target's own certificate".to_string(),
+    };
+    let cipher = tls
+        .cipher
+        .map_or_else(String::new, |c| format!(" offering {} only", c.name()));
+    format!(
+        "every transport over TLS {}{cipher}, {resumption}, {trust}",
+        tls.version.name()
+    )
 }

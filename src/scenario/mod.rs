@@ -12,6 +12,7 @@ mod adapter;
 mod describe;
 mod network;
 mod source;
+mod tls;
 mod transports;
 
 use std::ops::RangeInclusive;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::payload::{HEADER_BYTES, TEXT_HEADER_BYTES};
-use crate::plan::{Plan, ScalePlan, TargetPlan, TargetProcesses, TransportPlan};
+use crate::plan::{Plan, ScalePlan, TargetPlan, TargetProcesses, TlsPlan, TransportPlan};
 use crate::thresholds::{self, Threshold};
 
 pub use describe::describe;
@@ -84,6 +85,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "scale",
     "network",
     "faults",
+    "tls",
 ];
 const MESSAGE_FIELDS: &[&str] = &["rate", "payload_bytes", "project_to"];
 const SCALE_FIELDS: &[&str] = &["clients_per_worker", "clients_per_shard"];
@@ -168,7 +170,9 @@ pub fn parse_with_env(
     let project_rate_per_s = project_to(&root, message_rate_per_s)?;
     let scale = scale(&root)?;
     let transports = transports::parse(&root, channels)?;
-    let thresholds = thresholds(&root, &transports)?;
+    let target = target(&root)?;
+    let tls = tls::parse(&root, &target)?;
+    let thresholds = thresholds(&root, &transports, tls.as_ref())?;
     let network = network::parse(&root, warmup + duration)?;
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
@@ -186,11 +190,12 @@ pub fn parse_with_env(
         drain,
         message_rate_per_s,
         payload_bytes,
-        target: target(&root)?,
+        target,
         transports,
         thresholds,
         project_rate_per_s,
         scale,
+        tls,
         adapter,
         network,
     })
@@ -500,10 +505,12 @@ fn target_urls(item: &Item) -> Result<Vec<String>> {
 /// Checks `SCHEME://host:port[/...]`: `http://` for the HTTP and WebSocket transports,
 /// `mqtt://` for MQTT over TCP, `ws://` for MQTT over WebSocket.
 fn check_url(url: &str) -> std::result::Result<(), &'static str> {
-    let rest = ["http://", "mqtt://", "ws://"]
-        .iter()
-        .find_map(|scheme| url.strip_prefix(scheme))
-        .ok_or("it must start with http://, mqtt:// or ws://")?;
+    let rest = [
+        "http://", "mqtt://", "ws://", "https://", "mqtts://", "wss://",
+    ]
+    .iter()
+    .find_map(|scheme| url.strip_prefix(scheme))
+    .ok_or("it must start with http://, mqtt:// or ws:// (https://, mqtts://, wss://)")?;
     let authority = rest.split('/').next().unwrap_or_default();
     let (host, port) = authority.rsplit_once(':').ok_or("it has no port")?;
     let bracketed = host.starts_with('[') && host.ends_with(']');
@@ -521,13 +528,17 @@ fn check_url(url: &str) -> std::result::Result<(), &'static str> {
 
 /// `[thresholds]`: per scope (`all`, a kind or a label of a listed transport), an array of
 /// expressions such as "latency_p99_us < 50000".
-fn thresholds(root: &Section, transports: &[TransportPlan]) -> Result<Vec<Threshold>> {
+fn thresholds(
+    root: &Section,
+    transports: &[TransportPlan],
+    tls: Option<&TlsPlan>,
+) -> Result<Vec<Threshold>> {
     let Some(item) = root.get("thresholds") else {
         return Ok(Vec::new());
     };
     let mut scopes = vec![thresholds::ALL.to_string()];
     for transport in transports {
-        for name in [transport.kind().to_string(), transport.label()] {
+        for name in [transport.kind().to_string(), transport.run_label(tls)] {
             if !scopes.contains(&name) {
                 scopes.push(name);
             }

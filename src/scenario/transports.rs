@@ -282,7 +282,7 @@ fn last_will(item: &Item) -> Result<LastWillPlan> {
     Ok(LastWillPlan { topic, cut })
 }
 
-fn optional_bool(section: &Section, key: &str, default: bool) -> Result<bool> {
+pub(super) fn optional_bool(section: &Section, key: &str, default: bool) -> Result<bool> {
     match section.get(key) {
         Some(item) => match item.value.get_ref() {
             DeValue::Boolean(flag) => Ok(*flag),

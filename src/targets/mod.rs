@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod hub;
 mod process;
+pub mod tls_front;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -21,9 +22,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::plan::{MqttOver, MqttVersion, TargetPlan, TransportPlan};
+use crate::plan::{MqttOver, MqttVersion, TargetPlan, TlsPlan, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::sys;
+use crate::tls::{EMBEDDED_SERVER_NAME, EndpointTls, Identity, Trust};
 use broker::BrokerAddrs;
 use hub::{Hub, HubConfig, HubStats};
 
@@ -32,6 +34,9 @@ pub const READY_PREFIX: &str = "pushbench hub listening on http://";
 
 /// The line `pushbench serve --broker` prints next: `mqtt://TCP ws://WS mqtt5://TCP5`.
 pub const BROKER_READY_PREFIX: &str = "pushbench broker listening on ";
+
+/// The line `pushbench serve --tls` prints after its address: its certificate, base64 DER.
+pub const CERTIFICATE_PREFIX: &str = "pushbench hub certificate ";
 
 /// How long a hub may take to answer `GET /stats`.
 const STATS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +50,9 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// `host:port` as the URL names it, for `Host` headers.
     pub authority: String,
+    /// How to speak TLS to it; `None`: cleartext.
+    #[serde(default)]
+    pub tls: Option<crate::tls::EndpointTls>,
 }
 
 /// How an embedded target is started.
@@ -74,6 +82,8 @@ pub struct RunningTarget {
     server: Server,
     /// The endpoints are MQTT brokers: there is no hub to ask for its counters.
     broker: bool,
+    /// TLS fronts of in-process brokers, stopped with the target.
+    _tls_fronts: Vec<tls_front::TlsFront>,
 }
 
 enum Server {
@@ -118,8 +128,9 @@ impl RunningTarget {
         transport: &TransportPlan,
         launch: &Launch,
         shards: usize,
+        tls: Option<&TlsPlan>,
     ) -> anyhow::Result<Self> {
-        Self::start_placed(target, transport, launch, shards, None).await
+        Self::start_placed(target, transport, launch, shards, None, tls).await
     }
 
     /// As `start`, with an embedded target placed in a link's namespace.
@@ -129,12 +140,13 @@ impl RunningTarget {
         launch: &Launch,
         shards: usize,
         placement: Option<&Placement>,
+        tls: Option<&TlsPlan>,
     ) -> anyhow::Result<Self> {
         let TargetPlan::External {
             urls, processes, ..
         } = target
         else {
-            return Self::start_embedded(transport, launch, shards.max(1), placement).await;
+            return Self::start_embedded(transport, launch, shards.max(1), placement, tls).await;
         };
         if placement.is_some() {
             bail!(
@@ -143,10 +155,20 @@ impl RunningTarget {
                  the namespace it names, and point target.urls at the address it prints"
             );
         }
-        let scheme = scheme_for(transport);
+        let scheme = scheme_for(transport, tls.is_some());
         let mut endpoints = Vec::new();
-        for url in urls.iter().filter(|u| u.starts_with(scheme)) {
-            endpoints.push(Arc::new(resolve(url).await?));
+        for url in urls.iter().filter(|u| u.starts_with(&scheme)) {
+            let mut endpoint = resolve(url).await?;
+            if let Some(plan) = tls {
+                let host = endpoint
+                    .authority
+                    .rsplit_once(':')
+                    .map_or(endpoint.authority.as_str(), |(host, _)| host)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                endpoint.tls = Some(EndpointTls::external(plan, host)?);
+            }
+            endpoints.push(Arc::new(endpoint));
         }
         if endpoints.is_empty() {
             bail!(
@@ -163,6 +185,7 @@ impl RunningTarget {
             label: urls.join(" "),
             server: Server::External(watched),
             broker: matches!(transport, TransportPlan::Mqtt(_)),
+            _tls_fronts: Vec::new(),
         })
     }
 
@@ -171,8 +194,15 @@ impl RunningTarget {
         launch: &Launch,
         shards: usize,
         placement: Option<&Placement>,
+        tls: Option<&TlsPlan>,
     ) -> anyhow::Result<Self> {
-        let config = hub_config_for(transport);
+        let config = HubConfig {
+            tls: tls.is_some(),
+            ..hub_config_for(transport)
+        };
+        // Each shard's own certificate, the only one its clients trust.
+        let mut certificates: Vec<Option<Vec<u8>>> = Vec::new();
+        let mut tls_fronts = Vec::new();
         let broker = matches!(transport, TransportPlan::Mqtt(_));
         let pick = |b: BrokerAddrs| broker_listener(transport, b);
         let mut addrs = Vec::new();
@@ -185,12 +215,15 @@ impl RunningTarget {
                 let mut hubs = Vec::new();
                 for k in 0..shards {
                     if broker {
-                        let ip = shard_ip(k);
-                        let b = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+                        let (b, certificate, fronts) =
+                            in_process_broker(shard_ip(k), tls.is_some()).await?;
+                        tls_fronts.extend(fronts);
+                        certificates.push(certificate);
                         addrs.push(pick(b)?);
                     } else {
                         let hub = Hub::start((shard_ip(k), 0).into(), config.clone()).await?;
                         addrs.push(hub.local_addr());
+                        certificates.push(hub.certificate_der().map(<[u8]>::to_vec));
                         hubs.push(hub);
                     }
                 }
@@ -204,6 +237,10 @@ impl RunningTarget {
                     let mut child = spawn_serve(exe, &config, ip, broker, shards > 1, netns)?;
                     let mut lines = ready_lines(&mut child)?;
                     let hub_line = read_ready(&mut lines, READY_PREFIX).await?;
+                    if config.tls {
+                        let line = read_ready(&mut lines, CERTIFICATE_PREFIX).await?;
+                        certificates.push(Some(decode_certificate(&line)?));
+                    }
                     let addr = if broker {
                         let b =
                             parse_broker_line(&read_ready(&mut lines, BROKER_READY_PREFIX).await?)?;
@@ -226,16 +263,26 @@ impl RunningTarget {
         Ok(RunningTarget {
             endpoints: addrs
                 .into_iter()
-                .map(|addr| {
+                .enumerate()
+                .map(|(k, addr)| {
+                    let certificate = certificates.get(k).cloned().flatten();
                     Arc::new(Endpoint {
                         addr,
                         authority: addr.to_string(),
+                        tls: tls.zip(certificate).map(|(plan, der)| {
+                            EndpointTls::new(
+                                plan,
+                                EMBEDDED_SERVER_NAME.to_string(),
+                                Trust::Certificates(vec![der]),
+                            )
+                        }),
                     })
                 })
                 .collect(),
             label: "embedded".to_string(),
             server,
             broker,
+            _tls_fronts: tls_fronts,
         })
     }
 
@@ -324,6 +371,20 @@ impl RunningTarget {
     }
 }
 
+/// A broker in this process on `ip`; over TLS behind fronts, with their certificate.
+async fn in_process_broker(
+    ip: Ipv4Addr,
+    tls: bool,
+) -> anyhow::Result<(BrokerAddrs, Option<Vec<u8>>, Vec<tls_front::TlsFront>)> {
+    let plain = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+    if !tls {
+        return Ok((plain, None, Vec::new()));
+    }
+    let identity = Identity::generate(ip.into())?;
+    let (fronted, fronts) = tls_front::front_broker(plain, &identity).await?;
+    Ok((fronted, Some(identity.certificate_der), fronts))
+}
+
 fn spawn_serve(
     exe: &PathBuf,
     config: &HubConfig,
@@ -362,6 +423,9 @@ fn spawn_serve(
     if with_broker {
         command.arg("--broker");
     }
+    if config.tls {
+        command.arg("--tls");
+    }
     if single_thread {
         command.arg("--single-thread");
     }
@@ -393,6 +457,14 @@ async fn read_ready(lines: &mut ReadyLines, prefix: &str) -> anyhow::Result<Stri
     line.strip_prefix(prefix)
         .map(str::to_string)
         .ok_or_else(|| anyhow!("unexpected line from the embedded target: {line:?}"))
+}
+
+/// The certificate a child hub printed (base64 DER).
+fn decode_certificate(line: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(line.trim())
+        .context("decoding the embedded hub's certificate")
 }
 
 /// The printed form of a broker's addresses.
@@ -437,28 +509,43 @@ fn broker_listener(
     }
 }
 
-/// The URL scheme of the servers a transport talks to.
-fn scheme_for(transport: &TransportPlan) -> &'static str {
-    match transport {
-        TransportPlan::Mqtt(m) if m.over == MqttOver::Websocket => "ws://",
-        TransportPlan::Mqtt(_) => "mqtt://",
-        _ => "http://",
-    }
+/// The URL scheme of the servers a transport talks to, with TLS or without.
+fn scheme_for(transport: &TransportPlan, tls: bool) -> String {
+    let plain = match transport {
+        TransportPlan::Mqtt(m) if m.over == MqttOver::Websocket => "ws",
+        TransportPlan::Mqtt(_) => "mqtt",
+        _ => "http",
+    };
+    format!("{plain}{}://", if tls { "s" } else { "" })
 }
+
+/// The schemes a target URL may have.
+const SCHEMES: [&str; 6] = [
+    "http://", "mqtt://", "ws://", "https://", "mqtts://", "wss://",
+];
 
 /// Resolves `SCHEME://host:port[/path]` to a socket address.
 async fn resolve(url: &str) -> anyhow::Result<Endpoint> {
-    let rest = ["http://", "mqtt://", "ws://"]
+    let rest = SCHEMES
         .iter()
         .find_map(|scheme| url.strip_prefix(scheme))
-        .ok_or_else(|| anyhow!("target URL {url:?} has no http://, mqtt:// or ws:// scheme"))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "target URL {url:?} has none of the schemes {}",
+                SCHEMES.join(", ")
+            )
+        })?;
     let authority = rest.split('/').next().unwrap_or(rest).to_string();
     let addr = tokio::net::lookup_host(&authority)
         .await
         .with_context(|| format!("resolving {authority}"))?
         .next()
         .ok_or_else(|| anyhow!("{authority} resolves to no address"))?;
-    Ok(Endpoint { addr, authority })
+    Ok(Endpoint {
+        addr,
+        authority,
+        tls: None,
+    })
 }
 
 async fn fetch_stats(endpoint: &Endpoint) -> anyhow::Result<HubStats> {

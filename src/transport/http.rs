@@ -23,7 +23,8 @@ use super::adapted::{self, Unwrapper};
 use super::{ClientSpec, Received, Transport};
 use crate::plan::{HttpVersion, TransportPlan};
 use crate::profile::{self, HeaderProfile};
-use crate::wire::{ConnCounter, CountingStream, WireCounts};
+use crate::tls::Alpn;
+use crate::wire::{ConnCounter, WireCounts};
 
 /// Most polls a subscribing interval poller makes to catch up with a server's backlog
 /// (the hub keeps 1,024 messages per channel by default).
@@ -88,7 +89,11 @@ impl Connection {
         profile: &HeaderProfile,
         http: HttpVersion,
     ) -> anyhow::Result<Connection> {
-        let stream = CountingStream::connect(spec.endpoint.addr).await?;
+        let alpn = match http {
+            HttpVersion::Http11 => Alpn::Http1,
+            HttpVersion::Http2 => Alpn::H2,
+        };
+        let stream = spec.open(alpn).await?;
         let mut headers = profile.request_headers(&spec.endpoint.authority);
         // The connection's end shows up as an error on the next request or read.
         let (sender, counter, driver, origin) = match http {
@@ -127,7 +132,7 @@ impl Connection {
                     Sender::Http2(sender),
                     counter,
                     driver,
-                    Some(format!("http://{authority}")),
+                    Some(format!("{}://{authority}", spec.http_scheme())),
                 )
             }
         };

@@ -6,6 +6,7 @@ mod adapted;
 pub mod fake;
 mod http;
 pub mod mqtt;
+mod open;
 mod sse;
 pub(crate) mod websocket;
 
@@ -39,6 +40,8 @@ pub struct ClientSpec {
     pub last_event_id: LastEventId,
     /// How to speak to the target: subscribe paths, headers, frames, envelopes.
     pub adapter: Arc<Adapter>,
+    /// The client's TLS sessions, resumed by its reconnects.
+    pub tls_sessions: crate::tls::Sessions,
 }
 
 /// A message as a client received it.

@@ -21,6 +21,7 @@ use rumqttc::{NetworkOptions, Outgoing};
 use super::{ClientSpec, Received, Transport};
 use crate::plan::{MqttOver, MqttPlan, MqttVersion, TransportPlan};
 use crate::targets::Endpoint;
+use crate::tls::{Alpn, Sessions};
 use crate::wire::{ConnCounter, WireCounts};
 
 /// How long a connect and subscribe may take.
@@ -72,26 +73,44 @@ pub struct Will {
     pub message: String,
 }
 
+/// rumqttc's transport for `plan` to `endpoint`: TLS by pushbench's own rustls
+/// configuration (trusting exactly the endpoint's certificates) when the endpoint has TLS.
+fn transport(endpoint: &Endpoint, plan: &MqttPlan) -> anyhow::Result<rumqttc::Transport> {
+    let Some(tls) = &endpoint.tls else {
+        return Ok(match plan.over {
+            MqttOver::Tcp => rumqttc::Transport::Tcp,
+            MqttOver::Websocket => rumqttc::Transport::Ws,
+        });
+    };
+    // rumqttc reconnects on the same options: their store resumes its sessions.
+    let config = tls.client_config(Alpn::None, &Sessions::default())?;
+    let tls = rumqttc::TlsConfiguration::Rustls(config);
+    Ok(match plan.over {
+        MqttOver::Tcp => rumqttc::Transport::Tls(tls),
+        MqttOver::Websocket => rumqttc::Transport::Wss(tls),
+    })
+}
+
 /// rumqttc options for one client of `plan` connecting to `endpoint`.
 pub fn options(
     client_id: &str,
     endpoint: &Endpoint,
     plan: &MqttPlan,
     will: Option<Will>,
-) -> Options {
+) -> anyhow::Result<Options> {
+    let scheme = if endpoint.tls.is_some() { "wss" } else { "ws" };
     let (host, port) = match plan.over {
         MqttOver::Tcp => (endpoint.addr.ip().to_string(), endpoint.addr.port()),
         MqttOver::Websocket => (
-            format!("ws://{}/mqtt", endpoint.authority),
+            format!("{scheme}://{}/mqtt", endpoint.authority),
             endpoint.addr.port(),
         ),
     };
-    match plan.version {
+    let transport = transport(endpoint, plan)?;
+    Ok(match plan.version {
         MqttVersion::V311 => {
             let mut o = rumqttc::MqttOptions::new(client_id, host, port);
-            if plan.over == MqttOver::Websocket {
-                o.set_transport(rumqttc::Transport::Ws);
-            }
+            o.set_transport(transport);
             o.set_keep_alive(plan.keep_alive)
                 .set_clean_session(plan.clean_session)
                 .set_inflight(plan.inflight)
@@ -108,9 +127,7 @@ pub fn options(
         }
         MqttVersion::V5 => {
             let mut o = v5::MqttOptions::new(client_id, host, port);
-            if plan.over == MqttOver::Websocket {
-                o.set_transport(rumqttc::Transport::Ws);
-            }
+            o.set_transport(transport);
             o.set_keep_alive(plan.keep_alive)
                 .set_clean_start(plan.clean_session)
                 .set_outgoing_inflight_upper_limit(plan.inflight)
@@ -127,7 +144,7 @@ pub fn options(
             }
             Options::V5(Box::new(o))
         }
-    }
+    })
 }
 
 /// A rumqttc client handle of either version.
@@ -182,48 +199,101 @@ pub enum Step {
     Other,
 }
 
+/// Plaintext bytes of one event's packet: (sent, received).
+type PacketBytes = (u64, u64);
+
+/// The header of a WebSocket frame carrying `payload` bytes (RFC 6455 §5.2): 2 bytes up to
+/// 125, 4 up to 65,535, else 10; a client's frames add a 4-byte mask key.
+fn ws_frame_header(payload: u64, masked: bool) -> u64 {
+    let length = match payload {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    length + if masked { 4 } else { 0 }
+}
+
+/// What an outgoing packet of a subscriber's steady state weighs: an acknowledgement is a
+/// 2-byte fixed header and a 2-byte packet id (MQTT 3.1.1 §3.4–3.7; MQTT 5 leaves out a
+/// success reason code and empty properties, §3.4.2.1), PINGREQ a fixed header alone.
+/// Others (CONNECT, SUBSCRIBE, PUBLISH) are not known from rumqttc's events: 0.
+fn sent_bytes(outgoing: &Outgoing) -> u64 {
+    match outgoing {
+        Outgoing::PubAck(_) | Outgoing::PubRec(_) | Outgoing::PubRel(_) | Outgoing::PubComp(_) => 4,
+        Outgoing::PingReq | Outgoing::Disconnect => 2,
+        _ => 0,
+    }
+}
+
 impl Loop {
     pub async fn poll(&mut self) -> anyhow::Result<Step> {
+        Ok(self.poll_sized().await?.0)
+    }
+
+    /// The next event and the plaintext bytes of its packet.
+    async fn poll_sized(&mut self) -> anyhow::Result<(Step, PacketBytes)> {
+        use rumqttc::Event;
+        let size = match self {
+            Loop::V4(l) => {
+                let event = l.poll().await?;
+                let size = match &event {
+                    Event::Incoming(p) => (0, p.size() as u64),
+                    Event::Outgoing(o) => (sent_bytes(o), 0),
+                };
+                (Self::step4(event), size)
+            }
+            Loop::V5(l) => {
+                let event = l.poll().await?;
+                let size = match &event {
+                    v5::Event::Incoming(p) => (0, p.size() as u64),
+                    v5::Event::Outgoing(o) => (sent_bytes(o), 0),
+                };
+                (Self::step5(event), size)
+            }
+        };
+        Ok(size)
+    }
+
+    fn step4(event: rumqttc::Event) -> Step {
         use rumqttc::{Event, Packet};
+        match event {
+            Event::Incoming(Packet::ConnAck(a)) => Step::ConnAck(match a.code {
+                rumqttc::ConnectReturnCode::Success => Ok(()),
+                code => Err(format!("{code:?}")),
+            }),
+            Event::Incoming(Packet::SubAck(a)) => Step::SubAck(match a.return_codes.first() {
+                Some(rumqttc::SubscribeReasonCode::Success(q)) => Some(*q as u8),
+                _ => None,
+            }),
+            Event::Incoming(Packet::Publish(p)) => Step::Publish {
+                pkid: p.pkid,
+                qos: p.qos as u8,
+                payload: p.payload,
+            },
+            Event::Outgoing(o) => Step::Sent(o),
+            Event::Incoming(_) => Step::Other,
+        }
+    }
+
+    fn step5(event: v5::Event) -> Step {
         use v5::mqttbytes::v5::Packet as Packet5;
-        Ok(match self {
-            Loop::V4(l) => match l.poll().await? {
-                Event::Incoming(Packet::ConnAck(a)) => Step::ConnAck(match a.code {
-                    rumqttc::ConnectReturnCode::Success => Ok(()),
-                    code => Err(format!("{code:?}")),
-                }),
-                Event::Incoming(Packet::SubAck(a)) => Step::SubAck(match a.return_codes.first() {
-                    Some(rumqttc::SubscribeReasonCode::Success(q)) => Some(*q as u8),
-                    _ => None,
-                }),
-                Event::Incoming(Packet::Publish(p)) => Step::Publish {
-                    pkid: p.pkid,
-                    qos: p.qos as u8,
-                    payload: p.payload,
-                },
-                Event::Outgoing(o) => Step::Sent(o),
-                Event::Incoming(_) => Step::Other,
+        match event {
+            v5::Event::Incoming(Packet5::ConnAck(a)) => Step::ConnAck(match a.code {
+                v5::mqttbytes::v5::ConnectReturnCode::Success => Ok(()),
+                code => Err(format!("{code:?}")),
+            }),
+            v5::Event::Incoming(Packet5::SubAck(a)) => Step::SubAck(match a.return_codes.first() {
+                Some(v5::mqttbytes::v5::SubscribeReasonCode::Success(q)) => Some(*q as u8),
+                _ => None,
+            }),
+            v5::Event::Incoming(Packet5::Publish(p)) => Step::Publish {
+                pkid: p.pkid,
+                qos: p.qos as u8,
+                payload: p.payload,
             },
-            Loop::V5(l) => match l.poll().await? {
-                v5::Event::Incoming(Packet5::ConnAck(a)) => Step::ConnAck(match a.code {
-                    v5::mqttbytes::v5::ConnectReturnCode::Success => Ok(()),
-                    code => Err(format!("{code:?}")),
-                }),
-                v5::Event::Incoming(Packet5::SubAck(a)) => {
-                    Step::SubAck(match a.return_codes.first() {
-                        Some(v5::mqttbytes::v5::SubscribeReasonCode::Success(q)) => Some(*q as u8),
-                        _ => None,
-                    })
-                }
-                v5::Event::Incoming(Packet5::Publish(p)) => Step::Publish {
-                    pkid: p.pkid,
-                    qos: p.qos as u8,
-                    payload: p.payload,
-                },
-                v5::Event::Outgoing(o) => Step::Sent(o),
-                v5::Event::Incoming(_) => Step::Other,
-            },
-        })
+            v5::Event::Outgoing(o) => Step::Sent(o),
+            v5::Event::Incoming(_) => Step::Other,
+        }
     }
 }
 
@@ -288,6 +358,11 @@ pub struct Mqtt {
     in_flow: HashMap<u16, (u8, Received)>,
     /// The last counts read; what is reported once the socket is gone.
     last: Cell<WireCounts>,
+    /// Plaintext bytes (sent, received) of the packets this client handled: rumqttc owns the
+    /// socket and its TLS, so they are derived from the packets, not counted at a stream.
+    plaintext: (u64, u64),
+    /// What carries the packets: over WebSocket each is one frame (its header is plaintext).
+    over: MqttOver,
     dead: bool,
 }
 
@@ -310,6 +385,8 @@ impl Mqtt {
             granted: level,
             in_flow: HashMap::new(),
             last: Cell::new(WireCounts::default()),
+            plaintext: (0, 0),
+            over: MqttOver::Tcp,
             dead: false,
         };
         tokio::time::timeout(SUBSCRIBE_TIMEOUT, mqtt.wait_suback())
@@ -336,8 +413,16 @@ impl Mqtt {
 
     /// The next event; on error the socket is gone, so its counts are frozen first.
     pub async fn poll(&mut self) -> anyhow::Result<Step> {
-        match self.conn.eventloop.poll().await {
-            Ok(event) => Ok(event),
+        match self.conn.eventloop.poll_sized().await {
+            Ok((event, (sent, received))) => {
+                let framed = |bytes: u64, masked: bool| match (self.over, bytes) {
+                    (_, 0) | (MqttOver::Tcp, _) => bytes,
+                    (MqttOver::Websocket, _) => bytes + ws_frame_header(bytes, masked),
+                };
+                self.plaintext.0 += framed(sent, true);
+                self.plaintext.1 += framed(received, false);
+                Ok(event)
+            }
             Err(e) => {
                 self.dead = true;
                 Err(e).context("MQTT connection")
@@ -379,14 +464,16 @@ impl Transport for Mqtt {
             topic: w.topic.replace("{client}", &spec.index.to_string()),
             message: spec.client_id.clone(),
         });
-        let opts = options(&spec.client_id, &spec.endpoint, plan, will);
-        Mqtt::subscribe(
+        let opts = options(&spec.client_id, &spec.endpoint, plan, will)?;
+        let mut mqtt = Mqtt::subscribe(
             opts,
             spec.endpoint.addr,
             &plan.topic_of(&spec.channel),
             plan.qos,
         )
-        .await
+        .await?;
+        mqtt.over = plan.over;
+        Ok(mqtt)
     }
 
     async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
@@ -407,7 +494,12 @@ impl Transport for Mqtt {
         if !self.dead {
             self.last.set(self.counter.snapshot());
         }
-        self.last.get()
+        let (sent, received) = self.plaintext;
+        WireCounts {
+            plaintext_sent: sent,
+            plaintext_received: received,
+            ..self.last.get()
+        }
     }
 }
 

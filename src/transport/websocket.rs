@@ -19,13 +19,14 @@ use super::adapted::{self, Unwrapper};
 use super::{ClientSpec, Received, Transport};
 use crate::adapter::{self, Adapter, Frame, Vars};
 use crate::plan::TransportPlan;
-use crate::wire::{ConnCounter, CountingStream, WireCounts};
+use crate::tls::Alpn;
+use crate::wire::{ClientStream, ConnCounter, WireCounts};
 
 /// How long a subscription may take to say it holds (`subscribe.ready`).
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct WebSocket {
-    stream: WebSocketStream<CountingStream>,
+    stream: WebSocketStream<ClientStream>,
     counter: Arc<ConnCounter>,
     adapter: Arc<Adapter>,
     unwrapper: Unwrapper,
@@ -36,7 +37,7 @@ impl Transport for WebSocket {
         let TransportPlan::Websocket { read_buffer_bytes } = spec.plan.as_ref() else {
             bail!("websocket client given a {} plan", spec.plan.kind());
         };
-        let stream = CountingStream::connect(spec.endpoint.addr).await?;
+        let stream = spec.open(Alpn::Http1).await?;
         let counter = stream.counter();
         let url = format!(
             "ws://{}{}",

@@ -34,6 +34,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         scale: Default::default(),
         network: None,
         adapter: Default::default(),
+        tls: None,
     }
 }
 
@@ -73,20 +74,34 @@ pub async fn publish(addr: SocketAddr, channel: &str, body: &[u8]) {
 pub struct Mosquitto {
     pub tcp_port: u16,
     pub ws_port: u16,
+    /// Its MQTT-over-TLS listener's port, when started with one.
+    pub tls_port: Option<u16>,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Mosquitto::start_listening(None)
+    }
+
+    /// With a TLS listener too (a certificate signed by a CA the script makes).
+    pub fn start_with_tls() -> Mosquitto {
+        Mosquitto::start_listening(Some(free_port()))
+    }
+
+    fn start_listening(tls_port: Option<u16>) -> Mosquitto {
         let broker = Mosquitto {
             tcp_port: free_port(),
             ws_port: free_port(),
+            tls_port,
         };
+        let mut args = vec![
+            "start".to_string(),
+            broker.tcp_port.to_string(),
+            broker.ws_port.to_string(),
+        ];
+        args.extend(tls_port.map(|p| p.to_string()));
         let status = std::process::Command::new(script("targets/mosquitto.sh"))
-            .args([
-                "start",
-                &broker.tcp_port.to_string(),
-                &broker.ws_port.to_string(),
-            ])
+            .args(&args)
             .status()
             .expect("running scripts/targets/mosquitto.sh (is bash there?)");
         assert!(
@@ -103,12 +118,22 @@ impl Mosquitto {
             .join("mosquitto.pid")
     }
 
+    /// The CA certificate of its TLS listener.
+    pub fn ca(&self) -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("pushbench-mosquitto-{}", self.tcp_port))
+            .join("tls/ca.pem")
+    }
+
     /// External target URLs of this broker.
     pub fn urls(&self) -> Vec<String> {
         vec![
             format!("mqtt://127.0.0.1:{}", self.tcp_port),
             format!("ws://127.0.0.1:{}", self.ws_port),
         ]
+        .into_iter()
+        .chain(self.tls_port.map(|p| format!("mqtts://127.0.0.1:{p}")))
+        .collect()
     }
 }
 
@@ -217,6 +242,7 @@ pub async fn hub_poller(
         endpoint: std::sync::Arc::new(pushbench::targets::Endpoint {
             addr: hub.local_addr(),
             authority: hub.local_addr().to_string(),
+            tls: None,
         }),
         channel: "0".into(),
         plan: std::sync::Arc::new(TransportPlan::HttpPoll {
@@ -228,6 +254,7 @@ pub async fn hub_poller(
         client_id: "poller".into(),
         last_event_id: Default::default(),
         adapter: Default::default(),
+        tls_sessions: Default::default(),
     };
     let poller = pushbench::transport::HttpPoll::connect(&spec)
         .await

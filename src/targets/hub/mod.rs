@@ -30,8 +30,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::profile::HeaderProfile;
+use crate::tls::Identity;
 use answers::Cursor;
 use channels::Channels;
 use preface::{Opened, read_preface};
@@ -73,6 +75,9 @@ pub struct HubConfig {
     /// Test hook: an event stream that is not a resume (no `Last-Event-ID`) is closed after
     /// this many events, so that every SSE client must reconnect and resume once.
     pub sse_close_after: Option<u64>,
+    /// Also accept TLS (a connection whose first byte opens a TLS handshake) with a
+    /// self-signed certificate generated at start; cleartext stays served on the same port.
+    pub tls: bool,
 }
 
 impl Default for HubConfig {
@@ -86,6 +91,7 @@ impl Default for HubConfig {
             ws_read_buffer_bytes: 4096,
             sse_keepalive: None,
             sse_close_after: None,
+            tls: false,
         }
     }
 }
@@ -133,6 +139,8 @@ pub struct Hub {
     local_addr: SocketAddr,
     state: Arc<HubState>,
     accept: JoinHandle<()>,
+    /// The certificate it presents over TLS, when it accepts TLS.
+    identity: Option<Arc<Identity>>,
     /// Never sent on: dropping it wakes every connection's `changed()`, which ends it.
     _shutdown: watch::Sender<()>,
 }
@@ -143,15 +151,34 @@ impl Hub {
     pub async fn start(listen: SocketAddr, config: HubConfig) -> anyhow::Result<Hub> {
         let listener = bind(listen).with_context(|| format!("hub: listening on {listen}"))?;
         let local_addr = listener.local_addr()?;
+        let identity = match config.tls {
+            true => Some(Identity::generate(local_addr.ip())?),
+            false => None,
+        };
+        let tls = match &identity {
+            Some(identity) => Some(TlsAcceptor::from(identity.server_config()?)),
+            None => None,
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(());
-        let state = Arc::new(HubState::new(config, shutdown_rx));
+        let state = Arc::new(HubState::new(config, tls, shutdown_rx));
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
         Ok(Hub {
             local_addr,
             state,
             accept,
+            identity: identity.map(Arc::new),
             _shutdown: shutdown_tx,
         })
+    }
+
+    /// The self-signed certificate (DER) clients must trust, when the hub accepts TLS.
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.identity.as_ref().map(|i| i.certificate_der.as_slice())
+    }
+
+    /// Its TLS identity, for a broker beside it in the same process (one certificate).
+    pub fn identity(&self) -> Option<Arc<Identity>> {
+        self.identity.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -235,12 +262,14 @@ struct HubState {
     started: SystemTime,
     channels: Channels,
     counters: Counters,
+    tls: Option<TlsAcceptor>,
     shutdown: watch::Receiver<()>,
 }
 
 impl HubState {
-    fn new(config: HubConfig, shutdown: watch::Receiver<()>) -> HubState {
+    fn new(config: HubConfig, tls: Option<TlsAcceptor>, shutdown: watch::Receiver<()>) -> HubState {
         HubState {
+            tls,
             channels: Channels::new(config.ws_queue),
             config,
             started: SystemTime::now(),
@@ -269,13 +298,40 @@ async fn serve_connection(stream: TcpStream, state: Arc<HubState>) {
     let _ = stream.set_nodelay(true);
     let mut shutdown = state.shutdown.clone();
     tokio::select! {
-        _ = serve_http(stream, &state) => {}
+        _ = serve_tls_or_not(stream, &state) => {}
         _ = shutdown.changed() => {}
     }
 }
 
+/// The first byte of a TLS connection: a handshake record (RFC 8446 §5.1). No HTTP/1.1
+/// method and no HTTP/2 preface starts with it.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Serves a TLS connection over its handshake, any other as cleartext.
+async fn serve_tls_or_not(stream: TcpStream, state: &Arc<HubState>) {
+    let Some(acceptor) = &state.tls else {
+        return serve_http(stream, state).await;
+    };
+    let timeout = state.config.header_timeout;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => {}
+        Ok(Ok(1)) => return serve_http(stream, state).await,
+        Ok(_) => return,
+        Err(_) => return bump(&state.counters.header_timeouts),
+    }
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => serve_http(tls, state).await,
+        Ok(Err(_)) => {}
+        Err(_) => bump(&state.counters.header_timeouts),
+    }
+}
+
 /// Serves the connection in the HTTP version its first bytes show.
-async fn serve_http(stream: TcpStream, state: &Arc<HubState>) {
+async fn serve_http<S>(stream: S, state: &Arc<HubState>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let timeout = state.config.header_timeout;
     let (opened, stream) = match tokio::time::timeout(timeout, read_preface(stream)).await {
         Ok(Ok(opened)) => opened,

@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::wire::CLIENT_PREFACE;
 
@@ -23,7 +22,9 @@ pub(super) enum Opened {
 /// Reads until the first bytes match the preface or cannot; the bytes read are replayed to
 /// the HTTP server by the returned stream. An HTTP/1.1 request differs from the preface by
 /// its second byte at the latest (`PRI` is no HTTP/1.1 method the hub serves).
-pub(super) async fn read_preface(mut stream: TcpStream) -> io::Result<(Opened, Replayed)> {
+pub(super) async fn read_preface<S: AsyncRead + Unpin>(
+    mut stream: S,
+) -> io::Result<(Opened, Replayed<S>)> {
     let mut seen = [0u8; CLIENT_PREFACE.len()];
     let mut filled = 0;
     let opened = loop {
@@ -48,13 +49,13 @@ pub(super) async fn read_preface(mut stream: TcpStream) -> io::Result<(Opened, R
     ))
 }
 
-/// A TCP stream whose first bytes, already read, are read again.
-pub(super) struct Replayed {
+/// A stream (TCP, or TLS over it) whose first bytes, already read, are read again.
+pub(super) struct Replayed<S> {
     first: Bytes,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl AsyncRead for Replayed {
+impl<S: AsyncRead + Unpin> AsyncRead for Replayed<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -70,7 +71,7 @@ impl AsyncRead for Replayed {
     }
 }
 
-impl AsyncWrite for Replayed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
