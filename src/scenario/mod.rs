@@ -169,7 +169,12 @@ pub fn parse_with_env(
     let scale = scale(&root)?;
     let transports = transports::parse(&root, channels)?;
     let thresholds = thresholds(&root, &transports)?;
-    let network = network::parse(&root, warmup + duration)?;
+    let target = target(&root)?;
+    let network = network::parse(
+        &root,
+        warmup + duration,
+        restart_refused(&target, &transports),
+    )?;
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
     }
@@ -186,7 +191,7 @@ pub fn parse_with_env(
         drain,
         message_rate_per_s,
         payload_bytes,
-        target: target(&root)?,
+        target,
         transports,
         thresholds,
         project_rate_per_s,
@@ -194,6 +199,25 @@ pub fn parse_with_env(
         adapter,
         network,
     })
+}
+
+/// Why a `restart` fault cannot be carried out for this target, if it cannot: only pushbench's
+/// own hub can be started again on the address its clients know.
+fn restart_refused(target: &TargetPlan, transports: &[TransportPlan]) -> Option<&'static str> {
+    if matches!(target, TargetPlan::External { .. }) {
+        return Some(
+            "an external server is started and stopped by you, not by pushbench; restart it \
+             yourself during the run, or use the embedded target",
+        );
+    }
+    transports
+        .iter()
+        .any(|t| matches!(t, TransportPlan::Mqtt(_)))
+        .then_some(
+            "the embedded MQTT broker (rumqttd) keeps its sessions in memory and takes new \
+             ports when it starts, so a restarted broker is not the same server coming back; \
+             restart only the hub's transports (remove the mqtt transports from this scenario)",
+        )
 }
 
 /// A Last Will run cut by a blackhole needs the link the blackhole happens on.
