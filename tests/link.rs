@@ -359,12 +359,12 @@ fn run_scenario(toml: &str) -> (Vec<serde_json::Value>, u32) {
 /// A restart of the embedded hub: every client reconnects to the new process on the same
 /// port. The kill falls half a publish interval after a publish (2025 ms at 20/s), when no
 /// message is inside the hub, so each message was either refused (a failed publish, missed
-/// by all 20 clients) or stored by one of the two hubs. SSE resumes with `Last-Event-ID`
-/// and the restarted hub, which never saw that id, sends all it has: SSE loses exactly the
-/// refused messages. WebSocket loses them too, and also what the new hub pushed before a
-/// client was back.
+/// by all 20 clients) or stored by one of the two hubs. SSE resumes with `Last-Event-ID`,
+/// long polling with its `Etag`, and the restarted hub, which never gave that id, sends all
+/// it has: both lose exactly the refused messages. WebSocket loses them too, and also what
+/// the new hub pushed before a client was back.
 #[test]
-fn after_a_restart_every_client_reconnects_and_sse_loses_only_what_the_hub_refused() {
+fn after_a_restart_every_client_reconnects_and_resuming_loses_only_what_the_hub_refused() {
     let (runs, _) = run_scenario(
         r#"name = "restart"
 clients = 20
@@ -384,6 +384,9 @@ kind = "sse"
 headers = "minimal"
 [[transports]]
 kind = "websocket"
+[[transports]]
+kind = "http-longpoll"
+headers = "minimal"
 "#,
     );
     for run in &runs {
@@ -404,9 +407,48 @@ kind = "websocket"
         );
     }
     let refused = |run: &serde_json::Value| run["link_faults"][0]["publishes_failed"].as_u64();
-    let (sse, ws) = (&runs[0], &runs[1]);
+    let (sse, ws, longpoll) = (&runs[0], &runs[1], &runs[2]);
     assert_eq!(sse["transport_kind"], "sse");
-    assert_eq!(sse["lost"].as_u64(), refused(sse).map(|n| n * 20), "{sse}");
-    assert_eq!(sse["duplicated"], 0, "{sse}");
+    assert_eq!(longpoll["transport_kind"], "http-longpoll");
+    for resuming in [sse, longpoll] {
+        let lost = resuming["lost"].as_u64();
+        assert_eq!(lost, refused(resuming).map(|n| n * 20), "{resuming}");
+        assert_eq!(resuming["duplicated"], 0, "{resuming}");
+    }
     assert!(ws["lost"].as_u64() >= refused(ws).map(|n| n * 20), "{ws}");
+}
+
+/// Long polling resumes by its `Etag` after a cut: the client's validators outlive the reset
+/// connection, so the first poll on the new one asks for what came after the last message it
+/// got. At 50 messages/s some are published while the clients reconnect; a poller that
+/// started afresh would be answered from the newest and lose them (20 clients lost 200 so).
+#[test]
+fn after_a_cut_long_polling_resumes_by_its_etag_without_loss() {
+    let (runs, _) = run_scenario(
+        r#"name = "longpoll-cut"
+clients = 20
+connect_rate = "200/s"
+warmup = "1s"
+duration = "3s"
+drain = "2s"
+[messages]
+rate = "50/s"
+[network]
+delay = "10ms"
+[[faults]]
+kind = "cut"
+at = "1500ms"
+[[transports]]
+kind = "http-longpoll"
+headers = "minimal"
+"#,
+    );
+    let run = &runs[0];
+    assert_eq!(run["link_faults"][0]["reconnects_after"], 20, "{run}");
+    assert_eq!(
+        (&run["lost"], &run["duplicated"]),
+        (&0.into(), &0.into()),
+        "{run}"
+    );
+    assert_eq!(run["messages_delivered"], 150 * 20, "{run}");
 }

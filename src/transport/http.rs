@@ -161,10 +161,24 @@ impl Connection {
     }
 }
 
-/// The server's position markers, echoed back so it answers with what is newer.
-struct Validators {
+/// The server's position markers, echoed back so it answers with what is newer. They belong
+/// to the client, not to one connection (as SSE's `LastEventId`): a poller that connects anew
+/// after a break resumes where it was.
+#[derive(Debug, Clone, Default)]
+pub struct Validators(Arc<std::sync::Mutex<Markers>>);
+
+#[derive(Debug, Default)]
+struct Markers {
     etag: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
+}
+
+impl Validators {
+    fn markers(&self) -> std::sync::MutexGuard<'_, Markers> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Drop for Connection {
@@ -185,10 +199,7 @@ impl HttpSubscriber {
         Ok(HttpSubscriber {
             connection,
             uri,
-            validators: profile.sends_validators().then_some(Validators {
-                etag: None,
-                last_modified: None,
-            }),
+            validators: profile.sends_validators().then(|| spec.validators.clone()),
             unwrapper: Unwrapper::new(spec),
         })
     }
@@ -209,6 +220,7 @@ impl HttpSubscriber {
             headers.append(name.clone(), value.clone());
         }
         if let Some(v) = &self.validators {
+            let v = v.markers();
             if let Some(etag) = &v.etag {
                 headers.append(IF_NONE_MATCH, etag.clone());
             }
@@ -219,7 +231,8 @@ impl HttpSubscriber {
         let counter = &self.connection.counter;
         let before = counter.stream_bytes();
         let response = self.connection.sender.send(request).await.context("poll")?;
-        if let Some(v) = &mut self.validators {
+        if let Some(v) = &self.validators {
+            let mut v = v.markers();
             v.etag = response.headers().get(ETAG).cloned().or(v.etag.take());
             v.last_modified = response
                 .headers()
