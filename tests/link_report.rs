@@ -80,7 +80,11 @@ fn the_link_chart_renders_every_transport_and_only_when_there_is_a_link() {
         link_profile: String::new(),
         ..run("websocket", "", 0.0)
     };
-    assert!(link::chart(&[loopback.clone()]).unwrap().is_empty());
+    assert!(
+        link::chart(std::slice::from_ref(&loopback))
+            .unwrap()
+            .is_empty()
+    );
     let dir = tempfile::tempdir().unwrap();
     let (written, errors) = report::write_reports(dir.path(), &[loopback]);
     assert!(errors.is_empty(), "{errors:?}");
