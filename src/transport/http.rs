@@ -179,6 +179,12 @@ impl Validators {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Whether an earlier connection of the client was given a position.
+    fn held(&self) -> bool {
+        let m = self.markers();
+        m.etag.is_some() || m.last_modified.is_some()
+    }
 }
 
 impl Drop for Connection {
@@ -297,13 +303,17 @@ impl Transport for HttpPoll {
         else {
             bail!("http-poll client given a {} plan", spec.plan.kind());
         };
+        let resuming = spec.validators.held();
         let mut subscriber = HttpSubscriber::connect(spec, headers, *http).await?;
+        // A client that resumes a position (it reconnected) polls from it: what it missed is
+        // delivered by its next polls, not skipped here.
         // The first polls establish the client's position, "now": they are part of
         // subscribing. The hub answers a poll without validators 304 at once; a server that
         // answers it with its oldest buffered message instead (nginx + nchan's default) is
         // followed until it has nothing newer, so that messages published before the client
         // subscribed are never counted as delivered.
-        for _ in 0..CATCH_UP_POLLS {
+        let catch_up = if resuming { 0 } else { CATCH_UP_POLLS };
+        for _ in 0..catch_up {
             if subscriber.exchange().await?.is_none() {
                 break;
             }
