@@ -140,8 +140,10 @@ pub enum CompareFormat {
 ///
 /// Writes use-cases.png and use-cases-log.png (bit/s per use case beside the article's
 /// bars), bytes-per-message.png, latency.png, latency-distribution.png, cost.png and
-/// comparison.md (measured vs the article, with the reasons). `pushbench run` writes the
-/// same files at its end. Several inputs are drawn together, e.g. use cases A, B and C.
+/// comparison.md (measured vs the article, with the reasons; a table of faults when runs had
+/// any), and links.png (latency across link profiles) for runs over a link. `pushbench run`
+/// writes the same files at its end. Several inputs are drawn together, e.g. use cases A, B
+/// and C, or the runs of one scenario over several link profiles.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// Results directories (results/<scenario>/<stamp>) or summary.json files.

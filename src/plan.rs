@@ -338,6 +338,9 @@ pub enum FaultKind {
     Blackhole { duration: Duration },
     /// Every connection reset at once.
     Cut,
+    /// The embedded target's processes killed and started again on the same addresses: what
+    /// they held (history, subscriptions) is gone.
+    Restart,
 }
 
 impl FaultKind {
@@ -346,6 +349,7 @@ impl FaultKind {
         match self {
             FaultKind::Blackhole { .. } => "blackhole",
             FaultKind::Cut => "cut",
+            FaultKind::Restart => "restart",
         }
     }
 
@@ -353,7 +357,7 @@ impl FaultKind {
     pub fn duration(&self) -> Duration {
         match self {
             FaultKind::Blackhole { duration } => *duration,
-            FaultKind::Cut => Duration::ZERO,
+            FaultKind::Cut | FaultKind::Restart => Duration::ZERO,
         }
     }
 }

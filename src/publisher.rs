@@ -66,6 +66,10 @@ pub struct PublishOutcome {
     /// only queued by the client, so this is how a refused one shows), and the first error.
     pub connections_broken: u64,
     pub connection_error: Option<String>,
+    /// Of `errors`, those while a scheduled `restart` had the target down: the fault's
+    /// doing, not the target's.
+    #[serde(default)]
+    pub scheduled_errors: u64,
 }
 
 /// Broken MQTT publisher connections, counted by the tasks that poll them.
@@ -115,6 +119,8 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 #[derive(Debug, Default)]
 pub struct Progress {
     pub published: AtomicU64,
+    /// Publishes that failed so far (what a scheduled fault made fail is counted from it).
+    pub failed: AtomicU64,
 }
 
 /// Publishes the schedule to every endpoint (each endpoint is a separate server holding its
@@ -214,6 +220,7 @@ async fn publish_channel(
             }
             Err(e) => {
                 outcome.errors += 1;
+                progress.failed.fetch_add(1, Ordering::Relaxed);
                 if outcome.first_error_at.is_none() {
                     outcome.first_error_at = at;
                     outcome.first_error = Some(format!("{e:#}"));
@@ -447,6 +454,13 @@ async fn post(
     vars: &Vars<'_>,
     content_type: &str,
 ) -> anyhow::Result<()> {
+    // A keep-alive connection the server closed meanwhile (it restarted) sent nothing of
+    // this request: one new connection is tried, as any HTTP client's pool does.
+    if let Some(sender) = conn.as_mut()
+        && sender.ready().await.is_err()
+    {
+        *conn = None;
+    }
     if conn.is_none() {
         *conn = Some(open(endpoint).await?);
     }

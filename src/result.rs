@@ -265,7 +265,7 @@ pub struct LinkResult {
 /// One scheduled fault and what the fleet's counters did around it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultResult {
-    /// `blackhole` or `cut`.
+    /// `blackhole`, `cut` or `restart`.
     pub kind: String,
     /// Start, seconds after the first publish, as carried out.
     pub at_s: f64,
@@ -290,6 +290,10 @@ pub struct FaultResult {
     pub recovery_p50_ms: Option<f64>,
     pub recovery_p99_ms: Option<f64>,
     pub recovery_max_ms: Option<f64>,
+    /// Publishes that failed while the fault lasted (a restart's target is down): every
+    /// subscriber of their channel misses each of them.
+    #[serde(default)]
+    pub publishes_failed: u64,
 }
 
 impl RunResult {

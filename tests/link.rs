@@ -333,3 +333,127 @@ fn a_blackhole_brings_every_last_will() {
     assert_eq!(run["messages_delivered"], 30, "{run}");
     assert_eq!(run["duplicated"], 0, "{run}");
 }
+
+/// Runs a scenario through the binary; returns its results and the run's pid. The run must
+/// succeed: a scheduled fault is not a fault of the target.
+fn run_scenario(toml: &str) -> (Vec<serde_json::Value>, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("s.toml");
+    std::fs::write(&scenario, toml).unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (results.as_array().unwrap().clone(), pid)
+}
+
+/// A restart of the embedded hub: every client reconnects to the new process on the same
+/// port. The kill falls half a publish interval after a publish (2025 ms at 20/s), when no
+/// message is inside the hub, so each message was either refused (a failed publish, missed
+/// by all 20 clients) or stored by one of the two hubs. SSE resumes with `Last-Event-ID`,
+/// long polling with its `Etag`, and the restarted hub, which never gave that id, sends all
+/// it has: both lose exactly the refused messages. WebSocket loses them too, and also what
+/// the new hub pushed before a client was back.
+#[test]
+fn after_a_restart_every_client_reconnects_and_resuming_loses_only_what_the_hub_refused() {
+    let (runs, _) = run_scenario(
+        r#"name = "restart"
+clients = 20
+connect_rate = "200/s"
+warmup = "1s"
+duration = "5s"
+drain = "3s"
+[messages]
+rate = "20/s"
+[network]
+delay = "10ms"
+[[faults]]
+kind = "restart"
+at = "2025ms"
+[[transports]]
+kind = "sse"
+headers = "minimal"
+[[transports]]
+kind = "websocket"
+[[transports]]
+kind = "http-longpoll"
+headers = "minimal"
+"#,
+    );
+    for run in &runs {
+        let restart = &run["link_faults"][0];
+        assert_eq!(restart["kind"], "restart", "{run}");
+        assert_eq!(restart["error"], "", "{run}");
+        assert!(restart["reconnects_after"].as_u64().unwrap() >= 20, "{run}");
+        assert_eq!(run["fault"], "", "{run}");
+        // Every failed publish was one the restart refused.
+        assert_eq!(run["publish_errors"], restart["publishes_failed"], "{run}");
+        eprintln!(
+            "{}: restart took {:.1} ms, {} publishes refused, lost {}, recovery p50 {} ms",
+            run["transport"],
+            restart["duration_s"].as_f64().unwrap() * 1e3,
+            restart["publishes_failed"],
+            run["lost"],
+            restart["recovery_p50_ms"]
+        );
+    }
+    let refused = |run: &serde_json::Value| run["link_faults"][0]["publishes_failed"].as_u64();
+    let (sse, ws, longpoll) = (&runs[0], &runs[1], &runs[2]);
+    assert_eq!(sse["transport_kind"], "sse");
+    assert_eq!(longpoll["transport_kind"], "http-longpoll");
+    for resuming in [sse, longpoll] {
+        let lost = resuming["lost"].as_u64();
+        assert_eq!(lost, refused(resuming).map(|n| n * 20), "{resuming}");
+        assert_eq!(resuming["duplicated"], 0, "{resuming}");
+    }
+    assert!(ws["lost"].as_u64() >= refused(ws).map(|n| n * 20), "{ws}");
+}
+
+/// Long polling (and interval polling, twice as often as messages come) resumes by its `Etag`
+/// after a cut: the client's validators outlive the reset connection, so the first poll on
+/// the new one asks for what came after the last message it got. At 50 messages/s some are published while the clients reconnect; a poller that
+/// started afresh would be answered from the newest and lose them (20 clients lost 200 so).
+#[test]
+fn after_a_cut_long_polling_resumes_by_its_etag_without_loss() {
+    let (runs, _) = run_scenario(
+        r#"name = "longpoll-cut"
+clients = 20
+connect_rate = "200/s"
+warmup = "1s"
+duration = "3s"
+drain = "2s"
+[messages]
+rate = "50/s"
+[network]
+delay = "10ms"
+[[faults]]
+kind = "cut"
+at = "1500ms"
+[[transports]]
+kind = "http-longpoll"
+headers = "minimal"
+[[transports]]
+kind = "http-poll"
+headers = "minimal"
+interval = "10ms"
+"#,
+    );
+    for run in &runs {
+        assert_eq!(run["link_faults"][0]["reconnects_after"], 20, "{run}");
+        assert_eq!(
+            (&run["lost"], &run["duplicated"]),
+            (&0.into(), &0.into()),
+            "{run}"
+        );
+        assert_eq!(run["messages_delivered"], 150 * 20, "{run}");
+    }
+}

@@ -202,6 +202,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         index: 0,
         client_id: "nchan-sse".into(),
         last_event_id: LastEventId::default(),
+        validators: Default::default(),
         adapter: Default::default(),
         tls_sessions: Default::default(),
     };

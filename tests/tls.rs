@@ -249,6 +249,7 @@ async fn a_reconnect_resumes_the_session_with_fewer_setup_bytes() {
         last_event_id: Default::default(),
         tls_sessions: Default::default(),
         adapter: Default::default(),
+        validators: Default::default(),
     };
     let full = WebSocket::connect(&spec).await.unwrap().wire();
     let resumed = WebSocket::connect(&spec).await.unwrap().wire();

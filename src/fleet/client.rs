@@ -246,6 +246,7 @@ mod tests {
             index: 0,
             client_id: client_id.into(),
             last_event_id: Default::default(),
+            validators: Default::default(),
             adapter: Default::default(),
             tls_sessions: Default::default(),
         }

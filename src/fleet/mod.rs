@@ -240,6 +240,7 @@ impl Fleet {
                     index: i,
                     client_id: format!("pb-{run_id:08x}-{i}"),
                     last_event_id: LastEventId::default(),
+                    validators: Default::default(),
                     adapter: Arc::clone(&adapter),
                     tls_sessions: Default::default(),
                 };

@@ -58,6 +58,7 @@ pub fn table(results: &[RunResult]) -> String {
         out.push('\n');
     }
     for r in results {
+        out.push_str(&super::link::console_notes(r));
         if !r.fault.is_empty() {
             out.push_str(&format!("note: {} FAULT: {}\n", r.transport, r.fault));
         }

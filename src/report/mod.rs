@@ -10,6 +10,7 @@ pub mod comparison;
 pub mod console;
 pub mod cost;
 pub mod latency;
+pub mod link;
 pub mod progress;
 mod rows;
 pub mod units;
@@ -79,8 +80,9 @@ type Render = fn(&[RunResult]) -> anyhow::Result<Vec<u8>>;
 /// The machine-readable summaries, rewritten after every transport of a run.
 const SUMMARIES: [(&str, Render); 2] = [("summary.csv", csv_bytes), ("summary.json", json_bytes)];
 
-/// The charts and tables people read, rendered once the results are complete.
-const REPORTS: [(&str, Render); 7] = [
+/// The charts and tables people read, rendered once the results are complete. A reporter
+/// with nothing to show (no run over a link for `links.png`) renders nothing: no file.
+const REPORTS: [(&str, Render); 8] = [
     ("use-cases.png", use_cases::linear),
     ("use-cases-log.png", use_cases::log),
     ("bytes-per-message.png", bytes::render),
@@ -88,6 +90,7 @@ const REPORTS: [(&str, Render); 7] = [
     ("latency-distribution.png", latency::distribution_chart),
     ("cost.png", cost::render),
     ("comparison.md", comparison::render),
+    ("links.png", link::chart),
 ];
 
 /// Writes `summary.csv` and `summary.json` into `dir`; returns the files written and the
@@ -116,9 +119,14 @@ fn write_files(
     for (name, render) in reporters {
         let path = dir.join(name);
         match render(results).and_then(|bytes| {
-            fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+            if bytes.is_empty() {
+                return Ok(false);
+            }
+            fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+            Ok(true)
         }) {
-            Ok(()) => written.push(path),
+            Ok(true) => written.push(path),
+            Ok(false) => {}
             Err(e) => errors.push(e.context(format!("{name} reporter"))),
         }
     }

@@ -150,7 +150,7 @@ fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
     let counts = &m.fleet.counts;
     let mut causes = Vec::new();
     let mut lead = None;
-    if let Some(p) = published.filter(|p| p.errors > 0) {
+    if let Some(p) = published.filter(|p| p.errors > p.scheduled_errors) {
         let at = |t: Option<std::time::Duration>| t.unwrap_or_default().as_secs_f64();
         if p.ended_failing {
             let since = p

@@ -246,6 +246,34 @@ fn a_dead_target_is_a_fault_not_saturation() {
 }
 
 #[test]
+fn publishes_a_scheduled_restart_refused_are_no_fault_and_one_more_is() {
+    let restarted = PublishOutcome {
+        published: 100,
+        errors: 2,
+        scheduled_errors: 2,
+        first_error_at: Some(Duration::from_millis(2000)),
+        ..on_time()
+    };
+    let build_with = |outcome: PublishOutcome| {
+        build(
+            &measured(all_delivered(), Stimulus::Stream(outcome), SEQS.last),
+            &websocket(),
+        )
+    };
+    let r = build_with(restarted.clone());
+    assert_eq!((r.fault.as_str(), r.publish_errors), ("", 2));
+    let r = build_with(PublishOutcome {
+        errors: 3,
+        ..restarted
+    });
+    assert!(
+        r.fault.starts_with("3 of 103 publishes failed"),
+        "{}",
+        r.fault
+    );
+}
+
+#[test]
 fn a_last_will_run_measures_wills_and_nothing_of_a_stream() {
     let mut latency = new_histogram();
     record_latency(&mut latency, 4_000_000);

@@ -1,31 +1,46 @@
-//! Scheduled faults (`[[faults]]`), carried out on the run's link while the publisher runs,
-//! and what the fleet's live counters did around each: deliveries during it, reconnects
-//! after it, and how soon after its end the first message arrived.
+//! Scheduled faults (`[[faults]]`), carried out on the run's link (or, a `restart`, on its
+//! embedded target) while the publisher runs, and what the live counters did around each:
+//! deliveries and failed publishes during it, reconnects after it, and how soon after its
+//! end the first message arrived.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::atomic::Ordering;
+
 use crate::fleet::Running;
 use crate::link::Link;
 use crate::plan::{FaultKind, FaultPlan};
+use crate::publisher::Progress;
 use crate::result::FaultResult;
+use crate::targets::RunningTarget;
 
 /// How often the counters are looked at while waiting for the first delivery after a fault.
 const SAMPLE: Duration = Duration::from_millis(10);
 
+/// What the faults act on and watch.
+pub struct Scene<'a> {
+    pub link: Option<&'a Link>,
+    pub target: &'a RunningTarget,
+    pub fleet: &'a Running,
+    /// The publisher's live counts (failed publishes).
+    pub progress: &'a Progress,
+}
+
 /// Carries out `faults` (sorted by time, counted from now: the first publish) until `stop`,
 /// which ends when publishing does. A fault not reached by then is reported as such.
 pub async fn run(
-    link: Option<&Link>,
+    scene: Scene<'_>,
     faults: &[FaultPlan],
-    fleet: &Running,
     stop: &CancellationToken,
 ) -> Vec<FaultResult> {
-    let (Some(link), false) = (link, faults.is_empty()) else {
+    let (Some(link), false) = (scene.link, faults.is_empty()) else {
         return Vec::new();
     };
+    let fleet = scene.fleet;
+    let failed = || scene.progress.failed.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut results: Vec<FaultResult> = Vec::new();
     let mut reconnects_at_start = 0;
@@ -44,11 +59,12 @@ pub async fn run(
             return results;
         }
         let before = fleet.counts();
+        let failed_before = failed();
         reconnects_at_start = before.reconnects;
         let began = Instant::now();
-        let error = match carry_out(link, fault.kind, stop).await {
+        let error = match carry_out(link, scene.target, fault.kind, stop).await {
             Ok(()) => String::new(),
-            Err(e) => e.to_string(),
+            Err(e) => format!("{e:#}"),
         };
         let ended = Instant::now();
         let ended_unix_us = crate::payload::unix_us(std::time::SystemTime::now());
@@ -63,6 +79,7 @@ pub async fn run(
             reconnects_after: 0,
             first_delivery_after_ms: first_delivery(fleet, after, ended, next, stop).await,
             ended_unix_us,
+            publishes_failed: failed() - failed_before,
             ..FaultResult::default()
         });
     }
@@ -82,19 +99,22 @@ async fn sleep_or_stop(at: Instant, stop: &CancellationToken) -> bool {
 }
 
 /// Applies the fault and, for a blackhole, lifts it after its duration (or at once when the
-/// run stops: a blackhole never outlives publishing).
+/// run stops: a blackhole never outlives publishing); a restart ends when the target
+/// listens again.
 async fn carry_out(
     link: &Link,
+    target: &RunningTarget,
     kind: FaultKind,
     stop: &CancellationToken,
-) -> Result<(), crate::link::LinkError> {
+) -> anyhow::Result<()> {
     match kind {
-        FaultKind::Cut => link.cut(),
+        FaultKind::Cut => Ok(link.cut()?),
         FaultKind::Blackhole { duration } => {
             link.blackhole(true)?;
             sleep_or_stop(Instant::now() + duration, stop).await;
-            link.blackhole(false)
+            Ok(link.blackhole(false)?)
         }
+        FaultKind::Restart => target.restart().await,
     }
 }
 

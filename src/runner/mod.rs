@@ -18,7 +18,7 @@ use crate::fleet::{FleetSpec, MeasuredSeqs, Running};
 use crate::last_will::{self, Watchers};
 use crate::link::Link;
 use crate::observe::{Observer, Phase};
-use crate::plan::{Plan, TransportPlan};
+use crate::plan::{FaultKind, Plan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::sys;
@@ -210,19 +210,35 @@ pub async fn measure(
                 adapter: std::sync::Arc::new(plan.adapter.clone()),
             };
             let faults_stop = interrupt.child_token();
+            let progress = Arc::new(publisher::Progress::default());
             let publishing = async {
                 let published = publish(
-                    plan, &label, &target, &schedule, &fleet, interrupt, observer,
+                    plan,
+                    &label,
+                    &target,
+                    &schedule,
+                    (&fleet, Arc::clone(&progress)),
+                    interrupt,
+                    observer,
                 )
                 .await;
                 faults_stop.cancel();
                 published
             };
             let scheduled = plan.network.as_ref().map_or(&[][..], |n| &n.faults[..]);
-            let (published, fault_results) = tokio::join!(
-                publishing,
-                faults::run(link.as_ref(), scheduled, &fleet, &faults_stop)
-            );
+            let scene = faults::Scene {
+                link: link.as_ref(),
+                target: &target,
+                fleet: &fleet,
+                progress: &progress,
+            };
+            let (mut published, fault_results) =
+                tokio::join!(publishing, faults::run(scene, scheduled, &faults_stop));
+            published.scheduled_errors = fault_results
+                .iter()
+                .filter(|f| f.kind == FaultKind::Restart.name())
+                .map(|f| f.publishes_failed)
+                .sum();
             link_faults = fault_results;
             // While the connections are still open: what their kernel saw of the link.
             tcp_health = link.as_ref().and_then(|l| l.tcp_health().ok());
@@ -339,11 +355,10 @@ async fn publish(
     label: &str,
     target: &RunningTarget,
     schedule: &Schedule,
-    fleet: &Running,
+    (fleet, progress): (&Running, Arc<publisher::Progress>),
     stop: &CancellationToken,
     observer: &dyn Observer,
 ) -> PublishOutcome {
-    let progress = Arc::new(publisher::Progress::default());
     let total = schedule.messages * u64::from(schedule.channels) * target.endpoints.len() as u64;
     observer.phase(label, Phase::Publishing, total);
     let endpoints = target.endpoints.clone();

@@ -173,7 +173,11 @@ pub fn parse_with_env(
     let target = target(&root)?;
     let tls = tls::parse(&root, &target)?;
     let thresholds = thresholds(&root, &transports, tls.as_ref())?;
-    let network = network::parse(&root, warmup + duration)?;
+    let network = network::parse(
+        &root,
+        warmup + duration,
+        restart_refused(&target, &transports, tls.as_ref()),
+    )?;
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
     }
@@ -199,6 +203,36 @@ pub fn parse_with_env(
         adapter,
         network,
     })
+}
+
+/// Why a `restart` fault cannot be carried out for this target, if it cannot: only pushbench's
+/// own hub can be started again on the address its clients know.
+fn restart_refused(
+    target: &TargetPlan,
+    transports: &[TransportPlan],
+    tls: Option<&TlsPlan>,
+) -> Option<&'static str> {
+    if tls.is_some() {
+        // A restarted hub makes a new self-signed certificate, which its clients do not trust.
+        return Some(
+            "a restarted embedded hub generates a new certificate that its clients were never \
+             told to trust, so they could not come back; restart a cleartext run (remove [tls])",
+        );
+    }
+    if matches!(target, TargetPlan::External { .. }) {
+        return Some(
+            "an external server is started and stopped by you, not by pushbench; restart it \
+             yourself during the run, or use the embedded target",
+        );
+    }
+    transports
+        .iter()
+        .any(|t| matches!(t, TransportPlan::Mqtt(_)))
+        .then_some(
+            "the embedded MQTT broker (rumqttd) keeps its sessions in memory and takes new \
+             ports when it starts, so a restarted broker is not the same server coming back; \
+             restart only the hub's transports (remove the mqtt transports from this scenario)",
+        )
 }
 
 /// A Last Will run cut by a blackhole needs the link the blackhole happens on.

@@ -18,10 +18,14 @@ const LOSS_FORMS: &str = "a percentage such as \"1%\" or \"0.5%\"";
 
 /// `[network]` and `[[faults]]`; `None` when the scenario has neither.
 /// `publishing` is how long the run publishes (warm-up and measured window): faults start
-/// within it.
-pub(super) fn parse(root: &Section, publishing: Duration) -> Result<Option<NetworkPlan>> {
+/// within it. `no_restart` says why the scenario's target cannot be restarted, if it cannot.
+pub(super) fn parse(
+    root: &Section,
+    publishing: Duration,
+    no_restart: Option<&str>,
+) -> Result<Option<NetworkPlan>> {
     let faults = match root.get("faults") {
-        Some(item) => faults(&item, publishing)?,
+        Some(item) => faults(&item, publishing, no_restart)?,
         None => Vec::new(),
     };
     let Some(item) = root.get("network") else {
@@ -133,33 +137,29 @@ fn parse_bit_rate(text: &str) -> Option<u64> {
 }
 
 /// `[[faults]]`, sorted by time.
-fn faults(item: &Item, publishing: Duration) -> Result<Vec<FaultPlan>> {
+fn faults(item: &Item, publishing: Duration, no_restart: Option<&str>) -> Result<Vec<FaultPlan>> {
     let list = item.array("an array of tables, written as [[faults]] sections")?;
     let mut faults = list
         .iter()
         .enumerate()
-        .map(|(i, value)| fault(&item.element(i, value).table()?, publishing))
+        .map(|(i, value)| fault(&item.element(i, value).table()?, publishing, no_restart))
         .collect::<Result<Vec<_>>>()?;
     faults.sort_by_key(|f| f.at);
     Ok(faults)
 }
 
-fn fault(section: &Section, publishing: Duration) -> Result<FaultPlan> {
+fn fault(section: &Section, publishing: Duration, no_restart: Option<&str>) -> Result<FaultPlan> {
     section.reject_unknown(FAULT_FIELDS)?;
-    let kinds = [("blackhole", true), ("cut", false)];
-    let kind_item = section.required("kind", "\"blackhole\" or \"cut\"")?;
-    let blackhole = kind_item.choice("fault kind", &kinds)?;
-    let at_item = section.required(
-        "at",
-        "when the fault starts, counted from the first publish, e.g. at = \"10s\"",
-    )?;
-    let at = at_item.duration(Zero::Allowed)?;
-    if at >= publishing {
-        return Err(at_item.error(format!(
-            "the run publishes for {} (warmup + duration): a fault must start before that",
-            humantime::format_duration(publishing)
-        )));
-    }
+    let kinds = [
+        ("blackhole", Some(true)),
+        ("cut", Some(false)),
+        ("restart", None),
+    ];
+    let kind_item = section.required("kind", "\"blackhole\", \"cut\" or \"restart\"")?;
+    let Some(blackhole) = kind_item.choice("fault kind", &kinds)? else {
+        return restart(section, &kind_item, publishing, no_restart);
+    };
+    let at = start(section, publishing)?;
     let kind = match (blackhole, section.get("duration")) {
         (true, Some(item)) => FaultKind::Blackhole {
             duration: item.duration(Zero::Forbidden)?,
@@ -179,6 +179,44 @@ fn fault(section: &Section, publishing: Duration) -> Result<FaultPlan> {
         (false, None) => FaultKind::Cut,
     };
     Ok(FaultPlan { at, kind })
+}
+
+/// `at`: within publishing.
+fn start(section: &Section, publishing: Duration) -> Result<Duration> {
+    let at_item = section.required(
+        "at",
+        "when the fault starts, counted from the first publish, e.g. at = \"10s\"",
+    )?;
+    let at = at_item.duration(Zero::Allowed)?;
+    if at >= publishing {
+        return Err(at_item.error(format!(
+            "the run publishes for {} (warmup + duration): a fault must start before that",
+            humantime::format_duration(publishing)
+        )));
+    }
+    Ok(at)
+}
+
+/// A `restart`: it lasts as long as the target takes to come back, so it has no duration.
+fn restart(
+    section: &Section,
+    kind: &Item,
+    publishing: Duration,
+    no_restart: Option<&str>,
+) -> Result<FaultPlan> {
+    if let Some(why) = no_restart {
+        return Err(kind.error(format!("kind = \"restart\" is not possible here: {why}")));
+    }
+    if let Some(item) = section.get("duration") {
+        return Err(item.key_error(
+            "a restart lasts until the target listens again and has no duration; remove \
+             `duration`, or use kind = \"blackhole\" for an outage of a chosen length",
+        ));
+    }
+    Ok(FaultPlan {
+        at: start(section, publishing)?,
+        kind: FaultKind::Restart,
+    })
 }
 
 /// One line for `validate`: the conditions each way, the faults, and that it needs root.
@@ -293,6 +331,38 @@ mod tests {
         .unwrap();
         let kinds: Vec<&str> = n.faults.iter().map(|f| f.kind.name()).collect();
         assert_eq!(kinds, ["cut", "blackhole"]);
+    }
+
+    #[test]
+    fn a_restart_has_no_duration_and_needs_the_embedded_hub() {
+        let n = parse("[network]\n[[faults]]\nkind = \"restart\"\nat = \"3s\"\n").unwrap();
+        assert_eq!(n.faults[0].kind, FaultKind::Restart);
+        let e =
+            parse("[network]\n[[faults]]\nkind = \"restart\"\nat = \"3s\"\nduration = \"1s\"\n")
+                .unwrap_err();
+        assert!(
+            e.contains("faults[0].duration") && e.contains("has no duration"),
+            "{e}"
+        );
+        let mqtt = BASE.replace("\"websocket\"", "\"mqtt\"");
+        let e = crate::scenario::parse(
+            &format!("{mqtt}[network]\n[[faults]]\nkind = \"restart\"\nat = \"3s\"\n"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("t.toml:10:8: `faults[0].kind`:"), "{e}");
+        assert!(e.contains("rumqttd") && e.contains("in memory"), "{e}");
+        let e = crate::scenario::parse(
+            &format!("{BASE}[tls]\n[network]\n[[faults]]\nkind = \"restart\"\nat = \"3s\"\n"),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`faults[0].kind`") && e.contains("new certificate"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -90,7 +90,58 @@ enum Server {
     /// Its processes, when the scenario names them.
     External(Option<process::Watched>),
     InProcess(Vec<Hub>),
-    Children(Vec<Child>),
+    Children(Box<Children>),
+}
+
+/// The embedded target's child shards. Locked only while a scheduled `restart` replaces
+/// them, which happens while the target is borrowed for publishing.
+struct Children {
+    shards: tokio::sync::Mutex<Vec<Shard>>,
+    respawn: Respawn,
+}
+
+/// One child shard, and the cost of the processes it replaced (a `restart`), so that the
+/// shard's CPU and peak memory cover the whole run.
+struct Shard {
+    child: Child,
+    retired_cpu_s: f64,
+    retired_peak_rss: u64,
+}
+
+impl Shard {
+    fn cost(&self) -> Option<(f64, u64)> {
+        let pid = self.child.id()?;
+        let cpu = sys::cpu_s(pid)? + self.retired_cpu_s;
+        let peak = sys::peak_rss_bytes(&pid.to_string())?.max(self.retired_peak_rss);
+        Some((cpu, peak))
+    }
+}
+
+/// What starting a shard again needs: the same command on the same address and port.
+struct Respawn {
+    exe: PathBuf,
+    config: HubConfig,
+    single_thread: bool,
+    netns: Option<String>,
+    /// Per shard, the address it listens on.
+    listen: Vec<SocketAddr>,
+}
+
+impl Respawn {
+    async fn spawn(&self, k: usize) -> anyhow::Result<Child> {
+        let listen = self.listen[k];
+        let netns = self.netns.as_deref();
+        let mut child = spawn_serve(
+            &self.exe,
+            &self.config,
+            listen,
+            false,
+            self.single_thread,
+            netns,
+        )?;
+        read_ready(&mut ready_lines(&mut child)?, READY_PREFIX).await?;
+        Ok(child)
+    }
 }
 
 /// The hub configuration a transport run needs: its response headers, its long-poll timeout,
@@ -231,10 +282,12 @@ impl RunningTarget {
             }
             Launch::ChildProcess { exe } => {
                 let mut children = Vec::new();
+                let mut listen = Vec::new();
+                let netns = placement.map(|p| p.netns.as_str());
                 for k in 0..shards {
-                    let netns = placement.map(|p| p.netns.as_str());
                     let ip = placement.map_or(shard_ip(k), |_| Ipv4Addr::UNSPECIFIED);
-                    let mut child = spawn_serve(exe, &config, ip, broker, shards > 1, netns)?;
+                    let any_port = (ip, 0).into();
+                    let mut child = spawn_serve(exe, &config, any_port, broker, shards > 1, netns)?;
                     let mut lines = ready_lines(&mut child)?;
                     let hub_line = read_ready(&mut lines, READY_PREFIX).await?;
                     if config.tls {
@@ -250,14 +303,28 @@ impl RunningTarget {
                             format!("parsing the hub's address from {hub_line:?}")
                         })?
                     };
+                    listen.push((ip, addr.port()).into());
                     let addr: SocketAddr = match placement {
                         Some(p) => (p.backstage, addr.port()).into(),
                         None => addr,
                     };
                     addrs.push(addr);
-                    children.push(child);
+                    children.push(Shard {
+                        child,
+                        retired_cpu_s: 0.0,
+                        retired_peak_rss: 0,
+                    });
                 }
-                Server::Children(children)
+                Server::Children(Box::new(Children {
+                    shards: tokio::sync::Mutex::new(children),
+                    respawn: Respawn {
+                        exe: exe.clone(),
+                        config,
+                        single_thread: shards > 1,
+                        netns: netns.map(str::to_string),
+                        listen,
+                    },
+                }))
             }
         };
         Ok(RunningTarget {
@@ -291,12 +358,10 @@ impl RunningTarget {
     pub fn shard_costs(&self) -> Vec<(f64, u64)> {
         match &self.server {
             Server::Children(children) => children
-                .iter()
-                .filter_map(|child| {
-                    let pid = child.id()?;
-                    Some((sys::cpu_s(pid)?, sys::peak_rss_bytes(&pid.to_string())?))
-                })
-                .collect(),
+                .shards
+                .try_lock()
+                .map(|shards| shards.iter().filter_map(Shard::cost).collect())
+                .unwrap_or_default(),
             Server::External(Some(watched)) => watched.cost().into_iter().collect(),
             _ => Vec::new(),
         }
@@ -306,10 +371,12 @@ impl RunningTarget {
     /// what the connections did not add); `None` where there is nothing to measure.
     pub fn rss_now(&self) -> Option<u64> {
         match &self.server {
-            Server::Children(children) => children
-                .iter()
-                .map(|child| sys::rss_bytes(&child.id()?.to_string()))
-                .sum(),
+            Server::Children(children) => children.shards.try_lock().ok().and_then(|shards| {
+                shards
+                    .iter()
+                    .map(|shard| sys::rss_bytes(&shard.child.id()?.to_string()))
+                    .sum()
+            }),
             Server::External(Some(watched)) => watched.rss_now(),
             _ => None,
         }
@@ -320,9 +387,11 @@ impl RunningTarget {
     pub fn exited_shards(&mut self) -> Vec<String> {
         match &mut self.server {
             Server::Children(children) => children
+                .shards
+                .get_mut()
                 .iter_mut()
                 .enumerate()
-                .filter_map(|(k, child)| {
+                .filter_map(|(k, Shard { child, .. })| {
                     let pid = child
                         .id()
                         .map_or_else(String::new, |p| format!(" (pid {p})"));
@@ -362,10 +431,38 @@ impl RunningTarget {
         }
     }
 
+    /// Kills every child shard and starts it again on the address and port it had (a
+    /// scheduled `restart`): clients and publisher find the target where it was, with
+    /// nothing of what the killed processes held.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        let Server::Children(children) = &self.server else {
+            bail!("only an embedded target started as `pushbench serve` can be restarted");
+        };
+        if self.broker {
+            bail!("the embedded MQTT broker cannot be restarted on the same ports");
+        }
+        let mut shards = children.shards.lock().await;
+        for shard in shards.iter_mut() {
+            if let Some((cpu, peak)) = shard.cost() {
+                (shard.retired_cpu_s, shard.retired_peak_rss) = (cpu, peak);
+            }
+            // Killed and reaped, so that its port is free again.
+            shard.child.kill().await.context("killing a target shard")?;
+        }
+        for (k, shard) in shards.iter_mut().enumerate() {
+            shard.child = children
+                .respawn
+                .spawn(k)
+                .await
+                .with_context(|| format!("starting target shard {k} again"))?;
+        }
+        Ok(())
+    }
+
     pub async fn stop(self) {
         if let Server::Children(children) = self.server {
-            for mut child in children {
-                let _ = child.kill().await;
+            for mut shard in children.shards.into_inner() {
+                let _ = shard.child.kill().await;
             }
         }
     }
@@ -388,7 +485,7 @@ async fn in_process_broker(
 fn spawn_serve(
     exe: &PathBuf,
     config: &HubConfig,
-    ip: Ipv4Addr,
+    listen: SocketAddr,
     with_broker: bool,
     single_thread: bool,
     netns: Option<&str>,
@@ -407,7 +504,7 @@ fn spawn_serve(
         .args([
             "serve",
             "--listen",
-            &format!("{ip}:0"),
+            &listen.to_string(),
             "--headers",
             config.profile.name(),
         ])

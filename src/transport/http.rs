@@ -166,10 +166,30 @@ impl Connection {
     }
 }
 
-/// The server's position markers, echoed back so it answers with what is newer.
-struct Validators {
+/// The server's position markers, echoed back so it answers with what is newer. They belong
+/// to the client, not to one connection (as SSE's `LastEventId`): a poller that connects anew
+/// after a break resumes where it was.
+#[derive(Debug, Clone, Default)]
+pub struct Validators(Arc<std::sync::Mutex<Markers>>);
+
+#[derive(Debug, Default)]
+struct Markers {
     etag: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
+}
+
+impl Validators {
+    fn markers(&self) -> std::sync::MutexGuard<'_, Markers> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether an earlier connection of the client was given a position.
+    fn held(&self) -> bool {
+        let m = self.markers();
+        m.etag.is_some() || m.last_modified.is_some()
+    }
 }
 
 impl Drop for Connection {
@@ -190,10 +210,7 @@ impl HttpSubscriber {
         Ok(HttpSubscriber {
             connection,
             uri,
-            validators: profile.sends_validators().then_some(Validators {
-                etag: None,
-                last_modified: None,
-            }),
+            validators: profile.sends_validators().then(|| spec.validators.clone()),
             unwrapper: Unwrapper::new(spec),
         })
     }
@@ -214,6 +231,7 @@ impl HttpSubscriber {
             headers.append(name.clone(), value.clone());
         }
         if let Some(v) = &self.validators {
+            let v = v.markers();
             if let Some(etag) = &v.etag {
                 headers.append(IF_NONE_MATCH, etag.clone());
             }
@@ -224,7 +242,8 @@ impl HttpSubscriber {
         let counter = &self.connection.counter;
         let before = counter.stream_bytes();
         let response = self.connection.sender.send(request).await.context("poll")?;
-        if let Some(v) = &mut self.validators {
+        if let Some(v) = &self.validators {
+            let mut v = v.markers();
             v.etag = response.headers().get(ETAG).cloned().or(v.etag.take());
             v.last_modified = response
                 .headers()
@@ -289,13 +308,17 @@ impl Transport for HttpPoll {
         else {
             bail!("http-poll client given a {} plan", spec.plan.kind());
         };
+        let resuming = spec.validators.held();
         let mut subscriber = HttpSubscriber::connect(spec, headers, *http).await?;
+        // A client that resumes a position (it reconnected) polls from it: what it missed is
+        // delivered by its next polls, not skipped here.
         // The first polls establish the client's position, "now": they are part of
         // subscribing. The hub answers a poll without validators 304 at once; a server that
         // answers it with its oldest buffered message instead (nginx + nchan's default) is
         // followed until it has nothing newer, so that messages published before the client
         // subscribed are never counted as delivered.
-        for _ in 0..CATCH_UP_POLLS {
+        let catch_up = if resuming { 0 } else { CATCH_UP_POLLS };
+        for _ in 0..catch_up {
             if subscriber.exchange().await?.is_none() {
                 break;
             }

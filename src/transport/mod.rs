@@ -21,7 +21,7 @@ use crate::plan::TransportPlan;
 use crate::targets::Endpoint;
 use crate::wire::WireCounts;
 
-pub use http::{HttpLongpoll, HttpPoll};
+pub use http::{HttpLongpoll, HttpPoll, Validators};
 pub use mqtt::Mqtt;
 pub use sse::{LastEventId, Sse};
 pub use websocket::WebSocket;
@@ -38,6 +38,8 @@ pub struct ClientSpec {
     pub client_id: String,
     /// Where an SSE client's next connection resumes; shared by the client's connections.
     pub last_event_id: LastEventId,
+    /// Where a poller's next connection resumes (its `Etag`/`Last-Modified`).
+    pub validators: Validators,
     /// How to speak to the target: subscribe paths, headers, frames, envelopes.
     pub adapter: Arc<Adapter>,
     /// The client's TLS sessions, resumed by its reconnects.

@@ -253,6 +253,7 @@ pub async fn hub_poller(
         index: 0,
         client_id: "poller".into(),
         last_event_id: Default::default(),
+        validators: Default::default(),
         adapter: Default::default(),
         tls_sessions: Default::default(),
     };

@@ -96,10 +96,15 @@ pub(super) async fn poll(
 
 /// The client's position: its `If-None-Match`, else this connection's last answer, else
 /// the channel's newest id (a new subscriber only sees what is published after it asks).
+/// A tag beyond the newest was given by an earlier run of this hub (it restarted under its
+/// client): everything stored came after it, as for SSE's `Last-Event-ID`.
 fn client_position(headers: &HeaderMap, cursor: &Cursor, channel: &Channel) -> u64 {
-    requested_position(headers)
-        .or_else(|| cursor.get())
-        .unwrap_or_else(|| channel.newest_id())
+    let newest = channel.newest_id();
+    match requested_position(headers).or_else(|| cursor.get()) {
+        Some(position) if position > newest => 0,
+        Some(position) => position,
+        None => newest,
+    }
 }
 
 /// `If-None-Match` as a message id; quotes and a weak marker are tolerated.

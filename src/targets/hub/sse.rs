@@ -41,11 +41,12 @@ pub(super) fn event_stream(
     if resume.is_some() {
         bump(&state.counters.sse_resumed);
     }
-    // An id from beyond this channel's newest (a hub restarted under its client) resumes at
-    // the newest, or the stream would wait for ids it has already used.
+    // An id from beyond this channel's newest was given by an earlier run of this hub (it
+    // restarted under its client): everything stored now came after it, so the stream
+    // resumes at the start of the history.
     let newest = channel.newest_id();
     let subscriber = Subscriber {
-        position: resume.map_or(newest, |id| id.min(newest)),
+        position: resume.map_or(newest, |id| if id > newest { 0 } else { id }),
         newest: channel.watch_newest(),
         channel,
         sent: 0,
