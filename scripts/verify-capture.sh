@@ -8,8 +8,9 @@
 # for the CLIENT connections only, the capture's
 #   - TCP payload bytes client->server and server->client with total_bytes_up/total_bytes_down
 #     (must agree within 0.5%), and
-#   - IP-level bytes (IP total length of every segment, pure ACKs included, both directions)
-#     with total_ip_bytes (within 2%; pushbench counts only the total, not per direction).
+#   - IP-level bytes (IP total length of every segment, pure ACKs included, both directions,
+#     less the payload of retransmitted segments, which pushbench counts once) with
+#     total_ip_bytes (within 2%; pushbench counts only the total, not per direction).
 # It exits 1 if any comparison fails, saying which transport, which side and by how much.
 #
 # What is a client connection: every TCP connection to the run's server ports whose first
@@ -24,6 +25,15 @@
 # tshark's MQTT dissector over TCP, and over WebSocket from the unmasked payload of each
 # connection's first client frame (decoded here). A run in which the publisher's CONNECT is
 # not found fails rather than count the publisher as a client.
+# A TLS run (the scenario has a [tls] table): pushbench writes its session secrets to
+# SSLKEYLOGFILE (NSS key log format) and tshark decrypts with them, only to read each TLS
+# connection's first HTTP request (the publisher's "POST /pub/" is encrypted too): every
+# count stays the capture's own, of the ciphertext. The capture's TLS records (tshark's
+# tls.record.length, one a record, retransmissions and the close left out as above) are
+# compared with total_tls_records, exactly (over MQTT pushbench does not see them: printed
+# only). In a TLS run a client connection opens with a TLS handshake record: a cleartext one
+# is left out (the embedded broker's TLS front relays each connection to rumqttd over lo, a
+# second, cleartext leg of it); MQTT client ids are read from the decrypted CONNECTs.
 # The run's server ports: for an external target the ports of its URLs; for the embedded
 # target the ports that pushbench's own process and its children listen on during the run
 # (found in /proc, so any embedded server, whatever its protocol, is found).
@@ -75,6 +85,8 @@ fi
 [[ -x $bin ]] || die "no pushbench binary at $bin"
 
 plan=$("$bin" validate "$scenario") || die "$scenario does not validate"
+tls_run=""
+grep -q '^ *tls: ' <<<"$plan" && tls_run=1
 if [[ $# -gt 0 ]]; then
     transports=("$@")
 else
@@ -118,6 +130,34 @@ family() {
     cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | sed '/^$/d'
 }
 
+# A TLS run's decrypting passes over the capture: the excluded connections by their first
+# decrypted HTTP request (appended to excluded.txt), and each frame's count of TLS records
+# (records.txt: frame, records). Arguments: pcap, ports file, display filter, results dir.
+tls_passes() {
+    local pcap=$1 ports_file=$2 filter=$3 results=$4 port decode=()
+    while IFS= read -r port; do decode+=(-d "tcp.port==$port,tls"); done <"$ports_file"
+    local keys=(-o "tls.keylog_file:$results/keys.log")
+    tshark -r "$pcap" "${keys[@]}" "${decode[@]}" -Y "http.request && ($filter)" -T fields \
+        -E separator=/t -E occurrence=f -e tcp.stream -e http.request.method -e http.request.uri \
+        2>/dev/null | awk -F '\t' -v prefixes="$EXCLUDE_PREFIXES" '
+            BEGIN { n = split(prefixes, prefix, "\n") }
+            !($1 in seen) {
+                seen[$1] = 1; request = $2 " " $3
+                for (i = 1; i <= n; i++) if (prefix[i] != "" && index(request, prefix[i]) == 1) { print $1 "\t" prefix[i] " (decrypted)"; next }
+            }' >>"$results/excluded.txt"
+    # (MQTT's publisher is told by its client id, above.)
+    if [[ $label != mqtt* ]] && ! grep -q 'POST /pub/' "$results/excluded.txt" &&
+        ! tshark -r "$pcap" -Y "($filter) && tcp.payload" -T fields -e tcp.payload 2>/dev/null |
+            grep -q "^$(printf 'POST /pub/' | od -An -tx1 -v | tr -d ' \n')"; then
+        echo "FAIL $label: no publisher connection (POST /pub/) in the capture, decrypted or not:" \
+            "its connection cannot be told from the clients' (keys: $(wc -l <"$results/keys.log") lines)"
+        return 1
+    fi
+    tshark -r "$pcap" "${keys[@]}" "${decode[@]}" -Y "tls.record && ($filter)" -T fields \
+        -E separator=/t -E occurrence=a -E aggregator=, -e frame.number -e tls.record.length \
+        2>/dev/null | awk -F '\t' '{ print $1 "\t" split($2, lengths, ",") }' >"$results/records.txt"
+}
+
 # The first comparison row for one transport; prints a report and returns 1 on failure.
 # Arguments: label, pcap, ports file, results dir.
 compare() {
@@ -143,8 +183,11 @@ compare() {
     : >"$results/goaway.txt"
     if [[ $label == *,h2* ]]; then
         local h2decode=() h2port
-        while IFS= read -r h2port; do h2decode+=(-d "tcp.port==$h2port,http2"); done <"$ports_file"
-        tshark -r "$pcap" "${h2decode[@]}" -Y "(http2.type == 7 || http2.type == 3) && ($filter)" -T fields \
+        # Over TLS the frames are encrypted: decrypted with the run's keys, ALPN says h2.
+        local h2as=http2 h2keys=()
+        [[ -n $tls_run ]] && h2as=tls && h2keys=(-o "tls.keylog_file:$results/keys.log")
+        while IFS= read -r h2port; do h2decode+=(-d "tcp.port==$h2port,$h2as"); done <"$ports_file"
+        tshark -r "$pcap" "${h2keys[@]}" "${h2decode[@]}" -Y "(http2.type == 7 || http2.type == 3) && ($filter)" -T fields \
             -e frame.number 2>/dev/null >"$results/goaway.txt"
     fi
     # MQTT (a transport labelled mqtt...): the publisher's first bytes are a CONNECT like every
@@ -157,7 +200,12 @@ compare() {
     if [[ $label == mqtt* ]]; then
         local decode=() port id
         if [[ $label == *ws\)* || $label == *websocket* ]]; then
-            while IFS= read -r port; do decode+=(-d "tcp.port==$port,http"); done <"$ports_file"
+            if [[ -n $tls_run ]]; then
+                decode+=(-o "tls.keylog_file:$results/keys.log")
+                while IFS= read -r port; do decode+=(-d "tcp.port==$port,tls" -d "tls.port==$port,http"); done <"$ports_file"
+            else
+                while IFS= read -r port; do decode+=(-d "tcp.port==$port,http"); done <"$ports_file"
+            fi
             tshark -r "$pcap" "${decode[@]}" -Y "data.data && websocket.mask == 1 && ($filter)" \
                 -T fields -E separator=/t -E occurrence=f -e tcp.stream -e data.data 2>/dev/null |
                 awk -F '\t' '
@@ -174,20 +222,31 @@ compare() {
                         print $1 "\t" id
                     }' >"$results/clientids.txt"
         else
-            while IFS= read -r port; do decode+=(-d "tcp.port==$port,mqtt"); done <"$ports_file"
+            # Over TLS: decrypted with the run's keys, MQTT inside TLS (and a TLS front's
+            # cleartext leg to its broker, misread as TLS, gives no client id).
+            if [[ -n $tls_run ]]; then
+                decode+=(-o "tls.keylog_file:$results/keys.log")
+                while IFS= read -r port; do decode+=(-d "tcp.port==$port,tls" -d "tls.port==$port,mqtt"); done <"$ports_file"
+            else
+                while IFS= read -r port; do decode+=(-d "tcp.port==$port,mqtt"); done <"$ports_file"
+            fi
             tshark -r "$pcap" "${decode[@]}" -Y "mqtt.clientid && ($filter)" -T fields \
                 -E separator=/t -E occurrence=f -e tcp.stream -e mqtt.clientid \
                 2>/dev/null >"$results/clientids.txt"
         fi
         for id in $EXCLUDE_CLIENT_IDS; do
-            awk -F '\t' -v id="$id" 'index($2, id) == 1 { print $1 "\t" id "*" }' \
+            awk -F '\t' -v id="$id" 'index($2, id) == 1 { print $1 "\tclient id " id "*" }' \
                 "$results/clientids.txt" >>"$results/excluded.txt"
         done
-        if ! grep -q $'\tpb-pub-' "$results/excluded.txt"; then
+        if ! grep -q $'\tclient id pb-pub-' "$results/excluded.txt"; then
             echo "FAIL $label: no MQTT CONNECT of the publisher (client id pb-pub-...) in the capture:" \
                 "its connection cannot be told from the clients' ($(wc -l <"$results/clientids.txt") client ids decoded)"
             return 1
         fi
+    fi
+    : >"$results/records.txt"
+    if [[ -n $tls_run ]]; then
+        tls_passes "$pcap" "$ports_file" "$filter" "$results" || return 1
     fi
     local prefixes_hex
     prefixes_hex=$(while IFS= read -r p; do
@@ -195,10 +254,12 @@ compare() {
     done <<<"$EXCLUDE_PREFIXES" | paste -sd' ')
     awk -F '\t' -v ports="$ports" -v prefixes="$prefixes_hex" -v label="$label" \
         -v plimit="$PAYLOAD_LIMIT_PCT" -v iplimit="$IP_LIMIT_PCT" -v csv="$csv" \
-        -v exfile="$results/excluded.txt" -v goawayfile="$results/goaway.txt" '
+        -v exfile="$results/excluded.txt" -v goawayfile="$results/goaway.txt" \
+        -v recordsfile="$results/records.txt" -v tls="$tls_run" '
         BEGIN {
-            while ((getline l < exfile) > 0) { split(l, e, "\t"); excluded[e[1]] = "client id " e[2] }
+            while ((getline l < exfile) > 0) { split(l, e, "\t"); excluded[e[1]] = e[2] }
             while ((getline l < goawayfile) > 0) goaway[l] = 1
+            while ((getline l < recordsfile) > 0) { split(l, e, "\t"); records[e[1]] = e[2] }
             n = split(ports, p, " "); for (i = 1; i <= n; i++) server[p[i]] = 1
             np = split(prefixes, prefix, " ")
             # pushbench: the row of this transport (the only row: one run per invocation).
@@ -209,6 +270,7 @@ compare() {
             pb_up = f[col["total_bytes_up"]]; pb_down = f[col["total_bytes_down"]]
             pb_ip = f[col["total_ip_bytes"]]; pb_segs = f[col["total_segments"]]
             pb_clients = f[col["clients_connected"]]; pb_reconnects = f[col["reconnects"]]
+            pb_records = f[col["total_tls_records"]]
         }
         {
             s = $1; up = ($3 in server); ip = $4; len = $5; fin = ($6 == 1 || $6 == "True")
@@ -222,6 +284,7 @@ compare() {
             # Header bytes beyond the 20 + 32 pushbench charges (SYN options, SACK blocks).
             if ($11 > 32) extra[s] += $11 - 32
             if (retrans) { rsegs[s]++; rbytes[s] += len; next }
+            recs[s] += records[$12]
             if (up) pup[s] += len; else pdown[s] += len
         }
         # Splits one CSV line into f[1..n]; a field may be quoted ("mqtt(qos0,tcp)").
@@ -245,6 +308,8 @@ compare() {
             if (s in foreign) return "foreign"
             if (s in excluded) return excluded[s]
             for (i = 1; i <= np; i++) if (index(first[s], prefix[i]) == 1) return "prefix"
+            # A TLS run: a client connection opens with a TLS handshake record (type 22).
+            if (tls && (s in payload_seen) && index(first[s], "1603") != 1) return "cleartext"
             # No payload either way: a readiness probe (connect, close), never a client.
             if (!(s in payload_seen)) return "probe"
             return ""
@@ -266,7 +331,7 @@ compare() {
                 why = why_not_client(s)
                 if (why != "") { other++; left_out[why]++; continue }
                 conns++; up_b += pup[s]; down_b += pdown[s]; ip_b += ipb[s]; ipu += ipup[s]; ipd += ipdown[s]
-                sg += segs[s]; rs += rsegs[s]; rb += rbytes[s]
+                sg += segs[s]; rs += rsegs[s]; rb += rbytes[s]; rc += recs[s]
                 cs += close_segs[s]; cip += close_ip[s]; cp += close_payload[s]; ex += extra[s]
             }
             printf "%s: %d client connections (pushbench: %d clients + %d reconnects), %d other connections left out",
@@ -277,11 +342,15 @@ compare() {
             printf "  %-28s %14s %14s %10s %7s\n", "", "pushbench", "capture", "diff", "limit"
             row("TCP payload up (c->s)", pb_up, up_b, plimit)
             row("TCP payload down (s->c)", pb_down, down_b, plimit)
-            row("IP bytes, both directions", pb_ip, ip_b, iplimit)
+            # pushbench counts a retransmitted segment (its headers) but its payload once.
+            row("IP bytes, both directions", pb_ip, ip_b - rb, iplimit)
+            # Over MQTT pushbench does not see the records (rumqttc owns the stream).
+            if (tls && pb_records != "") row("TLS records, both directions", pb_records, rc, 0)
+            else if (tls) printf "  %-28s %14s %14d   (not counted by pushbench over MQTT)\n", "TLS records, both directions", "-", rc
             printf "  %-28s %14d %14d %+9.3f%%   (not checked)\n", "segments, both directions", pb_segs, sg, pct(pb_segs, sg)
             printf "  capture IP bytes per direction: up %d, down %d (pushbench counts the total only)\n", ipu, ipd
-            printf "  TCP options beyond timestamps (SYN: MSS, SACK permitted, window scale): %d bytes; IP bytes less these: pushbench %+d\n",
-                ex, pb_ip - (ip_b - ex)
+            printf "  TCP options beyond timestamps (SYN: MSS, SACK permitted, window scale): %d bytes; IP bytes less these and the retransmitted payload: pushbench %+d\n",
+                ex, pb_ip - (ip_b - rb - ex)
             printf "  not counted by pushbench: close (HTTP/2 RST_STREAM/GOAWAY or FIN, its ACKs, anything after): %d segments, %d IP bytes, %d payload bytes; retransmitted payload: %d bytes in %d segments\n",
                 cs, cip, cp, rb, rs
             if (conns == 0) { print "FAIL " label ": no client connection in the capture"; exit 1 }
@@ -311,6 +380,8 @@ for label in "${transports[@]}"; do
     # "mqtt" subprotocol) to dissect the CONNECTs that follow.
     snaplen=160
     [[ $label == mqtt* ]] && snaplen=1024
+    # TLS: whole segments, so that tshark can reassemble and decrypt the records.
+    [[ -n $tls_run ]] && snaplen=65535
     tshark -i "$IFACE" -f tcp -s "$snaplen" -B 64 -q -w "$pcap" >"$dir/tshark.log" 2>&1 &
     tshark_pid=$!
     for _ in $(seq $((CAPTURE_START_TIMEOUT_S * 10))); do
@@ -322,7 +393,12 @@ for label in "${transports[@]}"; do
     sleep 0.5
 
     echo "== $label: running $scenario"
-    "$bin" run "$scenario" --only "$label" --out "$dir" >"$dir/run.log" 2>&1 &
+    : >"$dir/keys.log"
+    if [[ -n $tls_run ]]; then
+        SSLKEYLOGFILE="$dir/keys.log" "$bin" run "$scenario" --only "$label" --out "$dir" >"$dir/run.log" 2>&1 &
+    else
+        "$bin" run "$scenario" --only "$label" --out "$dir" >"$dir/run.log" 2>&1 &
+    fi
     run_pid=$!
     : >"$dir/ports"
     printf '%s\n' "${external_ports[@]}" | sed '/^$/d' >>"$dir/ports"

@@ -253,6 +253,10 @@ pub struct RunResult {
     /// Of `setup_bytes_per_client`, what is not plaintext above TLS: the handshakes.
     #[serde(deserialize_with = "nan_if_null")]
     pub tls_setup_bytes_per_client: f64,
+    /// TLS records of the whole run, both directions, all clients, over the span of
+    /// `total_bytes_up`: what a capture's record count is checked against. `None` on a
+    /// cleartext run and over MQTT (rumqttc owns that stream).
+    pub total_tls_records: Option<u64>,
 }
 
 /// A run's link: configured and measured.

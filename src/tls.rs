@@ -157,6 +157,9 @@ impl EndpointTls {
                 .with_no_client_auth(),
         };
         config.alpn_protocols = alpn.protocols();
+        // With SSLKEYLOGFILE set, the session secrets go there (NSS key log format), so that a
+        // capture can be decrypted by its witness (`scripts/verify-capture.sh`); unset, nothing.
+        config.key_log = Arc::new(rustls::KeyLogFile::new());
         Ok(config)
     }
 

@@ -65,6 +65,11 @@ async fn websocket_over_tls13_costs_2_plus_22_bytes_per_16_byte_message() {
     );
     // The handshake (a certificate of a few hundred bytes among it) is setup.
     assert!(r.tls_setup_bytes_per_client > 500.0, "{r:?}");
+    // The whole run's records (what the capture cross-check compares): the window's, and
+    // beyond them at least a ClientHello and a ServerHello for every client.
+    let window_records = r.window_messages; // one record a message, asserted above
+    let total = r.total_tls_records.expect("a TLS run counts its records");
+    assert!(total >= window_records + 2 * r.clients, "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,6 +346,7 @@ async fn mqtt_qos0_over_tls13_costs_11_plus_22_bytes() {
         r.tls_records_per_message.is_nan(),
         "not seen on rumqttc's socket: {r:?}"
     );
+    assert_eq!(r.total_tls_records, None, "{r:?}");
 }
 
 /// MQTT over WebSocket over TLS (`wss`): the broker's frame header (2 bytes for a short

@@ -390,11 +390,13 @@ fn stream(
     }
     if plan.tls.is_some() {
         set_tls(r, &wire, &outcome.setup, messages, connected);
+        r.total_tls_records = Some(outcome.total_wire.tls_records);
         if let TransportPlan::Mqtt(_) = transport {
             // rumqttc owns the socket and its TLS: no records are seen, and of the setup's
             // packets (CONNECT, SUBSCRIBE) rumqttc's events give no sizes.
             r.tls_records_per_message = f64::NAN;
             r.tls_setup_bytes_per_client = f64::NAN;
+            r.total_tls_records = None;
         }
     }
     r.publish_rate_requested_per_s =
