@@ -11,13 +11,15 @@ use crate::profile::HeaderProfile;
 use crate::report::compare::MaxRegression;
 
 /// Measures what it costs to push server updates to many clients by HTTP polling, long
-/// polling, WebSocket and MQTT (QoS 0/1/2, 3.1.1 or 5, over TCP or WebSocket): bytes on the
-/// wire, end-to-end latency and the server's CPU and memory per delivered message.
+/// polling, Server-Sent Events, WebSocket and MQTT (QoS 0/1/2, 3.1.1 or 5, over TCP or
+/// WebSocket), over HTTP/1.1 or HTTP/2, in clear or over TLS, on loopback or across an emulated
+/// link: bytes on the wire, end-to-end latency and the server's CPU and memory per delivered
+/// message.
 ///
 /// A scenario file (TOML) names the clients, the message stream and the transports to compare;
-/// `pushbench run` measures each transport against the embedded hub and MQTT broker (or an
-/// external server)
-/// and writes summary.csv and summary.json under results/<scenario>/<UTC stamp>/.
+/// `pushbench run` measures each transport against the embedded hub and MQTT broker (or your
+/// own server, through a preset or an adapter) and writes summary.csv and summary.json under
+/// results/<scenario>/<UTC stamp>/.
 ///
 /// Examples:
 ///   pushbench run scenarios/use-case-a.toml
