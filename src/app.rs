@@ -282,7 +282,7 @@ fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p Trans
         return Ok(plan.transports.iter().collect());
     }
     let matches = |t: &TransportPlan, name: &str| {
-        t.label() == name || t.run_label(plan.tls.as_ref()) == name || t.kind() == name
+        t.label() == name || t.run_label(plan.tls_for(t)) == name || t.kind() == name
     };
     if let Some(unknown) = only
         .iter()

@@ -48,6 +48,9 @@ pub struct Plan {
     pub adapter: Adapter,
     /// `[tls]`: every transport of the scenario over TLS; `None`: cleartext.
     pub tls: Option<TlsPlan>,
+    /// Each transport's own TLS, in `transports` order, where its `tls = true/false` differs
+    /// from `tls`; empty: every transport follows `tls`.
+    pub transport_tls: Vec<Option<TlsPlan>>,
 }
 
 /// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.
@@ -303,6 +306,20 @@ impl TransportPlan {
 }
 
 impl Plan {
+    /// The TLS one of this plan's own `transports` runs over: its `tls = true/false`, else
+    /// `[tls]`. A transport that is not one of the plan's entries follows `[tls]`.
+    pub fn tls_for(&self, transport: &TransportPlan) -> Option<&TlsPlan> {
+        let own = self
+            .transports
+            .iter()
+            .position(|t| std::ptr::eq(t, transport))
+            .and_then(|i| self.transport_tls.get(i));
+        match own {
+            Some(tls) => tls.as_ref(),
+            None => self.tls.as_ref(),
+        }
+    }
+
     /// Messages each channel publishes during warm-up (at least one: its delivery opens the
     /// byte window of every client).
     pub fn warmup_messages(&self) -> u64 {

@@ -486,3 +486,107 @@ qos = 1
         assert_eq!(r.overhead_bytes_per_message, overhead, "{r:?}");
     }
 }
+
+/// Two websocket transports, the first with `tls = true`, the second plain, and no `[tls]`.
+const SIDE_BY_SIDE: &str = "name = \"t\"\nclients = 20\nconnect_rate = \"2000/s\"\n\
+    warmup = \"500ms\"\nduration = \"1s\"\ndrain = \"5s\"\n\
+    [messages]\nrate = \"10/s\"\npayload_bytes = 16\n\
+    [[transports]]\nkind = \"websocket\"\ntls = true\n\
+    [[transports]]\nkind = \"websocket\"\n";
+
+#[test]
+fn tls_true_on_one_transport_puts_only_that_one_over_tls() {
+    let plan = pushbench::scenario::parse(SIDE_BY_SIDE, "t.toml").unwrap();
+    assert_eq!(plan.tls, None);
+    let labels: Vec<String> = plan
+        .transports
+        .iter()
+        .map(|t| t.run_label(plan.tls_for(t)))
+        .collect();
+    assert_eq!(labels, ["websocket+tls", "websocket"]);
+    assert_eq!(plan.tls_for(&plan.transports[0]), Some(&TlsPlan::default()));
+    let summary = pushbench::scenario::describe(&plan);
+    assert!(
+        summary.contains("1. websocket: read buffer 4096 bytes (over TLS 1.3,"),
+        "{summary}"
+    );
+    let scoped = format!("{SIDE_BY_SIDE}[thresholds]\n\"websocket+tls\" = [\"lost == 0\"]\n");
+    let plan = pushbench::scenario::parse(&scoped, "t.toml").unwrap();
+    assert_eq!(plan.thresholds[0].scope, "websocket+tls");
+}
+
+#[test]
+fn tls_false_keeps_one_transport_in_clear_under_a_tls_section() {
+    let text = format!(
+        "{SCENARIO_HEAD}[[transports]]\nkind = \"sse\"\ntls = false\n[tls]\nversion = \"1.2\"\n"
+    );
+    let plan = pushbench::scenario::parse(&text, "t.toml").unwrap();
+    let labels: Vec<String> = plan
+        .transports
+        .iter()
+        .map(|t| t.run_label(plan.tls_for(t)))
+        .collect();
+    assert_eq!(labels, ["websocket+tls1.2", "sse(minimal)"]);
+    assert_eq!(plan.tls_for(&plan.transports[1]), None);
+    let summary = pushbench::scenario::describe(&plan);
+    assert!(
+        summary.contains("2. sse(minimal): no keep-alive, HTTP/1.1 (in clear)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("tls:        transports without their own `tls` over TLS 1.2"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn transport_tls_errors_say_where_and_what_to_write() {
+    let text = format!("{SCENARIO_HEAD}tls = \"yes\"\n");
+    let e = pushbench::scenario::parse(&text, "t.toml").unwrap_err();
+    assert!(e.to_string().starts_with("t.toml:8:7: "), "{e}");
+    assert!(e.to_string().contains("expected true or false"), "{e}");
+    let external = SCENARIO_HEAD.replace(
+        "[[transports]]",
+        "[target]\nkind = \"external\"\nurls = [\"http://127.0.0.1:8080\"]\n[[transports]]",
+    ) + "tls = true\n";
+    let e = pushbench::scenario::parse(&external, "t.toml").unwrap_err();
+    assert!(e.to_string().starts_with("t.toml:11:7: "), "{e}");
+    assert!(e.to_string().contains("insecure = true"), "{e}");
+}
+
+/// One scenario, two websocket runs on the embedded hub: the `tls = true` one pays a TLS 1.3
+/// record (22 bytes) on top of the 2-byte frame header, the plain one only the frame header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_and_a_plain_websocket_run_side_by_side_in_one_plan() {
+    let plan = pushbench::scenario::parse(SIDE_BY_SIDE, "t.toml").unwrap();
+    let options = pushbench::runner::RunOptions {
+        launch: pushbench::targets::Launch::InProcess,
+        interrupt: tokio_util::sync::CancellationToken::new(),
+    };
+    let mut results = Vec::new();
+    for transport in &plan.transports {
+        let r = pushbench::runner::run_transport(&plan, transport, &options, &())
+            .await
+            .expect("run completes");
+        assert_all_delivered(&r);
+        results.push(r);
+    }
+    let (tls, clear) = (&results[0], &results[1]);
+    assert_eq!(
+        (tls.transport.as_str(), tls.tls.as_str()),
+        ("websocket+tls", "1.3")
+    );
+    assert_eq!(
+        tls.overhead_bytes_per_message,
+        2.0 + TLS13_RECORD_BYTES,
+        "{tls:?}"
+    );
+    assert_eq!(format!("{:.2}", tls.overhead_bytes_per_message), "24.00");
+    assert_eq!(
+        (clear.transport.as_str(), clear.tls.as_str()),
+        ("websocket", "")
+    );
+    assert_eq!(clear.overhead_bytes_per_message, 2.0, "{clear:?}");
+    assert_eq!(format!("{:.2}", clear.overhead_bytes_per_message), "2.00");
+    assert!(clear.tls_overhead_bytes_per_message.is_nan(), "{clear:?}");
+}

@@ -240,7 +240,7 @@ pub fn build_result(
         (!cost.target_shard_cpu_s.is_empty()).then(|| cost.target_shard_cpu_s.iter().sum::<f64>());
     let mut r = RunResult {
         scenario: plan.name.clone(),
-        transport: transport.run_label(plan.tls.as_ref()),
+        transport: transport.run_label(plan.tls_for(transport)),
         transport_kind: transport.kind().to_string(),
         target,
         target_name: plan.target.name(),
@@ -281,7 +281,7 @@ pub fn build_result(
         target_shards: m.endpoints,
         target_shard_cpu_s: cost.target_shard_cpu_s.clone(),
         target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),
-        tls: plan.tls.as_ref().map_or_else(String::new, tls_name),
+        tls: plan.tls_for(transport).map_or_else(String::new, tls_name),
         ..RunResult::not_measured()
     };
     let latency = match &m.stimulus {
@@ -388,7 +388,7 @@ fn stream(
         r.first_request_header_bytes = per(setup.request_header_bytes as f64, connected);
         r.first_response_header_bytes = per(setup.response_header_bytes as f64, connected);
     }
-    if plan.tls.is_some() {
+    if plan.tls_for(transport).is_some() {
         set_tls(r, &wire, &outcome.setup, messages, connected);
         r.total_tls_records = Some(outcome.total_wire.tls_records);
         if let TransportPlan::Mqtt(_) = transport {

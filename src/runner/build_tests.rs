@@ -33,6 +33,7 @@ fn plan() -> Plan {
         network: None,
         adapter: Default::default(),
         tls: None,
+        transport_tls: Vec::new(),
     }
 }
 

@@ -90,9 +90,9 @@ pub async fn measure(
     coordination: &mut impl Coordination,
 ) -> anyhow::Result<Measurement> {
     let share = coordination.share(plan);
-    let label = transport.run_label(plan.tls.as_ref());
+    let label = transport.run_label(plan.tls_for(transport));
     let per_process = sys::clients_per_process();
-    let per_shard = match (transport, &plan.tls) {
+    let per_shard = match (transport, plan.tls_for(transport)) {
         // The broker's TLS front holds two sockets per client beside rumqttd's one.
         (TransportPlan::Mqtt(_), Some(_)) => per_process / tls_front::FDS_PER_CLIENT,
         _ => per_process,
@@ -115,7 +115,7 @@ pub async fn measure(
         &options.launch,
         shards as usize,
         placement.as_ref(),
-        plan.tls.as_ref(),
+        plan.tls_for(transport),
     )
     .await
     .with_context(|| format!("starting the target for {label}"))?;

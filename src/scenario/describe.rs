@@ -75,15 +75,18 @@ pub fn describe(plan: &Plan) -> String {
         ));
     }
     if let Some(tls) = &plan.tls {
-        lines.push(format!("  tls:        {}", describe_tls(tls)));
+        let all = if plan.transports.iter().all(|t| own_tls(plan, t).is_empty()) {
+            "every transport"
+        } else {
+            "transports without their own `tls`"
+        };
+        lines.push(format!("  tls:        {all} over {}", describe_tls(tls)));
     }
     lines.push("  transports:".to_string());
-    lines.extend(
-        plan.transports
-            .iter()
-            .enumerate()
-            .map(|(i, transport)| format!("    {}. {}", i + 1, describe_transport(transport))),
-    );
+    lines.extend(plan.transports.iter().enumerate().map(|(i, transport)| {
+        let own = own_tls(plan, transport);
+        format!("    {}. {}{own}", i + 1, describe_transport(transport))
+    }));
     lines.extend(describe_thresholds(&plan.thresholds));
     lines.push(format!(
         "  run time:   about {} ({runs} run{} × {} each: ramp + warmup + duration + drain)",
@@ -216,6 +219,15 @@ fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
+/// A transport's own `tls = true/false`, where it departs from `[tls]`.
+fn own_tls(plan: &Plan, transport: &TransportPlan) -> String {
+    match (plan.tls_for(transport), plan.tls.as_ref()) {
+        (own, all) if own == all => String::new(),
+        (Some(own), _) => format!(" (over {})", describe_tls(own)),
+        (None, _) => " (in clear)".to_string(),
+    }
+}
+
 /// `[tls]` in one line: version, resumption, whose certificate is trusted.
 fn describe_tls(tls: &crate::plan::TlsPlan) -> String {
     let resumption = if tls.resumption {
@@ -231,8 +243,5 @@ fn describe_tls(tls: &crate::plan::TlsPlan) -> String {
     let cipher = tls
         .cipher
         .map_or_else(String::new, |c| format!(" offering {} only", c.name()));
-    format!(
-        "every transport over TLS {}{cipher}, {resumption}, {trust}",
-        tls.version.name()
-    )
+    format!("TLS {}{cipher}, {resumption}, {trust}", tls.version.name())
 }

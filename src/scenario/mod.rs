@@ -172,11 +172,12 @@ pub fn parse_with_env(
     let transports = transports::parse(&root, channels)?;
     let target = target(&root)?;
     let tls = tls::parse(&root, &target)?;
-    let thresholds = thresholds(&root, &transports, tls.as_ref())?;
+    let transport_tls = tls::per_transport(&root, &target, tls.as_ref())?;
+    let thresholds = thresholds(&root, &transports, &transport_tls)?;
     let network = network::parse(
         &root,
         warmup + duration,
-        restart_refused(&target, &transports, tls.as_ref()),
+        restart_refused(&target, &transports, transport_tls.iter().flatten().next()),
     )?;
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
@@ -202,6 +203,7 @@ pub fn parse_with_env(
         tls,
         adapter,
         network,
+        transport_tls,
     })
 }
 
@@ -216,7 +218,8 @@ fn restart_refused(
         // A restarted hub makes a new self-signed certificate, which its clients do not trust.
         return Some(
             "a restarted embedded hub generates a new certificate that its clients were never \
-             told to trust, so they could not come back; restart a cleartext run (remove [tls])",
+             told to trust, so they could not come back; restart a cleartext run (remove [tls] \
+             and every tls = true)",
         );
     }
     if matches!(target, TargetPlan::External { .. }) {
@@ -565,14 +568,17 @@ fn check_url(url: &str) -> std::result::Result<(), &'static str> {
 fn thresholds(
     root: &Section,
     transports: &[TransportPlan],
-    tls: Option<&TlsPlan>,
+    transport_tls: &[Option<TlsPlan>],
 ) -> Result<Vec<Threshold>> {
     let Some(item) = root.get("thresholds") else {
         return Ok(Vec::new());
     };
     let mut scopes = vec![thresholds::ALL.to_string()];
-    for transport in transports {
-        for name in [transport.kind().to_string(), transport.run_label(tls)] {
+    for (transport, tls) in transports.iter().zip(transport_tls) {
+        for name in [
+            transport.kind().to_string(),
+            transport.run_label(tls.as_ref()),
+        ] {
             if !scopes.contains(&name) {
                 scopes.push(name);
             }

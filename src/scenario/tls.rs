@@ -88,3 +88,36 @@ pub(super) fn parse(root: &Section, target: &TargetPlan) -> Result<Option<TlsPla
         },
     }))
 }
+
+/// Each `[[transports]]` entry's effective TLS: `tls = true` is `[tls]` (TLS 1.3 defaults
+/// without it), `tls = false` is cleartext, no `tls` follows `[tls]`.
+pub(super) fn per_transport(
+    root: &Section,
+    target: &TargetPlan,
+    tls: Option<&TlsPlan>,
+) -> Result<Vec<Option<TlsPlan>>> {
+    let Some(item) = root.get("transports") else {
+        return Ok(Vec::new());
+    };
+    let list = item.array("an array of tables, written as [[transports]] sections")?;
+    list.iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let section = item.element(i, value).table()?;
+            let Some(flag) = section.get("tls") else {
+                return Ok(tls.cloned());
+            };
+            if !optional_bool(&section, "tls", false)? {
+                return Ok(None);
+            }
+            match (tls, target) {
+                (Some(tls), _) => Ok(Some(tls.clone())),
+                (None, TargetPlan::Embedded) => Ok(Some(TlsPlan::default())),
+                (None, TargetPlan::External { .. }) => Err(flag.error(
+                    "tls = true on an external target needs a [tls] section with ca = \"ca.pem\" \
+                     (the server's CA certificate) or insecure = true",
+                )),
+            }
+        })
+        .collect()
+}

@@ -83,6 +83,16 @@ const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
     ("retain", &[Kind::Mqtt]),
     ("inflight", &[Kind::Mqtt]),
     ("last_will", &[Kind::Mqtt]),
+    (
+        "tls",
+        &[
+            Kind::HttpPoll,
+            Kind::HttpLongpoll,
+            Kind::Sse,
+            Kind::Websocket,
+            Kind::Mqtt,
+        ],
+    ),
 ];
 
 impl Kind {

@@ -35,6 +35,7 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         network: None,
         adapter: Default::default(),
         tls: None,
+        transport_tls: Vec::new(),
     }
 }
 
