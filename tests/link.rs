@@ -37,11 +37,13 @@ impl Drop for Served {
     }
 }
 
-fn serve_in(link: &Link) -> Served {
+/// A hub in the link's target namespace, on the target's `k`-th link address only.
+fn serve_in(link: &Link, k: usize) -> Served {
+    let listen = format!("{}:0", link.target_ip(k));
     let mut child = Command::new("ip")
         .args(["netns", "exec", &link.target_ns()])
         .arg(env!("CARGO_BIN_EXE_pushbench"))
-        .args(["serve", "--listen", "0.0.0.0:0"])
+        .args(["serve", "--listen", &listen])
         .stdout(Stdio::piped())
         .spawn()
         .expect("pushbench serve starts");
@@ -138,7 +140,7 @@ fn conditions_are_kernel_state_and_teardown_leaves_nothing() {
 #[test]
 fn fifty_ms_each_way_is_at_least_a_100_ms_round_trip() {
     let link = Link::up(&delay_each_way(50)).expect("link up (needs root)");
-    let served = serve_in(&link);
+    let served = serve_in(&link, 3);
     let addr = SocketAddr::new(link.target_ip(3).into(), served.port);
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     stream
@@ -159,7 +161,7 @@ fn fifty_ms_each_way_is_at_least_a_100_ms_round_trip() {
 #[test]
 fn a_blackhole_lets_nothing_through_and_its_end_lets_everything_through() {
     let link = Link::up(&Conditions::default()).expect("link up (needs root)");
-    let served = serve_in(&link);
+    let served = serve_in(&link, 0);
     let addr = SocketAddr::new(link.target_ip(0).into(), served.port);
     link.blackhole(true).unwrap();
     let attempts: Vec<bool> = (0..3)
@@ -177,7 +179,7 @@ fn a_blackhole_lets_nothing_through_and_its_end_lets_everything_through() {
 #[test]
 fn a_cut_resets_every_connection() {
     let link = Link::up(&Conditions::default()).expect("link up (needs root)");
-    let served = serve_in(&link);
+    let served = serve_in(&link, 1);
     let addr = SocketAddr::new(link.target_ip(1).into(), served.port);
     let mut streams: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap())

@@ -106,11 +106,12 @@ pub struct ShardArgs {
     /// `pushbench-{i}.pushbench:7878`.
     #[arg(long, value_name = "PATTERN", requires = "shard")]
     pub peer_pattern: Option<String>,
-    /// Where the publisher shard listens for the others.
+    /// Where the publisher shard listens for the others: loopback by default (shards on one
+    /// machine); on several machines, the machine's own address (the pod IP on Kubernetes).
     #[arg(
         long,
         value_name = "ADDR",
-        default_value = "0.0.0.0:7878",
+        default_value = "127.0.0.1:7878",
         requires = "shard"
     )]
     pub listen: String,

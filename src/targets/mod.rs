@@ -285,6 +285,9 @@ impl RunningTarget {
                 let mut listen = Vec::new();
                 let netns = placement.map(|p| p.netns.as_str());
                 for k in 0..shards {
+                    // Inside the link's own namespace every address is one pushbench made
+                    // (the 32 link addresses, the backstage one, its loopback): the hub takes
+                    // them all, so the fleet can spread over them.
                     let ip = placement.map_or(shard_ip(k), |_| Ipv4Addr::UNSPECIFIED);
                     let any_port = (ip, 0).into();
                     let mut child = spawn_serve(exe, &config, any_port, broker, shards > 1, netns)?;
