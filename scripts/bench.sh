@@ -14,6 +14,7 @@
 # skews the figures: the load average before each step is recorded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "bench.sh: wrk is missing (the peer the poll generator is compared with): apt-get install wrk" >&2; exit 1; }
 
 conns=${1:-18000}
 poll_conns=${2:-200}
