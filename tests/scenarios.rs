@@ -113,7 +113,7 @@ fn use_case_a_maps_to_the_articles_numbers() {
                 timeout: Duration::from_secs(30)
             },
             TransportPlan::Websocket {
-                read_buffer_bytes: 4096
+                read_buffer_bytes: 512
             },
             TransportPlan::Mqtt(MqttPlan {
                 qos: 0,
@@ -495,7 +495,7 @@ fn describe_summarises_the_plan_and_its_run_time() {
         "embedded",
         "1. http-poll(websocket-org-2010): interval 1s",
         "3. http-longpoll(minimal): timeout 30s",
-        "4. websocket: read buffer 4096 bytes",
+        "4. websocket: read buffer 512 bytes",
         "5. mqtt(qos0,tcp): topic \"bench/{channel}\"",
         // 9 runs × (2s ramp + 5s warmup + 30s duration + 5s drain)
         "about 6m 18s",

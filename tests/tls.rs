@@ -507,7 +507,7 @@ fn tls_true_on_one_transport_puts_only_that_one_over_tls() {
     assert_eq!(plan.tls_for(&plan.transports[0]), Some(&TlsPlan::default()));
     let summary = pushbench::scenario::describe(&plan);
     assert!(
-        summary.contains("1. websocket: read buffer 4096 bytes (over TLS 1.3,"),
+        summary.contains("1. websocket: read buffer 512 bytes (over TLS 1.3,"),
         "{summary}"
     );
     let scoped = format!("{SIDE_BY_SIDE}[thresholds]\n\"websocket+tls\" = [\"lost == 0\"]\n");

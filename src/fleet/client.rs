@@ -174,7 +174,9 @@ async fn connect<T: Transport>(spec: &ClientSpec, shared: &Shared) -> Option<T> 
         let attempt = tokio::select! {
             biased;
             _ = shared.stop.cancelled() => return None,
-            attempt = T::connect(spec) => attempt,
+            // Boxed: a handshake's state is large and lives only while connecting; inline, it
+            // would size every client's task for its whole life.
+            attempt = Box::pin(T::connect(spec)) => attempt,
         };
         match attempt {
             Ok(t) => return Some(t),

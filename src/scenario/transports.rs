@@ -17,7 +17,8 @@ const READ_BUFFER_BYTES: RangeInclusive<u64> = 256..=1_048_576;
 
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_LONGPOLL_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_READ_BUFFER_BYTES: usize = 4096;
+/// Room for a few dozen small frames per read; it is held by every client for its whole life.
+const DEFAULT_READ_BUFFER_BYTES: usize = 512;
 const DEFAULT_MQTT_TOPIC: &str = "bench/{channel}";
 /// Long enough that no PINGREQ falls into a typical measured window; 60 s is what clients
 /// commonly use.

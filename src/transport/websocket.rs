@@ -9,10 +9,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response, generate_request};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
+use tokio_tungstenite::tungstenite::http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::adapted::{self, Unwrapper};
@@ -48,10 +55,9 @@ impl Transport for WebSocket {
             .read_buffer_size(*read_buffer_bytes)
             .write_buffer_size(0);
         let request = handshake_request(url, spec)?;
-        let (stream, _) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-                .await
-                .context("WebSocket handshake")?;
+        let stream = handshake(stream, request, config)
+            .await
+            .context("WebSocket handshake")?;
         let mut ws = WebSocket {
             stream,
             counter,
@@ -162,10 +168,7 @@ impl WebSocket {
 }
 
 /// The handshake request: the adapter's headers and subprotocols added to the URL's GET.
-fn handshake_request(
-    url: String,
-    spec: &ClientSpec,
-) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+fn handshake_request(url: String, spec: &ClientSpec) -> anyhow::Result<Request> {
     let mut request = url.into_client_request().context("WebSocket URL")?;
     let headers = request.headers_mut();
     for (name, value) in adapted::subscribe_headers(spec) {
@@ -182,6 +185,94 @@ fn handshake_request(
         );
     }
     Ok(request)
+}
+
+/// The largest handshake response taken before giving up on the server.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The client handshake with tungstenite's own request and response parser, reading through a
+/// small buffer of its own. tungstenite's `client_async` reads the response into a 4 KiB buffer
+/// that becomes the connection's read buffer for life, whatever `read_buffer_bytes` says: 4 KiB
+/// of every client's memory. Here the connection starts with `read_buffer_bytes` and whatever
+/// arrived after the response (a frame the server sent at once) is handed on, not lost.
+async fn handshake<S>(
+    mut stream: S,
+    request: Request,
+    config: WebSocketConfig,
+) -> anyhow::Result<WebSocketStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let asked = request.headers().get(SEC_WEBSOCKET_PROTOCOL).cloned();
+    let (bytes, key) = generate_request(request)?;
+    stream.write_all(&bytes).await?;
+    let mut received = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    let (size, response) = loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!(
+                "the server closed the connection before answering the upgrade ({} bytes came)",
+                received.len()
+            );
+        }
+        received.extend_from_slice(&chunk[..n]);
+        if let Some(parsed) = Response::try_parse(&received)? {
+            break parsed;
+        }
+        if received.len() > MAX_RESPONSE_BYTES {
+            bail!("no complete upgrade response in the first {MAX_RESPONSE_BYTES} bytes");
+        }
+    };
+    verify_upgrade(&response, &key, asked.as_ref())?;
+    let tail = received[size..].to_vec();
+    Ok(WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(config)).await)
+}
+
+/// RFC 6455 §4.1's checks of the server's answer, each failure naming what was wrong.
+fn verify_upgrade(
+    response: &Response,
+    key: &str,
+    asked: Option<&HeaderValue>,
+) -> anyhow::Result<()> {
+    let headers = response.headers();
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        bail!(
+            "the server answered the upgrade with {} instead of 101 Switching Protocols",
+            response.status()
+        );
+    }
+    if !header(UPGRADE).is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        bail!("the 101 response has no `Upgrade: websocket`");
+    }
+    if !header(CONNECTION).is_some_and(|v| {
+        v.split(',')
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+    }) {
+        bail!("the 101 response has no `Connection: Upgrade`");
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    if header(SEC_WEBSOCKET_ACCEPT) != Some(accept.as_str()) {
+        bail!("the 101 response's Sec-WebSocket-Accept is not the one derived from our key");
+    }
+    match (asked, header(SEC_WEBSOCKET_PROTOCOL)) {
+        (None, None) => Ok(()),
+        (None, Some(chosen)) => bail!("the server chose subprotocol {chosen:?}, none was asked"),
+        (Some(_), None) => bail!("the server chose none of the subprotocols asked for"),
+        (Some(asked), Some(chosen)) => {
+            let offered = asked.to_str().unwrap_or_default();
+            if offered.split(',').any(|p| p.trim() == chosen) {
+                Ok(())
+            } else {
+                bail!("the server chose subprotocol {chosen:?}, not one of {offered:?}")
+            }
+        }
+    }
 }
 
 /// Sends templated frames (a subscribe message, a publisher's `CONNECT`).
@@ -274,5 +365,87 @@ impl Publisher {
             .send(message)
             .await
             .context("publishing over WebSocket")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plays the server's side of an upgrade on `server`: reads the request, answers with
+    /// `answer(key)` followed by `then`.
+    async fn answer_upgrade(
+        mut server: tokio::io::DuplexStream,
+        answer: impl FnOnce(&str) -> String,
+        then: &[u8],
+    ) -> tokio::io::DuplexStream {
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = server.read(&mut chunk).await.expect("reading the request");
+            request.extend_from_slice(&chunk[..n]);
+        }
+        let request = String::from_utf8(request).expect("an ASCII request");
+        let key = request
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(": ")?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then_some(value)
+            })
+            .expect("a Sec-WebSocket-Key header");
+        let mut bytes = answer(key).into_bytes();
+        bytes.extend_from_slice(then);
+        server.write_all(&bytes).await.expect("answering");
+        server
+    }
+
+    fn switching(key: &str) -> String {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        )
+    }
+
+    fn request() -> Request {
+        "ws://127.0.0.1/sub/ws/0"
+            .into_client_request()
+            .expect("a valid URL")
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_came_with_the_upgrade_response_is_not_lost() {
+        let (client, server) = tokio::io::duplex(4096);
+        let config = WebSocketConfig::default().read_buffer_size(512);
+        let frame = [0x82, 2, 7, 9]; // a binary frame of two bytes, sent with the 101
+        let (ws, _server) = tokio::join!(
+            handshake(client, request(), config),
+            answer_upgrade(server, switching, &frame)
+        );
+        let mut ws = ws.expect("the handshake succeeds");
+        let message = ws.next().await.expect("a frame").expect("a valid frame");
+        assert_eq!(message, Message::binary(vec![7, 9]));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_accept_key_or_status_is_refused_with_the_reason() {
+        let wrong_key = |_: &str| switching("not the key that was sent");
+        let not_found = |_: &str| "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned();
+        for (answer, says) in [
+            (
+                &wrong_key as &dyn Fn(&str) -> String,
+                "Sec-WebSocket-Accept",
+            ),
+            (&not_found, "404 Not Found instead of 101"),
+        ] {
+            let (client, server) = tokio::io::duplex(4096);
+            let (ws, _server) = tokio::join!(
+                handshake(client, request(), WebSocketConfig::default()),
+                answer_upgrade(server, answer, &[])
+            );
+            let error = format!("{:#}", ws.expect_err("the handshake is refused"));
+            assert!(error.contains(says), "{error}");
+        }
     }
 }

@@ -88,7 +88,7 @@ impl Default for HubConfig {
             header_timeout: Duration::from_secs(30),
             history: 1024,
             ws_queue: 1024,
-            ws_read_buffer_bytes: 4096,
+            ws_read_buffer_bytes: 512,
             sse_keepalive: None,
             sse_close_after: None,
             tls: false,
