@@ -49,9 +49,8 @@ kind = "websocket"
     )
 }
 
-/// `pushbench serve` on a free loopback port, killed on drop; its stdout is kept open (a
-/// hub that prints to a closed pipe dies).
-struct Hub(Child, String, BufReader<std::process::ChildStdout>);
+/// `pushbench serve` on a free loopback port, killed on drop.
+struct Hub(Child, String);
 
 impl Hub {
     fn start() -> Hub {
@@ -74,7 +73,10 @@ impl Hub {
             .strip_prefix(pushbench::targets::READY_PREFIX)
             .unwrap_or_else(|| panic!("unexpected first line {ready:?}"))
             .to_string();
-        Hub(child, format!("http://{addr}"), stdout)
+        // Read to the end: a hub that prints to a closed pipe (its certificate line, with
+        // `--tls`) dies.
+        std::thread::spawn(move || stdout.lines().count());
+        Hub(child, format!("http://{addr}"))
     }
 }
 
