@@ -528,7 +528,7 @@ fn tls_true_on_one_transport_puts_only_that_one_over_tls() {
     assert_eq!(copy.label(), "websocket+tls");
     let summary = pushbench::scenario::describe(&plan);
     assert!(
-        summary.contains("1. websocket: read buffer 4096 bytes (over TLS 1.3,"),
+        summary.contains("1. websocket+tls: read buffer 4096 bytes (over TLS 1.3,"),
         "{summary}"
     );
     let scoped = format!("{SIDE_BY_SIDE}[thresholds]\n\"websocket+tls\" = [\"lost == 0\"]\n");
@@ -551,7 +551,7 @@ fn tls_false_keeps_one_transport_in_clear_under_a_tls_section() {
         "{summary}"
     );
     assert!(
-        summary.contains("1. websocket: read buffer 4096 bytes (over TLS 1.2,"),
+        summary.contains("1. websocket+tls1.2: read buffer 4096 bytes (over TLS 1.2,"),
         "{summary}"
     );
 }

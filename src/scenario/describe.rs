@@ -92,7 +92,8 @@ pub fn describe(plan: &Plan) -> String {
             (Some(tls), None) => format!(" (over {})", describe_tls(tls)),
             (None, None) => " (in clear)".to_string(),
         };
-        format!("    {}. {}{own}", i + 1, describe_transport(&run.transport))
+        let options = describe_transport(&run.transport);
+        format!("    {}. {}: {options}{own}", i + 1, run.label())
     }));
     lines.extend(describe_thresholds(&plan.thresholds));
     lines.push(format!(
@@ -130,8 +131,9 @@ fn describe_target(target: &TargetPlan) -> String {
     }
 }
 
+/// A transport's options in words (its run's label goes before them).
 fn describe_transport(transport: &TransportPlan) -> String {
-    let options = match transport {
+    match transport {
         TransportPlan::HttpPoll {
             interval,
             headers,
@@ -180,8 +182,7 @@ fn describe_transport(transport: &TransportPlan) -> String {
                 m.inflight
             )
         }
-    };
-    format!("{}: {options}", transport.label())
+    }
 }
 
 /// One line per threshold, under a heading; nothing when the plan has none.
