@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{
     Command, CompareArgs, CompareFormat, MergeArgs, ReportArgs, RunArgs, ServeArgs, ValidateArgs,
 };
-use crate::plan::{Plan, TransportPlan};
+use crate::plan::{Plan, RunPlan};
 use crate::report::compare::{self, Comparison, EXIT_REGRESSION};
 use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
@@ -276,19 +276,24 @@ fn compare(args: &CompareArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-/// The scenario's transports, filtered by `--only` (label or kind); an unknown name is an error.
-fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p TransportPlan>> {
+/// The scenario's runs, filtered by `--only`; an unknown name is an error. A name selects the
+/// runs whose run label it is (`websocket` is then the cleartext one beside `websocket+tls`);
+/// a name that is no run label selects by transport label or kind.
+fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p RunPlan>> {
     if only.is_empty() {
         return Ok(plan.transports.iter().collect());
     }
-    let matches = |t: &TransportPlan, name: &str| {
-        t.label() == name || t.run_label(plan.tls_for(t)) == name || t.kind() == name
+    let matches = |run: &RunPlan, name: &str| {
+        if plan.transports.iter().any(|r| r.label() == name) {
+            return run.label() == name;
+        }
+        run.transport.label() == name || run.transport.kind() == name
     };
     if let Some(unknown) = only
         .iter()
-        .find(|name| !plan.transports.iter().any(|t| matches(t, name)))
+        .find(|name| !plan.transports.iter().any(|run| matches(run, name)))
     {
-        let known: Vec<String> = plan.transports.iter().map(TransportPlan::label).collect();
+        let known: Vec<String> = plan.transports.iter().map(RunPlan::label).collect();
         anyhow::bail!(
             "--only {unknown}: the scenario has no such transport (it has: {})",
             known.join(", ")
@@ -297,7 +302,7 @@ fn selected<'p>(plan: &'p Plan, only: &[String]) -> anyhow::Result<Vec<&'p Trans
     Ok(plan
         .transports
         .iter()
-        .filter(|t| only.iter().any(|name| matches(t, name)))
+        .filter(|run| only.iter().any(|name| matches(run, name)))
         .collect())
 }
 

@@ -87,8 +87,9 @@ pub struct RunArgs {
     /// Where to write the results [default: results/<scenario name>/<UTC stamp>/].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Run only the transports whose label or kind matches (repeatable), e.g.
-    /// `--only websocket --only http-poll(minimal)`.
+    /// Run only the transports whose run label (`websocket+tls`), label or kind matches
+    /// (repeatable), e.g. `--only websocket --only http-poll(minimal)`; a run label picks
+    /// exactly that run.
     #[arg(long, value_name = "TRANSPORT")]
     pub only: Vec<String>,
     /// Print one JSON document on stdout (results, thresholds, exit code) instead of the

@@ -33,7 +33,8 @@ pub struct Plan {
     /// Size of every published payload (at least `payload::HEADER_BYTES`).
     pub payload_bytes: usize,
     pub target: TargetPlan,
-    pub transports: Vec<TransportPlan>,
+    /// The runs, in order: each transport with the TLS it runs over.
+    pub transports: Vec<RunPlan>,
     /// Limits the results must keep (`[thresholds]`); a run that breaks one exits with
     /// `EXIT_THRESHOLDS_BROKEN`.
     pub thresholds: Vec<Threshold>,
@@ -46,11 +47,37 @@ pub struct Plan {
     /// How pushbench speaks to the target (`[target]`'s preset and overrides); the hub's
     /// own layout for an embedded target.
     pub adapter: Adapter,
-    /// `[tls]`: every transport of the scenario over TLS; `None`: cleartext.
+}
+
+/// One transport run of a scenario: the transport and the TLS under it, resolved from its
+/// `tls = true/false` and `[tls]`. The run carries its TLS, so that every copy of it (a
+/// shard's, a merge's) runs and is labelled the same.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    pub transport: TransportPlan,
+    /// `None`: cleartext.
     pub tls: Option<TlsPlan>,
-    /// Each transport's own TLS, in `transports` order, where its `tls = true/false` differs
-    /// from `tls`; empty: every transport follows `tls`.
-    pub transport_tls: Vec<Option<TlsPlan>>,
+}
+
+impl RunPlan {
+    /// The run's label: the transport's, with TLS named (`websocket+tls`) on a TLS run. Runs
+    /// of one scenario are told apart (and shard results matched) by it.
+    pub fn label(&self) -> String {
+        match &self.tls {
+            Some(tls) => format!("{}{}", self.transport.label(), tls.label_suffix()),
+            None => self.transport.label(),
+        }
+    }
+}
+
+impl From<TransportPlan> for RunPlan {
+    /// A cleartext run of `transport`.
+    fn from(transport: TransportPlan) -> RunPlan {
+        RunPlan {
+            transport,
+            tls: None,
+        }
+    }
 }
 
 /// How a run is spread over processes (`[scale]`); `None` sizes from the open-files limit.
@@ -278,14 +305,6 @@ impl TransportPlan {
         }
     }
 
-    /// The label of a run of this transport: with TLS named (`websocket+tls`) on a TLS run.
-    pub fn run_label(&self, tls: Option<&TlsPlan>) -> String {
-        match tls {
-            Some(tls) => format!("{}{}", self.label(), tls.label_suffix()),
-            None => self.label(),
-        }
-    }
-
     /// How a Last Will run cuts its clients off; `None` for a message stream.
     pub fn will_cut(&self) -> Option<WillCut> {
         match self {
@@ -306,20 +325,6 @@ impl TransportPlan {
 }
 
 impl Plan {
-    /// The TLS one of this plan's own `transports` runs over: its `tls = true/false`, else
-    /// `[tls]`. A transport that is not one of the plan's entries follows `[tls]`.
-    pub fn tls_for(&self, transport: &TransportPlan) -> Option<&TlsPlan> {
-        let own = self
-            .transports
-            .iter()
-            .position(|t| std::ptr::eq(t, transport))
-            .and_then(|i| self.transport_tls.get(i));
-        match own {
-            Some(tls) => tls.as_ref(),
-            None => self.tls.as_ref(),
-        }
-    }
-
     /// Messages each channel publishes during warm-up (at least one: its delivery opens the
     /// byte window of every client).
     pub fn warmup_messages(&self) -> u64 {
@@ -379,7 +384,7 @@ impl FaultKind {
     }
 }
 
-/// TLS under every transport of a scenario (`[tls]`).
+/// TLS under a run: `[tls]`, or TLS 1.3 defaults for a transport's `tls = true` without it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TlsPlan {
     pub version: TlsVersion,

@@ -145,6 +145,10 @@ pub struct RunResult {
     pub reconnects: u64,
     #[serde(deserialize_with = "nan_if_null")]
     pub connect_s: f64,
+    /// Connections made in the connect phase (first connects and reconnects) ÷ `connect_s`:
+    /// how fast they were taken in, at most the scenario's `connect_rate`.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub connects_per_s: f64,
     /// Last Will runs: how soon after the cut the broker had to publish the wills (1.5 ×
     /// keep-alive for clients that fell silent; 0 for closed connections). Latency columns
     /// then measure will arrival after the cut.
@@ -196,6 +200,11 @@ pub struct RunResult {
     /// a connection costs the server.
     #[serde(deserialize_with = "nan_if_null")]
     pub target_rss_bytes_per_connection: f64,
+    /// CPU µs the fleet (coordinator and workers) used in the connect phase ÷ connections
+    /// made in it: the client side of a connect, handshakes included.
+    pub fleet_connect_cpu_us_per_connection: Option<f64>,
+    /// The same for the target, where its CPU is measured (`target_cpu_s`); empty otherwise.
+    pub target_connect_cpu_us_per_connection: Option<f64>,
     /// Target servers (embedded shards, or external URLs used); each got every message.
     pub target_shards: u64,
     /// CPU seconds of each embedded shard (JSON only).
@@ -326,6 +335,7 @@ impl RunResult {
             publish_rate_achieved_per_s: f64::NAN,
             window_s: f64::NAN,
             connect_s: f64::NAN,
+            connects_per_s: f64::NAN,
             fleet_cpu_s: f64::NAN,
             fleet_rss_bytes_per_client: f64::NAN,
             fleet_cpu_us_per_message: f64::NAN,

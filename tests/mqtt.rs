@@ -61,7 +61,7 @@ async fn mqtt_over_websocket_adds_the_frame_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_silenced_client_leaves_its_will_within_the_keep_alive_bound() {
     let mut plan = small_plan(20, 16, mqtt(1, MqttOver::Tcp));
-    let TransportPlan::Mqtt(m) = &mut plan.transports[0] else {
+    let TransportPlan::Mqtt(m) = &mut plan.transports[0].transport else {
         unreachable!()
     };
     m.keep_alive = Duration::from_secs(1);

@@ -242,7 +242,7 @@ async fn run_against_nchan_over_tls_trusting(transport: TransportPlan, checked: 
         processes: None,
         name: None,
     };
-    plan.tls = Some(TlsPlan {
+    plan.transports[0].tls = Some(TlsPlan {
         ca: checked.then_some(ca),
         insecure: !checked,
         ..TlsPlan::default()

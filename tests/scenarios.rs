@@ -95,7 +95,10 @@ fn use_case_a_maps_to_the_articles_numbers() {
     assert_eq!(plan.target, TargetPlan::Embedded);
     let second = Duration::from_secs(1);
     assert_eq!(
-        plan.transports,
+        plan.transports
+            .iter()
+            .map(|run| run.transport.clone())
+            .collect::<Vec<_>>(),
         vec![
             TransportPlan::HttpPoll {
                 http: HttpVersion::Http11,
@@ -185,7 +188,7 @@ fn custom_headers_keep_file_order_and_external_urls_map() {
     );
     let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        plan.transports[1],
+        plan.transports[1].transport,
         TransportPlan::HttpLongpoll {
             http: HttpVersion::Http11,
             headers: HeaderProfile::Custom(vec![
@@ -262,7 +265,7 @@ fn http_version_of_polling_transports() {
     let versions: Vec<HttpVersion> = plan
         .transports
         .iter()
-        .map(|t| match t {
+        .map(|t| match &t.transport {
             TransportPlan::HttpPoll { http, .. } | TransportPlan::HttpLongpoll { http, .. } => {
                 *http
             }
@@ -725,7 +728,10 @@ fn sse_takes_headers_and_an_optional_keep_alive() {
     );
     let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        plan.transports[1..],
+        plan.transports[1..]
+            .iter()
+            .map(|run| run.transport.clone())
+            .collect::<Vec<_>>(),
         [
             TransportPlan::Sse {
                 headers: HeaderProfile::Browser,
@@ -751,7 +757,7 @@ fn sse_takes_an_http_version_named_in_its_label_and_description() {
     );
     let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        plan.transports[1],
+        plan.transports[1].transport,
         TransportPlan::Sse {
             headers: HeaderProfile::Minimal,
             http: HttpVersion::Http2,

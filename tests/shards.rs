@@ -54,20 +54,28 @@ struct Hub(Child, String);
 
 impl Hub {
     fn start() -> Hub {
+        Hub::start_with(&[])
+    }
+
+    /// With `--tls`, the hub takes TLS and cleartext on its one port.
+    fn start_with(args: &[&str]) -> Hub {
         let mut child = Command::new(EXE)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut ready = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut ready).unwrap();
         let addr = ready
             .trim()
             .strip_prefix(pushbench::targets::READY_PREFIX)
             .unwrap_or_else(|| panic!("unexpected first line {ready:?}"))
             .to_string();
+        // Read to the end: a hub that prints to a closed pipe (its certificate line, with
+        // `--tls`) dies.
+        std::thread::spawn(move || stdout.lines().count());
         Hub(child, format!("http://{addr}"))
     }
 }
@@ -85,6 +93,70 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Runs `pushbench run --shard K/3 --only RUN` for K = 0..3 and merges the three results.
+fn sharded_run(path: &Path, dir: &Path, run: &str) -> RunResult {
+    let shards_dir = dir.join(format!("shards-{run}"));
+    let control = format!("127.0.0.1:{}", free_port());
+    let children: Vec<Child> = (0..3)
+        .map(|k| shard_with(path, &shards_dir, k, &control, 0, &["--only", run]))
+        .collect();
+    for child in children {
+        finished(child);
+    }
+    let files: Vec<PathBuf> = (0..3).map(|k| shard_file(&shards_dir, k)).collect();
+    let merged_dir = dir.join(format!("merged-{run}"));
+    let merged = merge(&files, &merged_dir);
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    summary(&merged_dir)
+}
+
+/// Two runs of one kind in one scenario, one over TLS: each sharded run is merged as the run
+/// it was (matched by its run label, not its kind's), with its own overhead: the 2-byte frame
+/// header, and over TLS 1.3 the record's 22 bytes on top.
+#[test]
+fn a_websocket_and_a_websocket_over_tls_shard_and_merge_each_as_itself() {
+    let hub = Hub::start_with(&["--tls"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sharded.toml");
+    let https = hub.1.replacen("http://", "https://", 1);
+    let text = scenario(&format!(r#"{}", "{https}"#, hub.1))
+        .replace("[[transports]]", "[tls]\ninsecure = true\n\n[[transports]]")
+        + "tls = false\n\n[[transports]]\nkind = \"websocket\"\n";
+    std::fs::write(&path, text).unwrap();
+
+    let clear = sharded_run(&path, dir.path(), "websocket");
+    let tls = sharded_run(&path, dir.path(), "websocket+tls(insecure)");
+    for r in [&clear, &tls] {
+        assert_eq!(r.messages_delivered, CLIENTS * MEASURED, "{r:?}");
+        assert_eq!((r.lost, r.duplicated, r.shards), (0, 0, 3), "{r:?}");
+        assert!(r.fault.is_empty(), "{}", r.fault);
+        // Measured over the connect phase, on every shard, and added up.
+        assert!(r.connects_per_s > 0.0, "{r:?}");
+        assert!(
+            r.fleet_connect_cpu_us_per_connection
+                .is_some_and(|us| us >= 0.0),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        (clear.transport.as_str(), clear.tls.as_str()),
+        ("websocket", "")
+    );
+    assert_eq!(format!("{:.2}", clear.overhead_bytes_per_message), "2.00");
+    assert!(clear.tls_overhead_bytes_per_message.is_nan(), "{clear:?}");
+    assert_eq!(
+        (tls.transport.as_str(), tls.tls.as_str()),
+        ("websocket+tls(insecure)", "1.3 insecure")
+    );
+    assert_eq!(format!("{:.2}", tls.overhead_bytes_per_message), "24.00");
+    assert_eq!(tls.tls_overhead_bytes_per_message, 22.0, "{tls:?}");
+    assert_eq!(tls.tls_records_per_message, 1.0, "{tls:?}");
 }
 
 /// Starts `pushbench run --shard K/3`, the publisher (shard 0 unless `extra` says otherwise)

@@ -208,11 +208,14 @@ async fn a_last_event_id_beyond_the_newest_resumes_at_the_start_of_the_history()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_over_h2_delivers_everything_at_a_data_frame_header_per_event() {
     let plan = Plan {
-        transports: vec![TransportPlan::Sse {
-            headers: HeaderProfile::Minimal,
-            http: HttpVersion::Http2,
-            keepalive: None,
-        }],
+        transports: vec![
+            TransportPlan::Sse {
+                headers: HeaderProfile::Minimal,
+                http: HttpVersion::Http2,
+                keepalive: None,
+            }
+            .into(),
+        ],
         ..two_digit_window(50, 64)
     };
     let r = run_in_process(&plan).await;

@@ -26,7 +26,7 @@ fn websocket() -> TransportPlan {
 }
 
 fn over_tls(mut plan: Plan, version: TlsVersion) -> Plan {
-    plan.tls = Some(TlsPlan {
+    plan.transports[0].tls = Some(TlsPlan {
         version,
         ..TlsPlan::default()
     });
@@ -65,6 +65,15 @@ async fn websocket_over_tls13_costs_2_plus_22_bytes_per_16_byte_message() {
     );
     // The handshake (a certificate of a few hundred bytes among it) is setup.
     assert!(r.tls_setup_bytes_per_client > 500.0, "{r:?}");
+    // Its CPU is the connect phase's: the fleet's measured; the target's is inside the
+    // fleet's process here, so not measured on its own.
+    assert!(
+        r.fleet_connect_cpu_us_per_connection
+            .is_some_and(|us| us >= 0.0),
+        "{r:?}"
+    );
+    assert_eq!(r.target_connect_cpu_us_per_connection, None, "{r:?}");
+    assert!(r.connects_per_s > 0.0, "{r:?}");
     // The whole run's records (what the capture cross-check compares): the window's, and
     // beyond them at least a ClientHello and a ServerHello for every client.
     let window_records = r.window_messages; // one record a message, asserted above
@@ -111,7 +120,7 @@ async fn the_chosen_cipher_decides_the_tls12_record_and_not_the_tls13_one() {
         (TlsVersion::V1_3, TLS13_RECORD_BYTES),
     ] {
         let mut plan = over_tls(small_plan(10, 16, websocket()), version);
-        if let Some(tls) = &mut plan.tls {
+        if let Some(tls) = &mut plan.transports[0].tls {
             tls.cipher = Some(TlsCipher::Chacha20Poly1305);
         }
         let r = run_in_process(&plan).await;
@@ -288,14 +297,18 @@ const SCENARIO_HEAD: &str = "name = \"t\"\nclients = 1\nduration = \"1s\"\n\
 fn a_tls_section_sets_version_and_resumption_and_labels_the_runs() {
     let text = format!("{SCENARIO_HEAD}[tls]\nversion = \"1.2\"\nresumption = false\n");
     let plan = pushbench::scenario::parse(&text, "t.toml").unwrap();
-    let tls = plan.tls.expect("[tls] given");
+    let tls = plan.transports[0].tls.clone().expect("[tls] given");
     assert_eq!((tls.version, tls.resumption), (TlsVersion::V1_2, false));
     assert_eq!(tls.label_suffix(), "+tls1.2");
     let text = format!("{SCENARIO_HEAD}[tls]\ncipher = \"aes-128-gcm\"\n");
-    let tls = pushbench::scenario::parse(&text, "t.toml").unwrap().tls;
-    assert_eq!(tls.and_then(|t| t.cipher), Some(TlsCipher::Aes128Gcm));
+    let plan = pushbench::scenario::parse(&text, "t.toml").unwrap();
+    let tls = &plan.transports[0].tls;
+    assert_eq!(
+        tls.as_ref().and_then(|t| t.cipher),
+        Some(TlsCipher::Aes128Gcm)
+    );
     let none = pushbench::scenario::parse(SCENARIO_HEAD, "t.toml").unwrap();
-    assert_eq!(none.tls, None);
+    assert_eq!(none.transports[0].tls, None);
 }
 
 /// A threshold names a TLS run by the label its results carry.
@@ -401,7 +414,7 @@ async fn run_against_mosquitto_over_tls(qos: u8) -> RunResult {
         processes: None,
         name: None,
     };
-    plan.tls = Some(TlsPlan {
+    plan.transports[0].tls = Some(TlsPlan {
         ca: Some(broker.ca()),
         ..TlsPlan::default()
     });
@@ -484,6 +497,15 @@ qos = 1
         assert_all_delivered(r);
         assert_eq!((r.fleet_workers, r.target_shards), (3, 2), "{r:?}");
         assert_eq!(r.overhead_bytes_per_message, overhead, "{r:?}");
+        // What the handshakes cost: measured on both sides, the workers' and the target
+        // processes' CPU read at the end of the connect phase.
+        assert!(r.connects_per_s > 0.0, "{r:?}");
+        for cpu in [
+            r.fleet_connect_cpu_us_per_connection,
+            r.target_connect_cpu_us_per_connection,
+        ] {
+            assert!(cpu.is_some_and(|us| us >= 0.0), "{r:?}");
+        }
     }
 }
 
@@ -497,17 +519,16 @@ const SIDE_BY_SIDE: &str = "name = \"t\"\nclients = 20\nconnect_rate = \"2000/s\
 #[test]
 fn tls_true_on_one_transport_puts_only_that_one_over_tls() {
     let plan = pushbench::scenario::parse(SIDE_BY_SIDE, "t.toml").unwrap();
-    assert_eq!(plan.tls, None);
-    let labels: Vec<String> = plan
-        .transports
-        .iter()
-        .map(|t| t.run_label(plan.tls_for(t)))
-        .collect();
+    let labels: Vec<String> = plan.transports.iter().map(|run| run.label()).collect();
     assert_eq!(labels, ["websocket+tls", "websocket"]);
-    assert_eq!(plan.tls_for(&plan.transports[0]), Some(&TlsPlan::default()));
+    assert_eq!(plan.transports[0].tls, Some(TlsPlan::default()));
+    assert_eq!(plan.transports[1].tls, None);
+    // A copy of a run keeps its TLS: it carries it.
+    let copy = plan.transports[0].clone();
+    assert_eq!(copy.label(), "websocket+tls");
     let summary = pushbench::scenario::describe(&plan);
     assert!(
-        summary.contains("1. websocket: read buffer 512 bytes (over TLS 1.3,"),
+        summary.contains("1. websocket+tls: read buffer 512 bytes (over TLS 1.3,"),
         "{summary}"
     );
     let scoped = format!("{SIDE_BY_SIDE}[thresholds]\n\"websocket+tls\" = [\"lost == 0\"]\n");
@@ -521,20 +542,16 @@ fn tls_false_keeps_one_transport_in_clear_under_a_tls_section() {
         "{SCENARIO_HEAD}[[transports]]\nkind = \"sse\"\ntls = false\n[tls]\nversion = \"1.2\"\n"
     );
     let plan = pushbench::scenario::parse(&text, "t.toml").unwrap();
-    let labels: Vec<String> = plan
-        .transports
-        .iter()
-        .map(|t| t.run_label(plan.tls_for(t)))
-        .collect();
+    let labels: Vec<String> = plan.transports.iter().map(|run| run.label()).collect();
     assert_eq!(labels, ["websocket+tls1.2", "sse(minimal)"]);
-    assert_eq!(plan.tls_for(&plan.transports[1]), None);
+    assert_eq!(plan.transports[1].tls, None);
     let summary = pushbench::scenario::describe(&plan);
     assert!(
         summary.contains("2. sse(minimal): no keep-alive, HTTP/1.1 (in clear)"),
         "{summary}"
     );
     assert!(
-        summary.contains("tls:        transports without their own `tls` over TLS 1.2"),
+        summary.contains("1. websocket+tls1.2: read buffer 4096 bytes (over TLS 1.2,"),
         "{summary}"
     );
 }

@@ -385,6 +385,15 @@ impl Running {
         }
     }
 
+    /// CPU seconds the worker processes have used so far; 0 for clients in this process
+    /// (its own CPU is read by the caller).
+    pub fn workers_cpu_s(&self) -> f64 {
+        match self {
+            Running::Local { .. } => 0.0,
+            Running::Workers(workers) => workers.cpu_s(),
+        }
+    }
+
     /// Cuts every client off at once (see `Shared::cut`).
     pub fn cut(&self) {
         match self {

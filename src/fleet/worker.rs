@@ -110,6 +110,8 @@ pub struct Workers {
     counts: Arc<Mutex<Vec<Counts>>>,
     commands: Commands,
     pub shares: Vec<u32>,
+    /// The workers' process ids, to read their CPU while they run.
+    pids: Vec<u32>,
 }
 
 /// What the coordinator tells every worker after its spec.
@@ -137,6 +139,7 @@ impl Workers {
         let counts = Arc::new(Mutex::new(vec![Counts::default(); specs.len()]));
         let shares = specs.iter().map(|s| s.clients).collect();
         let mut tasks = JoinSet::new();
+        let mut pids = Vec::new();
         for (k, spec) in specs.into_iter().enumerate() {
             let child = Command::new(exe)
                 .arg("worker")
@@ -149,6 +152,7 @@ impl Workers {
                 .kill_on_drop(true)
                 .spawn()
                 .with_context(|| format!("starting worker {k} ({} worker)", exe.display()))?;
+            pids.extend(child.id());
             let (counts, commands) = (Arc::clone(&counts), commands.clone());
             tasks.spawn(async move { (k, drive(k, child, spec, counts, commands).await) });
         }
@@ -157,7 +161,13 @@ impl Workers {
             counts,
             commands,
             shares,
+            pids,
         })
+    }
+
+    /// CPU seconds the running workers have used so far, summed (a worker gone counts 0).
+    pub fn cpu_s(&self) -> f64 {
+        self.pids.iter().filter_map(|&pid| sys::cpu_s(pid)).sum()
     }
 
     /// Cuts every worker's clients off.

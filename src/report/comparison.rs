@@ -69,6 +69,7 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     }
     out.push_str(&claims::section(results)?);
     out.push_str(&super::link::faults_section(results)?);
+    out.push_str(&tls_costs(results)?);
     out.push_str("\n## Runs\n\n");
     out.push_str(&runs_table(results)?);
     Ok(out.into_bytes())
@@ -275,6 +276,104 @@ fn bandwidth_row(r: &RunResult) -> Option<Row> {
     })
 }
 
+/// "What TLS costs": each TLS run beside the cleartext run of the same transport, target,
+/// clients and payload, figure by figure as cleartext → TLS (difference). Empty when no TLS
+/// run has such a twin.
+fn tls_costs(results: &[RunResult]) -> anyhow::Result<String> {
+    let runs = charts::ordered(results);
+    let pairs: Vec<(&RunResult, &RunResult)> = runs
+        .iter()
+        .filter(|r| !r.tls.is_empty())
+        .filter_map(|tls| {
+            let (clear_label, _) = tls.transport.split_once("+tls")?;
+            runs.iter()
+                .find(|c| {
+                    c.tls.is_empty()
+                        && c.transport == clear_label
+                        && c.target_name == tls.target_name
+                        && (c.clients, c.payload_bytes) == (tls.clients, tls.payload_bytes)
+                })
+                .map(|clear| (*clear, *tls))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Ok(String::new());
+    }
+    let mut out = String::from(
+        "\n## What TLS costs\n\n\
+         Each TLS run beside the cleartext run of the same transport, target, clients and \
+         payload: cleartext → TLS (difference). Setup bytes hold the handshake, certificate \
+         included. Connects/s and CPU per connect are measured over the connect phase (the \
+         ramp: connections made ÷ its seconds, at most the scenario's connect rate; CPU \
+         seconds of the fleet, and of the target where its CPU is measured, ÷ connections \
+         made). RSS: what the clients added to the fleet's peak ÷ clients, and the target's \
+         growth ÷ connections.\n\n\
+         | transport | overhead B/msg | setup B/client | connects/s | fleet CPU/connect | \
+         target CPU/connect | fleet RSS/client | target RSS/connection |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    let bytes = |b: f64| units::figure(b, Digits::Fixed(2));
+    let whole = |b: f64| units::figure(b, Digits::Fixed(0));
+    let rate = |r: f64| units::figure(r, Digits::Three);
+    let cpu = |us: f64| units::duration_us(us, Digits::Three);
+    let rss = |b: f64| units::si(b, "B", Digits::Three);
+    let some = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    for (clear, tls) in pairs {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            tls.transport,
+            beside(
+                clear.overhead_bytes_per_message,
+                tls.overhead_bytes_per_message,
+                bytes
+            ),
+            beside(
+                clear.setup_bytes_per_client,
+                tls.setup_bytes_per_client,
+                whole
+            ),
+            beside(clear.connects_per_s, tls.connects_per_s, rate),
+            beside(
+                some(clear.fleet_connect_cpu_us_per_connection),
+                some(tls.fleet_connect_cpu_us_per_connection),
+                cpu
+            ),
+            beside(
+                some(clear.target_connect_cpu_us_per_connection),
+                some(tls.target_connect_cpu_us_per_connection),
+                cpu
+            ),
+            beside(
+                clear.fleet_rss_bytes_per_client,
+                tls.fleet_rss_bytes_per_client,
+                rss
+            ),
+            beside(
+                clear.target_rss_bytes_per_connection,
+                tls.target_rss_bytes_per_connection,
+                rss
+            ),
+        )?;
+    }
+    Ok(out)
+}
+
+/// `clear → tls (+difference)`, the difference only where both were measured.
+fn beside(clear: f64, tls: f64, show: impl Fn(f64) -> String) -> String {
+    let difference = tls - clear;
+    if !difference.is_finite() {
+        return format!("{} → {}", show(clear), show(tls));
+    }
+    let sign = if difference < 0.0 { "−" } else { "+" };
+    format!(
+        "{} → {} ({sign}{})",
+        show(clear),
+        show(tls),
+        show(difference.abs())
+    )
+}
+
 /// The summary table: one row per run.
 fn runs_table(results: &[RunResult]) -> anyhow::Result<String> {
     let mut out = String::from(
@@ -364,5 +463,53 @@ mod tests {
             md.contains("| 0/30000 | - | - | - | 0 bit/s | - | - | - | - | - | - |"),
             "{md}"
         );
+    }
+
+    /// A cleartext run and its TLS twin: one row, each figure as both and their difference;
+    /// a TLS run without a twin (another payload) and a figure not measured add nothing.
+    #[test]
+    fn what_tls_costs_sets_each_tls_run_beside_its_cleartext_twin() {
+        let clear = RunResult {
+            scenario: "side-by-side".into(),
+            transport: "websocket".into(),
+            transport_kind: "websocket".into(),
+            target_name: "embedded".into(),
+            clients: 1_000,
+            payload_bytes: 16,
+            overhead_bytes_per_message: 2.0,
+            setup_bytes_per_client: 260.0,
+            connects_per_s: 2_000.0,
+            fleet_connect_cpu_us_per_connection: Some(40.0),
+            target_connect_cpu_us_per_connection: Some(25.0),
+            fleet_rss_bytes_per_client: 12_000.0,
+            target_rss_bytes_per_connection: 9_000.0,
+            ..RunResult::not_measured()
+        };
+        let tls = RunResult {
+            transport: "websocket+tls".into(),
+            tls: "1.3".into(),
+            overhead_bytes_per_message: 24.0,
+            setup_bytes_per_client: 1_750.0,
+            connects_per_s: 1_500.0,
+            fleet_connect_cpu_us_per_connection: Some(640.0),
+            target_connect_cpu_us_per_connection: None,
+            fleet_rss_bytes_per_client: 47_500.0,
+            target_rss_bytes_per_connection: 30_000.0,
+            ..clear.clone()
+        };
+        let other_payload = RunResult {
+            transport: "websocket+tls1.2".into(),
+            payload_bytes: 200,
+            ..tls.clone()
+        };
+        let md = String::from_utf8(render(&[clear.clone(), tls, other_payload]).unwrap()).unwrap();
+        assert!(md.contains("## What TLS costs"), "{md}");
+        let row = "| websocket+tls | 2.00 → 24.00 (+22.00) | 260 → 1750 (+1490) | \
+                   2000 → 1500 (−500) | 40 µs → 640 µs (+600 µs) | 25 µs → - | \
+                   12 kB → 47.5 kB (+35.5 kB) | 9 kB → 30 kB (+21 kB) |";
+        assert!(md.contains(row), "{md}");
+        assert!(!md.contains("| websocket+tls1.2 | 2.00"), "{md}");
+        let alone = String::from_utf8(render(&[clear]).unwrap()).unwrap();
+        assert!(!alone.contains("What TLS costs"), "{alone}");
     }
 }

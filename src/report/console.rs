@@ -5,7 +5,7 @@ use super::units::{self, Digits};
 use crate::result::RunResult;
 use crate::thresholds::Outcome;
 
-const HEADERS: [&str; 13] = [
+const HEADERS: [&str; 14] = [
     "transport",
     "clients",
     "delivered",
@@ -15,6 +15,7 @@ const HEADERS: [&str; 13] = [
     "overhead B",
     "IP B/msg",
     "setup B/client",
+    "connects/s",
     "bandwidth",
     "p50",
     "p99",
@@ -24,7 +25,7 @@ const HEADERS: [&str; 13] = [
 /// A plain-text table, one row per run, columns aligned; notes follow for incomplete runs
 /// and connect failures.
 pub fn table(results: &[RunResult]) -> String {
-    let rows: Vec<[String; 13]> = results
+    let rows: Vec<[String; 14]> = results
         .iter()
         .map(|r| row(r, &charts::series(results, r)))
         .collect();
@@ -108,6 +109,9 @@ pub fn table(results: &[RunResult]) -> String {
                 units::duration_us(r.clock_uncertainty_us, Digits::Fixed(2))
             ));
         }
+        if !r.tls.is_empty() {
+            out.push_str(&tls_note(r));
+        }
         if r.connect_failures > 0 || r.reconnects > 0 {
             out.push_str(&format!(
                 "note: {}: {} connect failures, {} reconnects\n",
@@ -119,7 +123,23 @@ pub fn table(results: &[RunResult]) -> String {
     out
 }
 
-fn row(r: &RunResult, name: &str) -> [String; 13] {
+/// What TLS cost a run: per message, per handshake, per connect.
+fn tls_note(r: &RunResult) -> String {
+    let cpu = |us: Option<f64>| units::optional(us, |us| units::duration_us(us, Digits::Fixed(2)));
+    format!(
+        "note: {}: TLS {} adds {} B per message in {} records, {} B of handshake per client; connect phase {}/s, CPU per connect {} fleet, {} target\n",
+        r.transport,
+        r.tls,
+        units::figure(r.tls_overhead_bytes_per_message, Digits::Fixed(2)),
+        units::figure(r.tls_records_per_message, Digits::Fixed(2)),
+        units::figure(r.tls_setup_bytes_per_client, Digits::Fixed(0)),
+        units::figure(r.connects_per_s, Digits::Fixed(1)),
+        cpu(r.fleet_connect_cpu_us_per_connection),
+        cpu(r.target_connect_cpu_us_per_connection),
+    )
+}
+
+fn row(r: &RunResult, name: &str) -> [String; 14] {
     let flags = match (r.saturated, r.projected_bandwidth_bps.is_some()) {
         (true, true) if r.fleet_saturated => " [fleet-saturated, rate-scaled]",
         (true, false) if r.fleet_saturated => " [fleet-saturated]",
@@ -138,6 +158,7 @@ fn row(r: &RunResult, name: &str) -> [String; 13] {
         units::figure(r.overhead_bytes_per_message, Digits::Fixed(2)),
         units::figure(r.ip_bytes_per_message, Digits::Fixed(2)),
         units::figure(r.setup_bytes_per_client, Digits::Fixed(1)),
+        units::figure(r.connects_per_s, Digits::Fixed(1)),
         bits_per_second(r.bandwidth_bps),
         marked(r, r.latency_p50_us),
         marked(r, r.latency_p99_us),

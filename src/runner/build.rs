@@ -2,9 +2,9 @@
 //! with nothing measured (`RunResult::not_measured`), so a figure a mode does not measure
 //! stays empty instead of reading as zero.
 
-use crate::fleet::{MeasuredSeqs, Merged};
+use crate::fleet::{MeasuredSeqs, Merged, Running};
 use crate::last_will::Wills;
-use crate::plan::{Plan, TlsPlan, TransportPlan};
+use crate::plan::{Plan, RunPlan, TlsPlan, TransportPlan};
 use crate::publisher::PublishOutcome;
 use crate::result::RunResult;
 use crate::stats::{self, Percentiles, per};
@@ -46,6 +46,20 @@ pub struct CostMeter {
     target_cpu_start: Vec<f64>,
     target_rss_start: Option<u64>,
     started: Instant,
+    connect: ConnectCost,
+}
+
+/// What the connect phase (the ramp, from the first connect until every client is in)
+/// cost: the handshakes, over TLS.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectCost {
+    /// Connections made in the phase: first connections and reconnects.
+    pub connections: u64,
+    /// CPU seconds of the coordinator and every worker in the phase.
+    pub fleet_cpu_s: f64,
+    /// The target's, where its CPU is measured (embedded child shards, an external target's
+    /// named processes).
+    pub target_cpu_s: Option<f64>,
 }
 
 /// What the run cost the fleet and the (embedded) target.
@@ -67,6 +81,8 @@ pub struct Cost {
     /// Cores the fleet's machine offers (summed over the machines of a sharded run).
     #[serde(default)]
     pub machine_cores: u64,
+    #[serde(default)]
+    pub connect: ConnectCost,
 }
 
 impl CostMeter {
@@ -77,7 +93,26 @@ impl CostMeter {
             target_cpu_start: target.shard_costs().iter().map(|c| c.0).collect(),
             target_rss_start: target.rss_now(),
             started: Instant::now(),
+            connect: ConnectCost::default(),
         }
+    }
+
+    /// Takes the readings at the end of the connect phase: what it cost so far.
+    pub fn connected(&mut self, target: &RunningTarget, fleet: &Running) {
+        let counts = fleet.counts();
+        let target_now = target.shard_costs();
+        self.connect = ConnectCost {
+            connections: counts.connected + counts.reconnects,
+            fleet_cpu_s: sys::own_cpu_s() - self.fleet_cpu_start + fleet.workers_cpu_s(),
+            target_cpu_s: (!target_now.is_empty()).then(|| {
+                let start = self.target_cpu_start.iter().chain(std::iter::repeat(&0.0));
+                target_now
+                    .iter()
+                    .zip(start)
+                    .map(|((now, _), start)| now - start)
+                    .sum()
+            }),
+        };
     }
 
     pub fn finish(&self, target: &RunningTarget, fleet: &Merged) -> Cost {
@@ -106,6 +141,7 @@ impl CostMeter {
                 }),
             wall_s: self.started.elapsed().as_secs_f64(),
             machine_cores: machine_cores(),
+            connect: self.connect.clone(),
         }
     }
 }
@@ -227,20 +263,23 @@ fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
 
 pub fn build_result(
     plan: &Plan,
-    transport: &TransportPlan,
+    run: &RunPlan,
     target: String,
     started_at: String,
     m: &Measured,
     cost: &Cost,
 ) -> anyhow::Result<RunResult> {
+    let transport = &run.transport;
     let clients = u64::from(plan.clients);
     let outcome = &m.fleet.outcome;
     let connected = outcome.clients_connected as f64;
+    let connections = cost.connect.connections as f64;
+    let per_connection_us = |cpu_s: f64| (connections > 0.0).then(|| per(cpu_s * 1e6, connections));
     let target_cpu_s =
         (!cost.target_shard_cpu_s.is_empty()).then(|| cost.target_shard_cpu_s.iter().sum::<f64>());
     let mut r = RunResult {
         scenario: plan.name.clone(),
-        transport: transport.run_label(plan.tls_for(transport)),
+        transport: run.label(),
         transport_kind: transport.kind().to_string(),
         target,
         target_name: plan.target.name(),
@@ -259,6 +298,7 @@ pub fn build_result(
         connect_failures: m.fleet.counts.connect_failures,
         reconnects: m.fleet.counts.reconnects,
         connect_s: m.connect_s,
+        connects_per_s: per(connections, m.connect_s),
         hub_dropped_slow: m
             .hub
             .as_ref()
@@ -281,12 +321,14 @@ pub fn build_result(
         target_shards: m.endpoints,
         target_shard_cpu_s: cost.target_shard_cpu_s.clone(),
         target_shard_peak_rss_bytes: cost.target_shard_peak_rss_bytes.clone(),
-        tls: plan.tls_for(transport).map_or_else(String::new, tls_name),
+        fleet_connect_cpu_us_per_connection: per_connection_us(cost.connect.fleet_cpu_s),
+        target_connect_cpu_us_per_connection: cost.connect.target_cpu_s.and_then(per_connection_us),
+        tls: run.tls.as_ref().map_or_else(String::new, tls_name),
         ..RunResult::not_measured()
     };
     let latency = match &m.stimulus {
         Stimulus::Stream(published) => {
-            stream(&mut r, plan, transport, m, published, target_cpu_s, cost);
+            stream(&mut r, plan, run, m, published, target_cpu_s, cost);
             &m.fleet.latency
         }
         Stimulus::Wills(wills) => {
@@ -324,12 +366,13 @@ pub fn build_result(
 fn stream(
     r: &mut RunResult,
     plan: &Plan,
-    transport: &TransportPlan,
+    run: &RunPlan,
     m: &Measured,
     published: &PublishOutcome,
     target_cpu_s: Option<f64>,
     cost: &Cost,
 ) {
+    let transport = &run.transport;
     let outcome = &m.fleet.outcome;
     let clients = r.clients;
     let due = m.due_through.min(m.seqs.last);
@@ -388,7 +431,7 @@ fn stream(
         r.first_request_header_bytes = per(setup.request_header_bytes as f64, connected);
         r.first_response_header_bytes = per(setup.response_header_bytes as f64, connected);
     }
-    if plan.tls_for(transport).is_some() {
+    if run.tls.is_some() {
         set_tls(r, &wire, &outcome.setup, messages, connected);
         r.total_tls_records = Some(outcome.total_wire.tls_records);
         if let TransportPlan::Mqtt(_) = transport {

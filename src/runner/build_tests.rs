@@ -24,16 +24,17 @@ fn plan() -> Plan {
         message_rate_per_s: 10.0,
         payload_bytes: 16,
         target: TargetPlan::Embedded,
-        transports: vec![TransportPlan::Websocket {
-            read_buffer_bytes: 4096,
-        }],
+        transports: vec![
+            TransportPlan::Websocket {
+                read_buffer_bytes: 4096,
+            }
+            .into(),
+        ],
         thresholds: Vec::new(),
         project_rate_per_s: None,
         scale: Default::default(),
         network: None,
         adapter: Default::default(),
-        tls: None,
-        transport_tls: Vec::new(),
     }
 }
 
@@ -103,7 +104,7 @@ fn build(m: &Measured, transport: &TransportPlan) -> RunResult {
     };
     build_result(
         &plan(),
-        transport,
+        &transport.clone().into(),
         "embedded".into(),
         String::new(),
         m,
@@ -113,7 +114,7 @@ fn build(m: &Measured, transport: &TransportPlan) -> RunResult {
 }
 
 fn websocket() -> TransportPlan {
-    plan().transports[0].clone()
+    plan().transports[0].transport.clone()
 }
 
 #[test]
@@ -373,7 +374,7 @@ fn a_saturated_run_names_the_fleet_when_it_had_the_machine() {
         };
         build_result(
             &plan(),
-            &websocket(),
+            &websocket().into(),
             "embedded".into(),
             String::new(),
             &m,
@@ -399,7 +400,7 @@ fn a_saturated_run_names_the_fleet_when_it_had_the_machine() {
     };
     let r = build_result(
         &plan(),
-        &websocket(),
+        &websocket().into(),
         "e".into(),
         String::new(),
         &held,
@@ -410,4 +411,31 @@ fn a_saturated_run_names_the_fleet_when_it_had_the_machine() {
         !r.fleet_saturated,
         "a run that held its rate is not saturated at all"
     );
+}
+
+/// The connect phase's figures: connections made over its seconds, and each side's CPU per
+/// connection; the target's stays empty where its CPU is not measured.
+#[test]
+fn the_connect_phase_gives_connects_per_second_and_cpu_per_connection() {
+    let m = measured(all_delivered(), Stimulus::Stream(on_time()), SEQS.last);
+    let mut cost = Cost {
+        connect: ConnectCost {
+            connections: 10,
+            fleet_cpu_s: 0.004,
+            target_cpu_s: None,
+        },
+        ..Cost::default()
+    };
+    let run: RunPlan = websocket().into();
+    let r = build_result(&plan(), &run, "e".into(), String::new(), &m, &cost).unwrap();
+    assert_eq!(r.connects_per_s, 100.0, "10 connections in 0.1 s");
+    assert_eq!(r.fleet_connect_cpu_us_per_connection, Some(400.0));
+    assert_eq!(r.target_connect_cpu_us_per_connection, None);
+    cost.connect.target_cpu_s = Some(0.002);
+    let r = build_result(&plan(), &run, "e".into(), String::new(), &m, &cost).unwrap();
+    assert_eq!(r.target_connect_cpu_us_per_connection, Some(200.0));
+    cost.connect.connections = 0;
+    let r = build_result(&plan(), &run, "e".into(), String::new(), &m, &cost).unwrap();
+    assert_eq!(r.connects_per_s, 0.0);
+    assert_eq!(r.fleet_connect_cpu_us_per_connection, None);
 }

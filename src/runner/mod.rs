@@ -18,7 +18,7 @@ use crate::fleet::{FleetSpec, MeasuredSeqs, Running};
 use crate::last_will::{self, Watchers};
 use crate::link::Link;
 use crate::observe::{Observer, Phase};
-use crate::plan::{FaultKind, Plan, TransportPlan};
+use crate::plan::{FaultKind, Plan, RunPlan, TransportPlan};
 use crate::publisher::{self, PublishOutcome, Schedule};
 use crate::result::RunResult;
 use crate::sys;
@@ -40,22 +40,15 @@ pub struct RunOptions {
     pub interrupt: CancellationToken,
 }
 
-/// Runs one transport of `plan` and measures it.
+/// Runs one transport run of `plan` and measures it.
 pub async fn run_transport(
     plan: &Plan,
-    transport: &TransportPlan,
+    run: &RunPlan,
     options: &RunOptions,
     observer: &dyn Observer,
 ) -> anyhow::Result<RunResult> {
-    let m = measure(plan, transport, options, observer, &mut Alone).await?;
-    let mut result = build::build_result(
-        plan,
-        transport,
-        m.target,
-        m.started_at,
-        &m.measured,
-        &m.cost,
-    )?;
+    let m = measure(plan, run, options, observer, &mut Alone).await?;
+    let mut result = build::build_result(plan, run, m.target, m.started_at, &m.measured, &m.cost)?;
     if let Some(link) = m.link {
         let silences = &m.measured.fleet.outcome.silences;
         build::link_figures(&mut result, link.record, link.tcp, link.faults, silences);
@@ -84,15 +77,15 @@ pub struct LinkFigures {
 /// counted.
 pub async fn measure(
     plan: &Plan,
-    transport: &TransportPlan,
+    run: &RunPlan,
     options: &RunOptions,
     observer: &dyn Observer,
     coordination: &mut impl Coordination,
 ) -> anyhow::Result<Measurement> {
     let share = coordination.share(plan);
-    let label = transport.run_label(plan.tls_for(transport));
+    let (transport, label) = (&run.transport, run.label());
     let per_process = sys::clients_per_process();
-    let per_shard = match (transport, plan.tls_for(transport)) {
+    let per_shard = match (transport, &run.tls) {
         // The broker's TLS front holds two sockets per client beside rumqttd's one.
         (TransportPlan::Mqtt(_), Some(_)) => per_process / tls_front::FDS_PER_CLIENT,
         _ => per_process,
@@ -115,7 +108,7 @@ pub async fn measure(
         &options.launch,
         shards as usize,
         placement.as_ref(),
-        plan.tls_for(transport),
+        run.tls.as_ref(),
     )
     .await
     .with_context(|| format!("starting the target for {label}"))?;
@@ -141,7 +134,7 @@ pub async fn measure(
         last: plan.warmup_messages() + plan.window_messages() - 1,
     };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let meter = CostMeter::start(&target);
+    let mut meter = CostMeter::start(&target);
 
     let ramp_start = Instant::now();
     let spec = FleetSpec {
@@ -170,6 +163,7 @@ pub async fn measure(
     let fleet = Running::start(spec, per_worker, exe, fleet_stop)?;
     ramp(plan, share.clients, &label, &fleet, interrupt, observer).await;
     let connect_s = ramp_start.elapsed().as_secs_f64();
+    meter.connected(&target, &fleet);
     coordination.ramped(fleet.counts().connected).await?;
 
     let (mut link_faults, mut tcp_health) = (Vec::new(), None);

@@ -74,18 +74,26 @@ pub fn describe(plan: &Plan) -> String {
             size(shards)
         ));
     }
-    if let Some(tls) = &plan.tls {
-        let all = if plan.transports.iter().all(|t| own_tls(plan, t).is_empty()) {
-            "every transport"
-        } else {
-            "transports without their own `tls`"
-        };
-        lines.push(format!("  tls:        {all} over {}", describe_tls(tls)));
+    // One TLS for every run is said once; otherwise each run says its own.
+    let shared_tls = match plan.transports.split_first() {
+        Some((first, rest)) if rest.iter().all(|run| run.tls == first.tls) => Some(&first.tls),
+        _ => None,
+    };
+    if let Some(Some(tls)) = shared_tls {
+        lines.push(format!(
+            "  tls:        every transport over {}",
+            describe_tls(tls)
+        ));
     }
     lines.push("  transports:".to_string());
-    lines.extend(plan.transports.iter().enumerate().map(|(i, transport)| {
-        let own = own_tls(plan, transport);
-        format!("    {}. {}{own}", i + 1, describe_transport(transport))
+    lines.extend(plan.transports.iter().enumerate().map(|(i, run)| {
+        let own = match (&run.tls, shared_tls) {
+            (_, Some(_)) => String::new(),
+            (Some(tls), None) => format!(" (over {})", describe_tls(tls)),
+            (None, None) => " (in clear)".to_string(),
+        };
+        let options = describe_transport(&run.transport);
+        format!("    {}. {}: {options}{own}", i + 1, run.label())
     }));
     lines.extend(describe_thresholds(&plan.thresholds));
     lines.push(format!(
@@ -123,8 +131,9 @@ fn describe_target(target: &TargetPlan) -> String {
     }
 }
 
+/// A transport's options in words (its run's label goes before them).
 fn describe_transport(transport: &TransportPlan) -> String {
-    let options = match transport {
+    match transport {
         TransportPlan::HttpPoll {
             interval,
             headers,
@@ -173,8 +182,7 @@ fn describe_transport(transport: &TransportPlan) -> String {
                 m.inflight
             )
         }
-    };
-    format!("{}: {options}", transport.label())
+    }
 }
 
 /// One line per threshold, under a heading; nothing when the plan has none.
@@ -219,16 +227,7 @@ fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
-/// A transport's own `tls = true/false`, where it departs from `[tls]`.
-fn own_tls(plan: &Plan, transport: &TransportPlan) -> String {
-    match (plan.tls_for(transport), plan.tls.as_ref()) {
-        (own, all) if own == all => String::new(),
-        (Some(own), _) => format!(" (over {})", describe_tls(own)),
-        (None, _) => " (in clear)".to_string(),
-    }
-}
-
-/// `[tls]` in one line: version, resumption, whose certificate is trusted.
+/// A run's TLS in one line: version, resumption, whose certificate is trusted.
 fn describe_tls(tls: &crate::plan::TlsPlan) -> String {
     let resumption = if tls.resumption {
         "sessions resumed on reconnect"

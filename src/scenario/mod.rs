@@ -22,7 +22,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::payload::{HEADER_BYTES, TEXT_HEADER_BYTES};
-use crate::plan::{Plan, ScalePlan, TargetPlan, TargetProcesses, TlsPlan, TransportPlan};
+use crate::plan::{Plan, RunPlan, ScalePlan, TargetPlan, TargetProcesses, TransportPlan};
 use crate::thresholds::{self, Threshold};
 
 pub use describe::describe;
@@ -172,12 +172,16 @@ pub fn parse_with_env(
     let transports = transports::parse(&root, channels)?;
     let target = target(&root)?;
     let tls = tls::parse(&root, &target)?;
-    let transport_tls = tls::per_transport(&root, &target, tls.as_ref())?;
-    let thresholds = thresholds(&root, &transports, &transport_tls)?;
+    let transports: Vec<RunPlan> = transports
+        .into_iter()
+        .zip(tls::per_transport(&root, &target, tls.as_ref())?)
+        .map(|(transport, tls)| RunPlan { transport, tls })
+        .collect();
+    let thresholds = thresholds(&root, &transports)?;
     let network = network::parse(
         &root,
         warmup + duration,
-        restart_refused(&target, &transports, transport_tls.iter().flatten().next()),
+        restart_refused(&target, &transports),
     )?;
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
@@ -200,21 +204,15 @@ pub fn parse_with_env(
         thresholds,
         project_rate_per_s,
         scale,
-        tls,
         adapter,
         network,
-        transport_tls,
     })
 }
 
 /// Why a `restart` fault cannot be carried out for this target, if it cannot: only pushbench's
 /// own hub can be started again on the address its clients know.
-fn restart_refused(
-    target: &TargetPlan,
-    transports: &[TransportPlan],
-    tls: Option<&TlsPlan>,
-) -> Option<&'static str> {
-    if tls.is_some() {
+fn restart_refused(target: &TargetPlan, transports: &[RunPlan]) -> Option<&'static str> {
+    if transports.iter().any(|run| run.tls.is_some()) {
         // A restarted hub makes a new self-signed certificate, which its clients do not trust.
         return Some(
             "a restarted embedded hub generates a new certificate that its clients were never \
@@ -230,7 +228,7 @@ fn restart_refused(
     }
     transports
         .iter()
-        .any(|t| matches!(t, TransportPlan::Mqtt(_)))
+        .any(|run| matches!(run.transport, TransportPlan::Mqtt(_)))
         .then_some(
             "the embedded MQTT broker (rumqttd) keeps its sessions in memory and takes new \
              ports when it starts, so a restarted broker is not the same server coming back; \
@@ -239,10 +237,10 @@ fn restart_refused(
 }
 
 /// A Last Will run cut by a blackhole needs the link the blackhole happens on.
-fn blackhole_needs_a_link(root: &Section, transports: &[TransportPlan]) -> Result<()> {
+fn blackhole_needs_a_link(root: &Section, transports: &[RunPlan]) -> Result<()> {
     let Some(i) = transports
         .iter()
-        .position(|t| t.will_cut() == Some(crate::plan::WillCut::Blackhole))
+        .position(|run| run.transport.will_cut() == Some(crate::plan::WillCut::Blackhole))
     else {
         return Ok(());
     };
@@ -565,20 +563,13 @@ fn check_url(url: &str) -> std::result::Result<(), &'static str> {
 
 /// `[thresholds]`: per scope (`all`, a kind or a label of a listed transport), an array of
 /// expressions such as "latency_p99_us < 50000".
-fn thresholds(
-    root: &Section,
-    transports: &[TransportPlan],
-    transport_tls: &[Option<TlsPlan>],
-) -> Result<Vec<Threshold>> {
+fn thresholds(root: &Section, transports: &[RunPlan]) -> Result<Vec<Threshold>> {
     let Some(item) = root.get("thresholds") else {
         return Ok(Vec::new());
     };
     let mut scopes = vec![thresholds::ALL.to_string()];
-    for (transport, tls) in transports.iter().zip(transport_tls) {
-        for name in [
-            transport.kind().to_string(),
-            transport.run_label(tls.as_ref()),
-        ] {
+    for run in transports {
+        for name in [run.transport.kind().to_string(), run.label()] {
             if !scopes.contains(&name) {
                 scopes.push(name);
             }

@@ -11,7 +11,7 @@ use super::result::{FORMAT, ShardResult};
 use crate::fleet::Merged;
 use crate::plan::Plan;
 use crate::result::RunResult;
-use crate::runner::build::{Cost, Measured, Stimulus, build_result};
+use crate::runner::build::{ConnectCost, Cost, Measured, Stimulus, build_result};
 use crate::scenario;
 use crate::stats::new_histogram;
 
@@ -61,10 +61,11 @@ pub fn merge_files(paths: &[PathBuf], max_clock_uncertainty_us: f64) -> anyhow::
         .ok_or(Mismatch::NoPublisher(first.publisher))?;
     let plan = scenario::parse(&first.scenario, &first.scenario_path)
         .with_context(|| format!("reading the scenario inside {}", first_path.display()))?;
-    let transport = plan
+    // By the run label: `websocket` and `websocket+tls` are two runs of one kind.
+    let run = plan
         .transports
         .iter()
-        .find(|t| t.label() == first.transport)
+        .find(|run| run.label() == first.transport)
         .ok_or_else(|| Mismatch::Transport(first.transport.clone()))?;
     let mut by_shard: Vec<Option<&ShardResult>> = vec![None; n as usize];
     for (_, s) in &shards {
@@ -98,12 +99,17 @@ pub fn merge_files(paths: &[PathBuf], max_clock_uncertainty_us: f64) -> anyhow::
         // Every shard's fleet against every shard's cores: one machine's share alone would
         // call a fleet of three machines saturated on one machine's cores.
         machine_cores: present.iter().map(|s| s.cost.machine_cores).sum(),
+        connect: ConnectCost {
+            connections: present.iter().map(|s| s.cost.connect.connections).sum(),
+            fleet_cpu_s: present.iter().map(|s| s.cost.connect.fleet_cpu_s).sum(),
+            target_cpu_s: publisher.cost.connect.target_cpu_s,
+        },
         // The target is one server for all shards: the publisher's reading of it.
         ..publisher.cost.clone()
     };
     let mut result = build_result(
         &plan,
-        transport,
+        run,
         publisher.target.clone(),
         publisher.started_at.clone(),
         &measured,

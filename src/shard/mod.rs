@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::Observer;
-use crate::plan::{Plan, TargetPlan, TransportPlan};
+use crate::plan::{Plan, RunPlan, TargetPlan, TransportPlan};
 use crate::runner::{self, Coordination, RunOptions, Share};
 use clock::{Best, ClockReport};
 use control::{Hello, Listener, Peer};
@@ -146,13 +146,13 @@ pub enum Unshardable {
 pub async fn run(
     plan: &Plan,
     scenario_path: &Path,
-    transports: &[&TransportPlan],
+    transports: &[&RunPlan],
     (args, index): (&ShardArgs, ShardIndex),
     out: &Path,
     options: &RunOptions,
     observer: &dyn Observer,
 ) -> anyhow::Result<PathBuf> {
-    let transport = check(plan, transports, args, index)?;
+    let run = check(plan, transports, args, index)?;
     let scenario = std::fs::read_to_string(scenario_path)
         .with_context(|| format!("reading {}", scenario_path.display()))?;
     let hello = Hello {
@@ -161,10 +161,10 @@ pub async fn run(
         publisher: args.publisher,
         publisher_only: args.publisher_only,
         scenario: scenario.clone(),
-        transport: transport.label(),
+        transport: run.label(),
     };
     let mut sharded = Sharded::join(plan, args, index, hello).await?;
-    let m = runner::measure(plan, transport, options, observer, &mut sharded).await?;
+    let m = runner::measure(plan, run, options, observer, &mut sharded).await?;
     let (first, clients) = index.share(plan.clients, sharded.publisher_only);
     let id = Identity {
         run_id: sharded.run_id,
@@ -174,7 +174,7 @@ pub async fn run(
         publisher_only: args.publisher_only,
         scenario,
         scenario_path: scenario_path.display().to_string(),
-        transport: transport.label(),
+        transport: run.label(),
         first_client: first as u64,
         clients,
     };
@@ -192,17 +192,17 @@ pub async fn run(
 
 fn check<'p>(
     plan: &Plan,
-    transports: &[&'p TransportPlan],
+    transports: &[&'p RunPlan],
     args: &ShardArgs,
     index: ShardIndex,
-) -> Result<&'p TransportPlan, Unshardable> {
-    let [transport] = transports else {
+) -> Result<&'p RunPlan, Unshardable> {
+    let [run] = transports else {
         return Err(Unshardable::Transports(transports.len()));
     };
     if index.shards > 1 && plan.target == TargetPlan::Embedded {
         return Err(Unshardable::EmbeddedTarget(index.shards));
     }
-    if matches!(transport, TransportPlan::Mqtt(m) if m.last_will.is_some()) {
+    if matches!(&run.transport, TransportPlan::Mqtt(m) if m.last_will.is_some()) {
         return Err(Unshardable::LastWill);
     }
     if args.publisher >= index.shards {
@@ -211,7 +211,7 @@ fn check<'p>(
     if args.publisher_only && index.shards < 2 {
         return Err(Unshardable::PublisherOnly);
     }
-    Ok(transport)
+    Ok(run)
 }
 
 /// The publisher's control address, from `--peers` or `--peer-pattern`.

@@ -28,14 +28,12 @@ pub fn small_plan(clients: u32, payload_bytes: usize, transport: TransportPlan) 
         message_rate_per_s: 10.0,
         payload_bytes,
         target: TargetPlan::Embedded,
-        transports: vec![transport],
+        transports: vec![transport.into()],
         thresholds: Vec::new(),
         project_rate_per_s: None,
         scale: Default::default(),
         network: None,
         adapter: Default::default(),
-        tls: None,
-        transport_tls: Vec::new(),
     }
 }
 
