@@ -551,7 +551,7 @@ fn tls_false_keeps_one_transport_in_clear_under_a_tls_section() {
         "{summary}"
     );
     assert!(
-        summary.contains("1. websocket+tls1.2: read buffer 4096 bytes (over TLS 1.2,"),
+        summary.contains("1. websocket+tls1.2: read buffer 512 bytes (over TLS 1.2,"),
         "{summary}"
     );
 }
