@@ -32,6 +32,7 @@ nats_ws=18197
 pushpin_port=18198
 pushpin_push=18200
 pushpin_origin=18203
+pushpin_hub=18204
 cleanup() {
   scripts/targets/pushpin.sh stop "$pushpin_port" >/dev/null 2>&1 || true
   scripts/targets/nchan.sh stop "$nchan_port" >/dev/null 2>&1 || true
@@ -127,16 +128,14 @@ preset = \"nats\"" "[[transports]]
 kind = \"websocket\"" 32)"
 scripts/targets/nats.sh stop "$nats_port"
 
-ORIGIN_PORT=$pushpin_origin scripts/targets/pushpin.sh start "$pushpin_port" "$pushpin_push" >/dev/null
+ORIGIN_PORT=$pushpin_origin HUB_PORT=$pushpin_hub PUSHBENCH=$bin \
+  scripts/targets/pushpin.sh start "$pushpin_port" "$pushpin_push" >/dev/null
 run pushpin "$(scenario pushpin "[target]
 kind = \"external\"
 urls = [\"http://127.0.0.1:$pushpin_port\"]
 name = \"pushpin\"
 pidfile = \"$PWD/target/pushpin/$pushpin_port/pushpin.pid\"
-preset = \"pushpin\"
-
-[target.publish]
-url = \"http://127.0.0.1:$pushpin_push/publish/\"" "[[transports]]
+preset = \"pushpin\"" "[[transports]]
 kind = \"websocket\"
 
 [[transports]]
