@@ -10,8 +10,9 @@
 # publish API PUSH_PORT, nginx ORIGIN_PORT (default PORT+1), the hub HUB_PORT (default
 # PORT+2); Pushpin's ZeroMQ push and command sockets are IPC sockets in the run directory.
 # The hub is the pushbench binary PUSHBENCH (default target/release/pushbench, else
-# target/debug/pushbench). Everything the instance writes (generated pushpin.conf, routes,
-# zurl.conf, nginx.conf, logs, IPC sockets, pidfiles) lives in target/pushpin/PORT/; no
+# target/debug/pushbench); ZURLS zurl instances (default 1) stand between Pushpin and the
+# origins. Everything the instance writes (generated pushpin.conf, routes,
+# zurl-K.conf, nginx.conf, logs, IPC sockets, pidfiles) lives in target/pushpin/PORT/; no
 # system-wide state is touched. pushpin.pid is Pushpin with its services and zurl (a run's
 # target cost); the origins have their own pidfiles (hub.pid, nginx.pid).
 #
@@ -36,6 +37,9 @@ run_dir=$root/target/pushpin/$port
 push_port=${3:-5561}
 origin_port=${ORIGIN_PORT:-$((port + 1))}
 hub_port=${HUB_PORT:-$((port + 2))}
+# zurl instances between Pushpin's proxy and the origins: each is one more ZeroMQ pipe with
+# the proxy's hard-coded high-water mark of 100 queued requests (see write_zurl).
+zurls=${ZURLS:-1}
 pushbench=${PUSHBENCH:-}
 if [[ -z $pushbench ]]; then
   pushbench=$root/target/release/pushbench
@@ -132,9 +136,9 @@ condure_bin=condure
 
 [proxy]
 # Pushpin reaches its origin through zurl; this instance's own (see write_zurl).
-zurl_out_specs=ipc://$run_dir/run/zurl-in
-zurl_out_stream_specs=ipc://$run_dir/run/zurl-in-stream
-zurl_in_specs=ipc://$run_dir/run/zurl-out
+zurl_out_specs=$(zurl_specs in)
+zurl_out_stream_specs=$(zurl_specs in-stream)
+zurl_in_specs=$(zurl_specs out)
 routesfile=$run_dir/routes
 debug=false
 auto_cross_origin=false
@@ -174,16 +178,33 @@ stats_format=tnetstring
 CONF
 }
 
+# The comma-separated IPC sockets of every zurl instance, e.g. `zurl_specs in`.
+zurl_specs() {
+  local k specs=()
+  for ((k = 0; k < zurls; k++)); do specs+=("ipc://$run_dir/run/zurl-$k-$1"); done
+  (IFS=,; echo "${specs[*]}")
+}
+
 # zurl, the HTTP client Pushpin's proxy speaks to its origin through. Debian's own zurl
-# (its /etc/zurl.conf, ipc sockets under /var/run/zurl) refuses 127.*; this one may only
-# reach the origins.
+# (its /etc/zurl.conf, ipc sockets under /var/run/zurl) refuses 127.*; these may only
+# reach the origins. Pushpin 1.36's proxy fails a request with 502 ("Error while proxying to
+# origin") when its ZeroMQ pipe to zurl holds 100 requests (a compiled-in high-water mark),
+# as a burst of re-requests after a long-poll message does; ZURLS instances give it as many
+# pipes.
 write_zurl() {
-  cat >"$run_dir/zurl.conf" <<CONF
+  local k
+  for ((k = 0; k < zurls; k++)); do
+    write_zurl_instance "$k"
+  done
+}
+
+write_zurl_instance() {
+  cat >"$run_dir/zurl-$1.conf" <<CONF
 [General]
-instance_id=pushpin-$port
-in_spec=ipc://$run_dir/run/zurl-in
-in_stream_spec=ipc://$run_dir/run/zurl-in-stream
-out_spec=ipc://$run_dir/run/zurl-out
+instance_id=pushpin-$port-$1
+in_spec=ipc://$run_dir/run/zurl-$1-in
+in_stream_spec=ipc://$run_dir/run/zurl-$1-in-stream
+out_spec=ipc://$run_dir/run/zurl-$1-out
 defpolicy=deny
 allow=127.0.0.1:$origin_port
 allow=127.0.0.1:$hub_port
@@ -202,6 +223,18 @@ probe() {
   printf 'GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
   timeout 2 head -n 1 <&3 || true
   exec 3>&-
+}
+
+# Whether Pushpin holds a long poll the hub answered with a GRIP hold: until its handler has
+# connected to the proxy it answers such a request 500 at once, so a hold that is still open
+# after half a second means ready.
+holds() {
+  exec 4<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET /sub/longpoll/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&4
+  local answer
+  answer=$(timeout 0.5 head -n 1 <&4 || true)
+  exec 4>&-
+  [[ -z $answer ]]
 }
 
 start() {
@@ -233,16 +266,18 @@ start() {
   echo $! >"$run_dir/hub.pid"
   # zurl is started by the shell that then becomes pushpin, so that it is a child of the
   # pid in pushpin.pid like Pushpin's own services: a run's target cost covers all of them.
-  RUN_DIR=$run_dir bash -c '
-    zurl --config="$RUN_DIR/zurl.conf" >>"$RUN_DIR/zurl.out" 2>&1 &
-    echo $! >"$RUN_DIR/zurl.pid"
+  RUN_DIR=$run_dir ZURLS=$zurls bash -c '
+    for ((k = 0; k < ZURLS; k++)); do
+      zurl --config="$RUN_DIR/zurl-$k.conf" >>"$RUN_DIR/zurl-$k.out" 2>&1 &
+      echo $! >"$RUN_DIR/zurl-$k.pid"
+    done
     exec pushpin --config "$RUN_DIR/pushpin.conf"
   ' >>"$run_dir/pushpin.out" 2>&1 &
   echo $! >"$run_dir/pushpin.pid"
   for _ in $(seq 1 100); do
     if listening "$port" && listening "$push_port" && listening "$origin_port" &&
       listening "$hub_port" &&
-      [[ $(probe) == *" 404 "* ]]; then
+      [[ $(probe) == *" 404 "* ]] && holds; then
       echo "http://127.0.0.1:$port"
       return 0
     fi
@@ -255,7 +290,10 @@ start() {
 
 stop() {
   stop_by_pidfile "$run_dir/pushpin.pid"
-  stop_by_pidfile "$run_dir/zurl.pid"
+  local zurl
+  for zurl in "$run_dir"/zurl-*.pid; do
+    stop_by_pidfile "$zurl"
+  done
   stop_by_pidfile "$run_dir/nginx.pid"
   stop_by_pidfile "$run_dir/hub.pid"
 }
