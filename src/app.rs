@@ -14,7 +14,7 @@ use crate::report::compare::{self, Comparison, EXIT_REGRESSION};
 use crate::report::{self, console, progress::Bars};
 use crate::result::RunResult;
 use crate::runner::{self, RunOptions};
-use crate::targets::hub::{Hub, HubConfig};
+use crate::targets::hub::{GripConfig, Hub, HubConfig};
 use crate::targets::{CERTIFICATE_PREFIX, Launch, READY_PREFIX, broker, broker_line, tls_front};
 use crate::thresholds::{self, EXIT_THRESHOLDS_BROKEN, Outcome};
 use crate::{scenario, sys};
@@ -378,6 +378,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ws_queue: args.ws_queue,
         sse_keepalive: args.sse_keepalive,
         tls: args.tls,
+        grip: args.grip.as_deref().map(GripConfig::parse).transpose()?,
         ..HubConfig::default()
     };
     sys::raise_fd_limit();

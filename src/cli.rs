@@ -206,6 +206,13 @@ pub struct ServeArgs {
     /// (printed, base64 DER, on the line after the address).
     #[arg(long)]
     pub tls: bool,
+    /// Be a GRIP origin behind Pushpin: long polls (GET /sub/longpoll/{channel}) are answered
+    /// at once when the client's If-None-Match is behind, otherwise held with
+    /// `Grip-Hold: response` and `Grip-Channel: bench.{channel}; prev-id=<position>`; every
+    /// message published to the hub is forwarded, with its id and prev-id, to this Pushpin
+    /// publish API (e.g. http://127.0.0.1:5561/publish/).
+    #[arg(long, value_name = "PUBLISH_URL")]
+    pub grip: Option<String>,
     /// Run on one thread: for one of several shards started by `pushbench run`.
     #[arg(long, hide = true)]
     pub single_thread: bool,

@@ -110,9 +110,11 @@ pub fn nats() -> Adapter {
     }
 }
 
-/// Pushpin in front of the origin `scripts/targets/pushpin.sh` configures (nginx answering
-/// `Grip-Hold` with `Grip-Channel: bench.{channel}`), published to through Pushpin's JSON API
-/// on its default push port: one item with a format per kind of held connection.
+/// Pushpin in front of the origins `scripts/targets/pushpin.sh` configures: messages are
+/// published, through Pushpin, to the hub acting as GRIP origin (`pushbench serve --grip`),
+/// which stores each and forwards it to Pushpin's JSON publish API with its `id` and
+/// `prev-id` (so long polls lose nothing between requests); held connections subscribe to
+/// `bench.{channel}`. Payloads are text, for the JSON strings and `data:` lines they travel in.
 pub fn pushpin() -> Adapter {
     Adapter {
         preset: "pushpin".into(),
@@ -122,15 +124,10 @@ pub fn pushpin() -> Adapter {
         },
         publish: Publish::Http(HttpPublish {
             method: "POST".into(),
-            url: t("http://127.0.0.1:5561/publish/"),
-            headers: vec![("Content-Type".into(), t("application/json"))],
-            body: t(concat!(
-                "{\"items\":[{\"channel\":\"bench.{channel}\",\"formats\":{",
-                "\"http-response\":{\"body\":\"{payload}\"},",
-                "\"http-stream\":{\"content\":\"data: {payload}\\n\\n\"},",
-                "\"ws-message\":{\"content\":\"{payload}\"}}}]}"
-            )),
-            payload: Placement::Json,
+            url: t("/pub/{channel}"),
+            headers: Vec::new(),
+            body: t("{payload}"),
+            payload: Placement::Text,
         }),
         encoding: PayloadEncoding::Text,
     }
@@ -162,12 +159,7 @@ mod tests {
         let Publish::Http(pushpin) = pushpin().publish else {
             panic!("pushpin publishes over HTTP")
         };
-        let body = pushpin.body.render(&vars);
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json["items"][0]["channel"], "bench.3");
-        assert_eq!(
-            json["items"][0]["formats"]["http-stream"]["content"],
-            "data: xyz\n\n"
-        );
+        assert_eq!(pushpin.url.render(&vars), b"/pub/3");
+        assert_eq!(pushpin.body.render(&vars), b"xyz");
     }
 }

@@ -108,7 +108,7 @@ fn client_position(headers: &HeaderMap, cursor: &Cursor, channel: &Channel) -> u
 }
 
 /// `If-None-Match` as a message id; quotes and a weak marker are tolerated.
-fn requested_position(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn requested_position(headers: &HeaderMap) -> Option<u64> {
     let value = headers.get(IF_NONE_MATCH)?.to_str().ok()?;
     let tag = value.trim().trim_start_matches("W/").trim_matches('"');
     tag.parse().ok().filter(|&id| id != NO_POSITION)
@@ -124,7 +124,7 @@ async fn wait_newer(channel: &Channel, position: u64, timeout: Duration) -> Opti
 
 /// A poll answer whose headers are exactly the profile's, in its order. Because the profile
 /// sets `Date` and (for 200) `Content-Length`, hyper adds neither.
-fn profiled(
+pub(super) fn profiled(
     profile: &HeaderProfile,
     answer: Answer,
     position: u64,

@@ -79,22 +79,24 @@ impl Channel {
     }
 
     /// Stores `body` as the next message and tells every subscriber. The broadcast is sent
-    /// under the log's lock so WebSocket frames come in id order.
-    pub(super) fn publish(&self, body: Bytes, keep: usize) {
+    /// under the log's lock so WebSocket frames come in id order. Returns the stored message.
+    pub(super) fn publish(&self, body: Bytes, keep: usize) -> Stored {
         let mut log = self.log();
         log.last_id += 1;
         let id = log.last_id;
-        log.messages.push_back(Stored {
+        let stored = Stored {
             id,
             body: body.clone(),
             published: SystemTime::now(),
-        });
+        };
+        log.messages.push_back(stored.clone());
         while log.messages.len() > keep {
             log.messages.pop_front();
         }
         // An error only means that nobody is subscribed by WebSocket right now.
         let _ = self.push.send(body);
         self.newest.send_replace(id);
+        stored
     }
 
     pub(super) fn newest_id(&self) -> u64 {

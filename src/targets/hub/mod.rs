@@ -9,10 +9,12 @@
 //! This module is the hub's life: configuration, counters, the accept loop and each
 //! connection's HTTP driver (`preface` tells the versions apart). `routes` says what a
 //! request asks for, `channels` keeps the messages, `answers` builds poll answers, `push`
-//! serves WebSocket subscribers and `sse` event streams.
+//! serves WebSocket subscribers and `sse` event streams; `grip` makes it a GRIP origin
+//! behind Pushpin.
 
 mod answers;
 mod channels;
+mod grip;
 mod preface;
 mod push;
 mod routes;
@@ -37,6 +39,8 @@ use crate::tls::Identity;
 use answers::Cursor;
 use channels::Channels;
 use preface::{Opened, read_preface};
+
+pub use grip::{CHANNEL_PREFIX as GRIP_CHANNEL_PREFIX, GripConfig};
 
 /// Pending connections the kernel may queue: connection ramps come in bursts.
 const LISTEN_BACKLOG: u32 = 4096;
@@ -78,6 +82,9 @@ pub struct HubConfig {
     /// Also accept TLS (a connection whose first byte opens a TLS handshake) with a
     /// self-signed certificate generated at start; cleartext stays served on the same port.
     pub tls: bool,
+    /// Act as a GRIP origin behind Pushpin: long polls are answered or held by position,
+    /// and every published message is forwarded to this publish API.
+    pub grip: Option<GripConfig>,
 }
 
 impl Default for HubConfig {
@@ -92,6 +99,7 @@ impl Default for HubConfig {
             sse_keepalive: None,
             sse_close_after: None,
             tls: false,
+            grip: None,
         }
     }
 }

@@ -12,6 +12,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::answers::{Cursor, PollKind, poll};
+use super::grip;
 use super::push::websocket;
 use super::sse::event_stream;
 use super::{HubState, bump};
@@ -66,6 +67,9 @@ pub(super) async fn handle(
     let whole = match Route::parse(req.method(), req.uri().path()) {
         Route::EventStream(channel) => return Ok(event_stream(req.headers(), &state, &channel)),
         Route::Publish(channel) => publish(req, &state, &channel).await,
+        Route::Poll(channel, PollKind::Long) if state.config.grip.is_some() => {
+            grip::longpoll(req.headers(), &state, &channel)
+        }
         Route::Poll(channel, kind) => poll(req.headers(), &state, &cursor, &channel, kind).await,
         Route::WebSocket(channel) => websocket(req, &state, &channel),
         Route::Stats => stats(&state),
@@ -85,11 +89,20 @@ async fn publish(req: Request<Incoming>, state: &HubState, channel: &str) -> Res
     let Ok(body) = req.into_body().collect().await else {
         return empty(StatusCode::BAD_REQUEST);
     };
-    state
+    let stored = state
         .channels
         .get(channel)
         .publish(body.to_bytes(), state.config.history);
     bump(&state.counters.published);
+    if let Some(config) = &state.config.grip
+        && let Err(e) = grip::forward(config, channel, &stored).await
+    {
+        // Stored but not forwarded: Pushpin's clients recover it from the origin once the next
+        // message's `prev-id` shows Pushpin the gap.
+        let mut response = Response::new(Full::new(Bytes::from(format!("{e:#}\n"))));
+        *response.status_mut() = StatusCode::BAD_GATEWAY;
+        return response;
+    }
     empty(StatusCode::ACCEPTED)
 }
 
