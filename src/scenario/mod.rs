@@ -177,7 +177,8 @@ pub fn parse_with_env(
     let network = network::parse(
         &root,
         warmup + duration,
-        restart_refused(&target, &transports, transport_tls.iter().flatten().next()),
+        restart_refused(&target, transport_tls.iter().flatten().next()),
+        matches!(target, TargetPlan::External { .. }),
     )?;
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
@@ -208,12 +209,8 @@ pub fn parse_with_env(
 }
 
 /// Why a `restart` fault cannot be carried out for this target, if it cannot: only pushbench's
-/// own hub can be started again on the address its clients know.
-fn restart_refused(
-    target: &TargetPlan,
-    transports: &[TransportPlan],
-    tls: Option<&TlsPlan>,
-) -> Option<&'static str> {
+/// own hub and broker can be started again on the address its clients know.
+fn restart_refused(target: &TargetPlan, tls: Option<&TlsPlan>) -> Option<&'static str> {
     if tls.is_some() {
         // A restarted hub makes a new self-signed certificate, which its clients do not trust.
         return Some(
@@ -222,20 +219,10 @@ fn restart_refused(
              and every tls = true)",
         );
     }
-    if matches!(target, TargetPlan::External { .. }) {
-        return Some(
-            "an external server is started and stopped by you, not by pushbench; restart it \
-             yourself during the run, or use the embedded target",
-        );
-    }
-    transports
-        .iter()
-        .any(|t| matches!(t, TransportPlan::Mqtt(_)))
-        .then_some(
-            "the embedded MQTT broker (rumqttd) keeps its sessions in memory and takes new \
-             ports when it starts, so a restarted broker is not the same server coming back; \
-             restart only the hub's transports (remove the mqtt transports from this scenario)",
-        )
+    matches!(target, TargetPlan::External { .. }).then_some(
+        "an external server is started and stopped by you, not by pushbench; restart it \
+         yourself during the run, or use the embedded target",
+    )
 }
 
 /// A Last Will run cut by a blackhole needs the link the blackhole happens on.
