@@ -394,7 +394,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     // Kept until Ctrl-C: the broker's TLS fronts, if any.
     let _fronts = if args.broker {
-        serve_broker(&hub).await?
+        serve_broker(&hub, args.broker_ports.as_deref()).await?
     } else {
         Vec::new()
     };
@@ -406,12 +406,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// Starts the broker beside `hub` and prints its addresses; over TLS (the hub has a
 /// certificate) the addresses printed are TLS fronts' with the hub's certificate.
-async fn serve_broker(hub: &Hub) -> anyhow::Result<Vec<tls_front::TlsFront>> {
+async fn serve_broker(
+    hub: &Hub,
+    ports: Option<&[u16]>,
+) -> anyhow::Result<Vec<tls_front::TlsFront>> {
     let ip = match hub.local_addr().ip() {
         std::net::IpAddr::V4(ip) => ip,
         std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
     };
-    let addrs = tokio::task::spawn_blocking(move || broker::start(ip)).await??;
+    let fixed = match ports {
+        Some(&[tcp, ws, v5]) => Some(broker::BrokerAddrs {
+            tcp: (ip, tcp).into(),
+            ws: (ip, ws).into(),
+            v5: (ip, v5).into(),
+        }),
+        Some(other) => anyhow::bail!(
+            "--broker-ports takes three ports (MQTT, WebSocket, MQTT 5), not {other:?}"
+        ),
+        None => None,
+    };
+    let addrs = tokio::task::spawn_blocking(move || match fixed {
+        Some(addrs) => broker::start_on(addrs),
+        None => broker::start(ip),
+    })
+    .await??;
     let (addrs, fronts) = match hub.identity() {
         Some(identity) => tls_front::front_broker(addrs, &identity).await?,
         None => (addrs, Vec::new()),

@@ -202,6 +202,16 @@ pub struct ServeArgs {
     /// MQTT over TCP and one for MQTT over WebSocket (printed on the second line).
     #[arg(long)]
     pub broker: bool,
+    /// The broker's ports (MQTT, WebSocket, MQTT 5) instead of free ones: a restarted
+    /// target takes the ports its clients know.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "TCP,WS,V5",
+        value_delimiter = ',',
+        requires = "broker"
+    )]
+    pub broker_ports: Option<Vec<u16>>,
     /// Also accept TLS on the same port, with a self-signed certificate generated at start
     /// (printed, base64 DER, on the line after the address).
     #[arg(long)]

@@ -344,6 +344,8 @@ pub struct NetworkPlan {
     pub conditions: crate::link::Conditions,
     /// In the order they happen.
     pub faults: Vec<FaultPlan>,
+    /// `network.serve`: the command that starts an external target in the link's namespace.
+    pub serve: Option<String>,
 }
 
 /// One scheduled fault.

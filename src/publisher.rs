@@ -70,6 +70,10 @@ pub struct PublishOutcome {
     /// doing, not the target's.
     #[serde(default)]
     pub scheduled_errors: u64,
+    /// Of `connections_broken`, those a scheduled `restart` broke (each restart breaks each
+    /// publisher connection once).
+    #[serde(default)]
+    pub scheduled_broken: u64,
 }
 
 /// Broken MQTT publisher connections, counted by the tasks that poll them.
@@ -288,16 +292,24 @@ impl Sink {
             mut eventloop,
             claim,
         } = Connection::open(mqtt::options(&id, endpoint, plan, None)?, endpoint.addr).await?;
-        let (stop, broken) = (stop.clone(), Arc::clone(broken));
+        let (stop, broken, broker) = (stop.clone(), Arc::clone(broken), endpoint.addr);
         tokio::spawn(async move {
-            let _claim = claim;
+            // Held while the socket is: a closed one's fd number may soon be a client's.
+            let mut claim = Some(claim);
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    polled = eventloop.poll() => if let Err(e) = polled {
-                        broken.note(&e);
-                        // rumqttc reconnects on the next poll; do not spin meanwhile.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    polled = eventloop.poll() => match polled {
+                        Err(e) => {
+                            broken.note(&e);
+                            claim = None;
+                            // rumqttc reconnects on the next poll; do not spin meanwhile.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Ok(mqtt::Step::ConnAck(_)) if claim.is_none() => {
+                            claim = mqtt::Claim::search(broker).ok();
+                        }
+                        Ok(_) => {}
                     }
                 }
             }

@@ -12,11 +12,15 @@ pub struct Direction {
     #[serde(with = "as_text")]
     pub delay: Duration,
     /// Each packet's delay is `delay` ± up to `jitter`, uniformly (as netem's default
-    /// distribution); packets keep their order.
+    /// distribution); packets keep their order (unless `reorder` lets some skip it).
     #[serde(with = "as_text")]
     pub jitter: Duration,
     /// Share of packets dropped at random, 0..=1.
     pub loss: f64,
+    /// Share of packets, 0..=1, that skip the delay (netem's `reorder`): they overtake the
+    /// packets held before them.
+    #[serde(default)]
+    pub reorder: f64,
     /// Bits per second the direction carries at most; `None`: unlimited.
     pub rate_bps: Option<u64>,
 }
@@ -75,6 +79,7 @@ fn symmetric(
         delay: one_way,
         jitter: Duration::ZERO,
         loss,
+        reorder: 0.0,
         rate_bps,
     };
     Conditions {

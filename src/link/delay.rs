@@ -111,6 +111,13 @@ fn hold_and_release(mut queue: Queue, d: Direction, stop: &AtomicBool, released:
         // overflowed the socket) end this round too, and the next one reads on.
         while let Ok(mut msg) = queue.recv() {
             msg.set_verdict(Verdict::Accept);
+            if skips(d.reorder) {
+                // Released at once, ahead of everything held: it is not the new "last".
+                if queue.verdict(msg).is_ok() {
+                    released.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
             // In order: a packet is never released before the one ahead of it.
             last = last.max(Instant::now() + one_delay(&d));
             held.push_back((last, msg));
@@ -132,6 +139,11 @@ fn hold_and_release(mut queue: Queue, d: Direction, stop: &AtomicBool, released:
     for (_, msg) in held {
         let _ = queue.verdict(msg);
     }
+}
+
+/// Whether a packet skips the delay, with probability `reorder`.
+fn skips(reorder: f64) -> bool {
+    reorder > 0.0 && rand::random::<f64>() < reorder
 }
 
 /// `delay` ± a uniform share of `jitter`.
@@ -159,5 +171,14 @@ mod tests {
             let one = one_delay(&d);
             assert!(one >= Duration::from_millis(40) && one <= Duration::from_millis(60));
         }
+    }
+
+    #[test]
+    fn a_reorder_share_skips_about_that_share_and_none_skips_nothing() {
+        assert!((0..1000).all(|_| !skips(0.0)));
+        assert!((0..1000).all(|_| skips(1.0)));
+        // 10,000 draws at 25%: the standard deviation of the count is 43.
+        let skipped = (0..10_000).filter(|_| skips(0.25)).count();
+        assert!((2300..=2700).contains(&skipped), "{skipped} of 10,000");
     }
 }

@@ -94,6 +94,11 @@ impl Link {
         self.names.target_ns()
     }
 
+    /// The fleet's end of the link (in the root namespace), for its interface counters.
+    pub fn fleet_if(&self) -> String {
+        self.names.fleet_if()
+    }
+
     /// The `k`-th of the target's addresses as the fleet reaches it (through the link).
     pub fn target_ip(&self, k: usize) -> Ipv4Addr {
         self.names.target_ip(k)

@@ -46,6 +46,9 @@ fn netem_args(d: &Direction) -> Option<Vec<String>> {
         if !d.jitter.is_zero() {
             args.push(format!("{}us", d.jitter.as_micros()));
         }
+        if d.reorder > 0.0 {
+            args.extend(["reorder".into(), format!("{:.4}%", d.reorder * 100.0)]);
+        }
     }
     if d.loss > 0.0 {
         args.extend(["loss".into(), format!("{:.4}%", d.loss * 100.0)]);
@@ -70,6 +73,7 @@ mod tests {
         c.up.jitter = Duration::from_millis(5);
         c.up.loss = 0.01;
         c.down.delay = Duration::from_millis(50);
+        c.down.reorder = 0.25;
         c.down.rate_bps = Some(1_600_000);
         let lines: Vec<String> = commands(&n, &c).iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -78,7 +82,7 @@ mod tests {
                 "ip netns exec pb-7-1-link tc qdisc add dev pb1m root netem delay 50000us 5000us \
                  loss 1.0000%",
                 "ip netns exec pb-7-1-link tc qdisc add dev pb1l root netem delay 50000us \
-                 rate 1600000bit",
+                 reorder 25.0000% rate 1600000bit",
             ]
         );
     }

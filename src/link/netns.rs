@@ -123,6 +123,13 @@ pub fn create(n: &Names) -> Vec<Cmd> {
     let via_link = n.link_target_ip().to_string();
     let target_net = format!("10.222.{}.0/24", n.slot);
     let via_fleet = n.link_fleet_ip().to_string();
+    // One MTU-sized packet per skb from both ends: a GSO super-packet of up to 64 kB would
+    // cross the link, its loss rule and its delay line as one packet, where a real link
+    // carries (and loses) each frame alone.
+    cmds.extend([
+        Cmd::new("ip", &["link", "set", "dev", &f, "gso_max_segs", "1"]),
+        Cmd::new("ip", &["link", "set", "dev", &t, "gso_max_segs", "1"]).within(&target),
+    ]);
     cmds.extend([
         Cmd::new("ip", &["link", "set", &t, "up"]).within(&target),
         Cmd::new("ip", &["link", "set", "lo", "up"]).within(&target),

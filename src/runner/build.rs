@@ -207,7 +207,7 @@ fn fault(m: &Measured, published: Option<&PublishOutcome>) -> String {
             at(p.first_error_at)
         ));
     }
-    if let Some(p) = published.filter(|p| p.connections_broken > 0) {
+    if let Some(p) = published.filter(|p| p.connections_broken > p.scheduled_broken) {
         let why = p
             .connection_error
             .as_ref()

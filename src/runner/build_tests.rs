@@ -266,10 +266,24 @@ fn publishes_a_scheduled_restart_refused_are_no_fault_and_one_more_is() {
     assert_eq!((r.fault.as_str(), r.publish_errors), ("", 2));
     let r = build_with(PublishOutcome {
         errors: 3,
-        ..restarted
+        ..restarted.clone()
     });
     assert!(
         r.fault.starts_with("3 of 103 publishes failed"),
+        "{}",
+        r.fault
+    );
+    // An MQTT publisher's connection that the restart broke is no fault; one more break is.
+    let broken = |n| PublishOutcome {
+        connections_broken: n,
+        scheduled_broken: 1,
+        ..restarted.clone()
+    };
+    assert_eq!(build_with(broken(1)).fault, "");
+    let r = build_with(broken(2));
+    assert!(
+        r.fault
+            .contains("closed the publisher's connection 2 times"),
         "{}",
         r.fault
     );

@@ -101,6 +101,7 @@ pub async fn measure(
     let placement = link.as_ref().map(|l| Placement {
         netns: l.target_ns(),
         backstage: l.backstage_ip(),
+        serve: plan.network.as_ref().and_then(|n| n.serve.clone()),
     });
     let mut target = RunningTarget::start_placed(
         &plan.target,
@@ -228,11 +229,15 @@ pub async fn measure(
             };
             let (mut published, fault_results) =
                 tokio::join!(publishing, faults::run(scene, scheduled, &faults_stop));
-            published.scheduled_errors = fault_results
+            let restarts = fault_results
                 .iter()
-                .filter(|f| f.kind == FaultKind::Restart.name())
-                .map(|f| f.publishes_failed)
-                .sum();
+                .filter(|f| f.kind == FaultKind::Restart.name());
+            published.scheduled_errors = restarts.clone().map(|f| f.publishes_failed).sum();
+            // An MQTT publisher holds one connection per channel and endpoint.
+            let connections = u64::from(plan.channels) * target.endpoints.len() as u64;
+            published.scheduled_broken = published
+                .connections_broken
+                .min(restarts.count() as u64 * connections);
             link_faults = fault_results;
             // While the connections are still open: what their kernel saw of the link.
             tcp_health = link.as_ref().and_then(|l| l.tcp_health().ok());

@@ -22,7 +22,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use crate::payload::{HEADER_BYTES, TEXT_HEADER_BYTES};
-use crate::plan::{Plan, RunPlan, ScalePlan, TargetPlan, TargetProcesses, TransportPlan};
+use crate::plan::{Plan, RunPlan, ScalePlan, TargetPlan, TargetProcesses};
 use crate::thresholds::{self, Threshold};
 
 pub use describe::describe;
@@ -182,6 +182,7 @@ pub fn parse_with_env(
         &root,
         warmup + duration,
         restart_refused(&target, &transports),
+        matches!(target, TargetPlan::External { .. }),
     )?;
     if network.is_none() {
         blackhole_needs_a_link(&root, &transports)?;
@@ -210,7 +211,7 @@ pub fn parse_with_env(
 }
 
 /// Why a `restart` fault cannot be carried out for this target, if it cannot: only pushbench's
-/// own hub can be started again on the address its clients know.
+/// own hub and broker can be started again on the address its clients know.
 fn restart_refused(target: &TargetPlan, transports: &[RunPlan]) -> Option<&'static str> {
     if transports.iter().any(|run| run.tls.is_some()) {
         // A restarted hub makes a new self-signed certificate, which its clients do not trust.
@@ -220,20 +221,10 @@ fn restart_refused(target: &TargetPlan, transports: &[RunPlan]) -> Option<&'stat
              and every tls = true)",
         );
     }
-    if matches!(target, TargetPlan::External { .. }) {
-        return Some(
-            "an external server is started and stopped by you, not by pushbench; restart it \
-             yourself during the run, or use the embedded target",
-        );
-    }
-    transports
-        .iter()
-        .any(|run| matches!(run.transport, TransportPlan::Mqtt(_)))
-        .then_some(
-            "the embedded MQTT broker (rumqttd) keeps its sessions in memory and takes new \
-             ports when it starts, so a restarted broker is not the same server coming back; \
-             restart only the hub's transports (remove the mqtt transports from this scenario)",
-        )
+    matches!(target, TargetPlan::External { .. }).then_some(
+        "an external server is started and stopped by you, not by pushbench; restart it \
+         yourself during the run, or use the embedded target",
+    )
 }
 
 /// A Last Will run cut by a blackhole needs the link the blackhole happens on.

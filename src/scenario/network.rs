@@ -10,19 +10,23 @@ use crate::link::conditions::{self, PROFILES};
 use crate::link::{Conditions, Direction};
 use crate::plan::{FaultKind, FaultPlan, NetworkPlan};
 
-const NETWORK_FIELDS: &[&str] = &["profile", "delay", "jitter", "loss", "rate", "up", "down"];
-const DIRECTION_FIELDS: &[&str] = &["delay", "jitter", "loss", "rate"];
+const NETWORK_FIELDS: &[&str] = &[
+    "profile", "delay", "jitter", "loss", "reorder", "rate", "up", "down", "serve",
+];
+const DIRECTION_FIELDS: &[&str] = &["delay", "jitter", "loss", "reorder", "rate"];
 const FAULT_FIELDS: &[&str] = &["kind", "at", "duration"];
 const RATE_FORMS: &str = "a bit rate such as \"1mbit\", \"750kbit\" or \"10gbit\"";
-const LOSS_FORMS: &str = "a percentage such as \"1%\" or \"0.5%\"";
+const SHARE_FORMS: &str = "a percentage such as \"1%\" or \"0.5%\"";
 
 /// `[network]` and `[[faults]]`; `None` when the scenario has neither.
 /// `publishing` is how long the run publishes (warm-up and measured window): faults start
-/// within it. `no_restart` says why the scenario's target cannot be restarted, if it cannot.
+/// within it. `no_restart` says why the scenario's target cannot be restarted, if it cannot;
+/// `external`: the target is a server of the user's, which `serve` starts behind the link.
 pub(super) fn parse(
     root: &Section,
     publishing: Duration,
     no_restart: Option<&str>,
+    external: bool,
 ) -> Result<Option<NetworkPlan>> {
     let faults = match root.get("faults") {
         Some(item) => faults(&item, publishing, no_restart)?,
@@ -52,10 +56,57 @@ pub(super) fn parse(
             apply(&table, way)?;
         }
     }
+    reorder_needs_a_delay(&section, &c)?;
+    let serve = serve(&section, &item, external)?;
     Ok(Some(NetworkPlan {
         conditions: c,
         faults,
+        serve,
     }))
+}
+
+/// A direction that lets packets skip its delay must have one (netem refuses it too).
+fn reorder_needs_a_delay(section: &Section, c: &Conditions) -> Result<()> {
+    for (key, way) in [("up", &c.up), ("down", &c.down)] {
+        if way.reorder == 0.0 || !way.delay.is_zero() {
+            continue;
+        }
+        let own = section
+            .get(key)
+            .and_then(|t| t.table().ok()?.get("reorder"));
+        if let Some(item) = own.or_else(|| section.get("reorder")) {
+            return Err(item.error(format!(
+                "reorder lets packets skip the delay, and the {key} direction has none: \
+                 add a delay"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `serve`: the command that starts an external target inside the link's target namespace,
+/// which only pushbench can reach (it is made afresh for every run).
+fn serve(section: &Section, network: &Item, external: bool) -> Result<Option<String>> {
+    match (section.get("serve"), external) {
+        (Some(item), true) => {
+            let command = item.string("the command that starts the server, as one string")?;
+            if command.trim().is_empty() {
+                return Err(item.error("an empty command starts no server"));
+            }
+            Ok(Some(command.to_string()))
+        }
+        (Some(item), false) => Err(item.key_error(
+            "`serve` starts an external server (target.kind = \"external\") behind the link; \
+             the embedded target is started there by pushbench itself",
+        )),
+        (None, true) => Err(network.key_error(
+            "an external target behind the link must be started inside the link's namespace, \
+             which each run makes afresh: give network.serve = \"COMMAND\" (run there as \
+             `sh -c`, listening on every address at the ports of target.urls), or hold a \
+             link with `pushbench link up` and point a scenario without [network] at it",
+        )),
+        (None, false) => Ok(None),
+    }
 }
 
 fn profile(item: &Item) -> Result<Conditions> {
@@ -90,17 +141,21 @@ fn apply(section: &Section, way: &mut Direction) -> Result<()> {
         )));
     }
     if let Some(item) = section.get("loss") {
-        way.loss = loss(&item)?;
+        way.loss = share(&item)?;
     }
+    if let Some(item) = section.get("reorder") {
+        way.reorder = share(&item)?;
+    }
+
     if let Some(item) = section.get("rate") {
         way.rate_bps = Some(bit_rate(&item)?);
     }
     Ok(())
 }
 
-/// `"2%"` → 0.02.
-fn loss(item: &Item) -> Result<f64> {
-    let text = item.string(LOSS_FORMS)?;
+/// `"2%"` → 0.02: a loss or a reorder share.
+fn share(item: &Item) -> Result<f64> {
+    let text = item.string(SHARE_FORMS)?;
     text.trim()
         .strip_suffix('%')
         .and_then(|n| n.trim().parse::<f64>().ok())
@@ -108,7 +163,7 @@ fn loss(item: &Item) -> Result<f64> {
         .map(|p| p / 100.0)
         .ok_or_else(|| {
             item.error(format!(
-                "{text:?} is not a loss: expected {LOSS_FORMS}, from 0% to 100%"
+                "{text:?} is not a share of packets: expected {SHARE_FORMS}, from 0% to 100%"
             ))
         })
 }
@@ -225,8 +280,13 @@ pub(super) fn describe(plan: &NetworkPlan) -> String {
         let rate = d
             .rate_bps
             .map_or_else(|| "unlimited".to_string(), |r| format!("{r} bit/s"));
+        let reorder = if d.reorder > 0.0 {
+            format!(", reorder {}%", d.reorder * 100.0)
+        } else {
+            String::new()
+        };
         format!(
-            "delay {} ± {}, loss {}%, rate {rate}",
+            "delay {} ± {}, loss {}%{reorder}, rate {rate}",
             humantime::format_duration(d.delay),
             humantime::format_duration(d.jitter),
             d.loss * 100.0
@@ -253,14 +313,17 @@ pub(super) fn describe(plan: &NetworkPlan) -> String {
         })
         .collect();
     format!(
-        "needs root; {profile}up: {}; down: {}{}",
+        "needs root; {profile}up: {}; down: {}{}{}",
         way(&c.up),
         way(&c.down),
         if faults.is_empty() {
             String::new()
         } else {
             format!("; faults: {}", faults.join(", "))
-        }
+        },
+        plan.serve
+            .as_ref()
+            .map_or_else(String::new, |cmd| format!("; the target served by `{cmd}`"))
     )
 }
 
@@ -306,6 +369,21 @@ mod tests {
             e.starts_with("t.toml:9:8: `network.loss`:") && e.contains("\"1%\""),
             "{e}"
         );
+        let e = parse("[network]\nreorder = \"25%\"\n").unwrap_err();
+        assert!(
+            e.contains("network.reorder") && e.contains("add a delay"),
+            "{e}"
+        );
+        let e = parse("[network.up]\ndelay = \"5ms\"\nreorder = \"125%\"\n").unwrap_err();
+        assert!(
+            e.contains("network.up.reorder") && e.contains("from 0% to 100%"),
+            "{e}"
+        );
+        let n = parse("[network]\ndelay = \"5ms\"\n[network.down]\nreorder = \"25%\"\n").unwrap();
+        assert_eq!(
+            (n.conditions.up.reorder, n.conditions.down.reorder),
+            (0.0, 0.25)
+        );
         let e = parse("[network]\ndelay = \"5ms\"\njitter = \"10ms\"\n").unwrap_err();
         assert!(
             e.contains("network.jitter") && e.contains("larger than the delay"),
@@ -334,7 +412,7 @@ mod tests {
     }
 
     #[test]
-    fn a_restart_has_no_duration_and_needs_the_embedded_hub() {
+    fn a_restart_has_no_duration_and_needs_the_embedded_target() {
         let n = parse("[network]\n[[faults]]\nkind = \"restart\"\nat = \"3s\"\n").unwrap();
         assert_eq!(n.faults[0].kind, FaultKind::Restart);
         let e =
@@ -345,14 +423,12 @@ mod tests {
             "{e}"
         );
         let mqtt = BASE.replace("\"websocket\"", "\"mqtt\"");
-        let e = crate::scenario::parse(
+        let n = crate::scenario::parse(
             &format!("{mqtt}[network]\n[[faults]]\nkind = \"restart\"\nat = \"3s\"\n"),
             "t.toml",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("t.toml:10:8: `faults[0].kind`:"), "{e}");
-        assert!(e.contains("rumqttd") && e.contains("in memory"), "{e}");
+        .unwrap();
+        assert_eq!(n.network.unwrap().faults[0].kind, FaultKind::Restart);
         let e = crate::scenario::parse(
             &format!("{BASE}[tls]\n[network]\n[[faults]]\nkind = \"restart\"\nat = \"3s\"\n"),
             "t.toml",
@@ -361,6 +437,33 @@ mod tests {
         .to_string();
         assert!(
             e.contains("`faults[0].kind`") && e.contains("new certificate"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_external_target_behind_the_link_is_served_there() {
+        let external = "[target]\nkind = \"external\"\nurls = [\"mqtt://127.0.0.1:1883\"]\n";
+        let mqtt = BASE.replace("\"websocket\"", "\"mqtt\"");
+        let plan = |extra: &str| {
+            crate::scenario::parse(&format!("{mqtt}{extra}"), "t.toml").map_err(|e| e.to_string())
+        };
+        let n = plan(&format!(
+            "{external}[network]\nserve = \"mosquitto -c m.conf\"\n"
+        ))
+        .unwrap()
+        .network
+        .unwrap();
+        assert_eq!(n.serve.as_deref(), Some("mosquitto -c m.conf"));
+        assert!(describe(&n).ends_with("the target served by `mosquitto -c m.conf`"));
+        let e = plan(&format!("{external}[network]\ndelay = \"5ms\"\n")).unwrap_err();
+        assert!(
+            e.contains("`network`") && e.contains("network.serve"),
+            "{e}"
+        );
+        let e = plan("[network]\nserve = \"mosquitto\"\n").unwrap_err();
+        assert!(
+            e.contains("`network.serve`") && e.contains("kind = \"external\""),
             "{e}"
         );
     }

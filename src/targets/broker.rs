@@ -1,5 +1,5 @@
-//! The embedded MQTT broker: rumqttd, in the target process, with a TCP and a WebSocket
-//! listener on loopback. rumqttd's `start()` blocks for good and only logs a failed bind, so
+//! The embedded MQTT broker: rumqttd, in the target process, with MQTT 3.1.1 over TCP and
+//! over WebSocket and MQTT 5 over TCP, each on a listener of its own. rumqttd's `start()` blocks for good and only logs a failed bind, so
 //! readiness is checked from outside: both ports must accept a connection.
 
 use std::collections::HashMap;
@@ -23,14 +23,18 @@ pub struct BrokerAddrs {
     pub v5: SocketAddr,
 }
 
-/// Starts rumqttd on two free ports of loopback address `ip` and returns once both accept
+/// Starts rumqttd on three free ports of address `ip` and returns once all accept
 /// connections.
 pub fn start(ip: Ipv4Addr) -> anyhow::Result<BrokerAddrs> {
-    let addrs = BrokerAddrs {
+    start_on(BrokerAddrs {
         tcp: free_port(ip)?,
         ws: free_port(ip)?,
         v5: free_port(ip)?,
-    };
+    })
+}
+
+/// Starts rumqttd on exactly `addrs`: a restarted broker takes the ports its clients know.
+pub fn start_on(addrs: BrokerAddrs) -> anyhow::Result<BrokerAddrs> {
     let config = config(addrs);
     std::thread::Builder::new()
         .name("mqtt-broker".into())

@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::plan::{MqttOver, MqttVersion, TargetPlan, TlsPlan, TransportPlan};
+use crate::plan::{MqttOver, MqttVersion, TargetPlan, TargetProcesses, TlsPlan, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::sys;
 use crate::tls::{EMBEDDED_SERVER_NAME, EndpointTls, Identity, Trust};
@@ -71,6 +71,8 @@ pub enum Launch {
 pub struct Placement {
     pub netns: String,
     pub backstage: Ipv4Addr,
+    /// `network.serve`: the command that starts an external target in `netns`.
+    pub serve: Option<String>,
 }
 
 /// A target ready for one transport run.
@@ -89,6 +91,12 @@ pub struct RunningTarget {
 enum Server {
     /// Its processes, when the scenario names them.
     External(Option<process::Watched>),
+    /// An external server that pushbench started behind the link (`network.serve`), stopped
+    /// with the target; its processes are watched (the scenario's, else the command's).
+    Served {
+        child: Child,
+        watched: Option<process::Watched>,
+    },
     InProcess(Vec<Hub>),
     Children(Box<Children>),
 }
@@ -125,23 +133,41 @@ struct Respawn {
     netns: Option<String>,
     /// Per shard, the address it listens on.
     listen: Vec<SocketAddr>,
+    /// Per shard, where its broker listens (an MQTT run's).
+    brokers: Vec<BrokerAddrs>,
 }
 
 impl Respawn {
     async fn spawn(&self, k: usize) -> anyhow::Result<Child> {
         let listen = self.listen[k];
         let netns = self.netns.as_deref();
+        let broker = self.brokers.get(k).copied();
         let mut child = spawn_serve(
             &self.exe,
             &self.config,
             listen,
-            false,
+            broker.map_or(BrokerPorts::None, BrokerPorts::Fixed),
             self.single_thread,
             netns,
         )?;
-        read_ready(&mut ready_lines(&mut child)?, READY_PREFIX).await?;
+        let mut lines = ready_lines(&mut child)?;
+        read_ready(&mut lines, READY_PREFIX).await?;
+        if let Some(expected) = broker {
+            let got = parse_broker_line(&read_ready(&mut lines, BROKER_READY_PREFIX).await?)?;
+            if got != expected {
+                bail!("the restarted broker listens on {got:?}, not on {expected:?}");
+            }
+        }
         Ok(child)
     }
+}
+
+/// Whether `pushbench serve` starts the broker too, and on which ports.
+#[derive(Clone, Copy)]
+enum BrokerPorts {
+    None,
+    Free,
+    Fixed(BrokerAddrs),
 }
 
 /// The hub configuration a transport run needs: its response headers, its long-poll timeout,
@@ -199,17 +225,30 @@ impl RunningTarget {
         else {
             return Self::start_embedded(transport, launch, shards.max(1), placement, tls).await;
         };
-        if placement.is_some() {
-            bail!(
-                "[network] places the embedded target in a namespace of its own; for an \
-                 external server, hold a link with `pushbench link up`, start the server in \
-                 the namespace it names, and point target.urls at the address it prints"
-            );
-        }
+        let mut served = match placement {
+            Some(Placement {
+                netns,
+                backstage,
+                serve: Some(command),
+            }) => Some((serve_in(netns, command)?, *backstage)),
+            Some(_) => bail!(
+                "[network] places the target in a namespace of its own; for an external \
+                 server, give network.serve (the command that starts it there), or hold a link \
+                 with `pushbench link up`, start the server in the namespace it names, and \
+                 point target.urls at the address it prints"
+            ),
+            None => None,
+        };
         let scheme = scheme_for(transport, tls.is_some());
         let mut endpoints = Vec::new();
         for url in urls.iter().filter(|u| u.starts_with(&scheme)) {
             let mut endpoint = resolve(url).await?;
+            if let Some((child, backstage)) = &mut served {
+                // The URL's port, on the side path into the server's namespace.
+                endpoint.addr = (*backstage, endpoint.addr.port()).into();
+                endpoint.authority = endpoint.addr.to_string();
+                wait_served(child, endpoint.addr).await?;
+            }
             if let Some(plan) = tls {
                 let host = endpoint
                     .authority
@@ -227,14 +266,26 @@ impl RunningTarget {
                 transport.label()
             );
         }
-        let watched = processes
-            .as_ref()
-            .map(process::Watched::start)
-            .transpose()?;
+        let server = match served {
+            Some((child, _)) => {
+                let own = child.id().map(TargetProcesses::Pid);
+                let watched = processes.as_ref().or(own.as_ref());
+                Server::Served {
+                    watched: watched.map(process::Watched::start).transpose()?,
+                    child,
+                }
+            }
+            None => Server::External(
+                processes
+                    .as_ref()
+                    .map(process::Watched::start)
+                    .transpose()?,
+            ),
+        };
         Ok(RunningTarget {
             endpoints,
             label: urls.join(" "),
-            server: Server::External(watched),
+            server,
             broker: matches!(transport, TransportPlan::Mqtt(_)),
             _tls_fronts: Vec::new(),
         })
@@ -282,7 +333,7 @@ impl RunningTarget {
             }
             Launch::ChildProcess { exe } => {
                 let mut children = Vec::new();
-                let mut listen = Vec::new();
+                let (mut listen, mut brokers) = (Vec::new(), Vec::new());
                 let netns = placement.map(|p| p.netns.as_str());
                 for k in 0..shards {
                     // Inside the link's own namespace every address is one pushbench made
@@ -290,23 +341,31 @@ impl RunningTarget {
                     // them all, so the fleet can spread over them.
                     let ip = placement.map_or(shard_ip(k), |_| Ipv4Addr::UNSPECIFIED);
                     let any_port = (ip, 0).into();
-                    let mut child = spawn_serve(exe, &config, any_port, broker, shards > 1, netns)?;
+                    let ports = if broker {
+                        BrokerPorts::Free
+                    } else {
+                        BrokerPorts::None
+                    };
+                    let mut child = spawn_serve(exe, &config, any_port, ports, shards > 1, netns)?;
                     let mut lines = ready_lines(&mut child)?;
                     let hub_line = read_ready(&mut lines, READY_PREFIX).await?;
                     if config.tls {
                         let line = read_ready(&mut lines, CERTIFICATE_PREFIX).await?;
                         certificates.push(Some(decode_certificate(&line)?));
                     }
+                    let hub_addr: SocketAddr = hub_line
+                        .parse()
+                        .with_context(|| format!("parsing the hub's address from {hub_line:?}"))?;
+                    // A restart starts the hub on its port, the broker on theirs.
+                    listen.push((ip, hub_addr.port()).into());
                     let addr = if broker {
                         let b =
                             parse_broker_line(&read_ready(&mut lines, BROKER_READY_PREFIX).await?)?;
+                        brokers.push(b);
                         pick(b)?
                     } else {
-                        hub_line.parse().with_context(|| {
-                            format!("parsing the hub's address from {hub_line:?}")
-                        })?
+                        hub_addr
                     };
-                    listen.push((ip, addr.port()).into());
                     let addr: SocketAddr = match placement {
                         Some(p) => (p.backstage, addr.port()).into(),
                         None => addr,
@@ -326,6 +385,7 @@ impl RunningTarget {
                         single_thread: shards > 1,
                         netns: netns.map(str::to_string),
                         listen,
+                        brokers,
                     },
                 }))
             }
@@ -365,7 +425,11 @@ impl RunningTarget {
                 .try_lock()
                 .map(|shards| shards.iter().filter_map(Shard::cost).collect())
                 .unwrap_or_default(),
-            Server::External(Some(watched)) => watched.cost().into_iter().collect(),
+            Server::External(Some(watched))
+            | Server::Served {
+                watched: Some(watched),
+                ..
+            } => watched.cost().into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -380,7 +444,11 @@ impl RunningTarget {
                     .map(|shard| sys::rss_bytes(&shard.child.id()?.to_string()))
                     .sum()
             }),
-            Server::External(Some(watched)) => watched.rss_now(),
+            Server::External(Some(watched))
+            | Server::Served {
+                watched: Some(watched),
+                ..
+            } => watched.rss_now(),
             _ => None,
         }
     }
@@ -404,7 +472,11 @@ impl RunningTarget {
                     }
                 })
                 .collect(),
-            Server::External(Some(watched)) => watched
+            Server::External(Some(watched))
+            | Server::Served {
+                watched: Some(watched),
+                ..
+            } => watched
                 .pids()
                 .iter()
                 .filter(|pid| sys::cpu_s(**pid).is_none())
@@ -420,7 +492,7 @@ impl RunningTarget {
             return None;
         }
         match &self.server {
-            Server::External(_) => None,
+            Server::External(_) | Server::Served { .. } => None,
             Server::InProcess(hubs) if hubs.is_empty() => None,
             Server::InProcess(hubs) => Some(hubs.iter().map(Hub::stats).sum()),
             Server::Children(_) => {
@@ -434,16 +506,14 @@ impl RunningTarget {
         }
     }
 
-    /// Kills every child shard and starts it again on the address and port it had (a
-    /// scheduled `restart`): clients and publisher find the target where it was, with
-    /// nothing of what the killed processes held.
+    /// Kills every child shard and starts it again on the address and ports it had (the
+    /// hub's and, in an MQTT run, the broker's: a scheduled `restart`): clients and publisher
+    /// find the target where it was, with nothing of what the killed processes held (an MQTT
+    /// broker's sessions included).
     pub async fn restart(&self) -> anyhow::Result<()> {
         let Server::Children(children) = &self.server else {
             bail!("only an embedded target started as `pushbench serve` can be restarted");
         };
-        if self.broker {
-            bail!("the embedded MQTT broker cannot be restarted on the same ports");
-        }
         let mut shards = children.shards.lock().await;
         for shard in shards.iter_mut() {
             if let Some((cpu, peak)) = shard.cost() {
@@ -463,10 +533,16 @@ impl RunningTarget {
     }
 
     pub async fn stop(self) {
-        if let Server::Children(children) = self.server {
-            for mut shard in children.shards.into_inner() {
-                let _ = shard.child.kill().await;
+        match self.server {
+            Server::Children(children) => {
+                for mut shard in children.shards.into_inner() {
+                    let _ = shard.child.kill().await;
+                }
             }
+            Server::Served { mut child, .. } => {
+                let _ = child.kill().await;
+            }
+            Server::External(_) | Server::InProcess(_) => {}
         }
     }
 }
@@ -489,7 +565,7 @@ fn spawn_serve(
     exe: &PathBuf,
     config: &HubConfig,
     listen: SocketAddr,
-    with_broker: bool,
+    broker: BrokerPorts,
     single_thread: bool,
     netns: Option<&str>,
 ) -> anyhow::Result<Child> {
@@ -520,8 +596,15 @@ fn spawn_serve(
             .arg("--sse-keepalive")
             .arg(humantime::format_duration(every).to_string());
     }
-    if with_broker {
-        command.arg("--broker");
+    match broker {
+        BrokerPorts::None => {}
+        BrokerPorts::Free => {
+            command.arg("--broker");
+        }
+        BrokerPorts::Fixed(b) => {
+            let ports = [b.tcp, b.ws, b.v5].map(|a| a.port().to_string()).join(",");
+            command.args(["--broker", "--broker-ports", &ports]);
+        }
     }
     if config.tls {
         command.arg("--tls");
@@ -536,6 +619,37 @@ fn spawn_serve(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting the embedded target ({} serve)", exe.display()))
+}
+
+/// Starts `command` (`sh -c`) inside namespace `netns`: an external server behind the link.
+fn serve_in(netns: &str, command: &str) -> anyhow::Result<Child> {
+    // `exec`, so that the child's pid is the server's, for its cost.
+    Command::new("ip")
+        .args(["netns", "exec", netns, "sh", "-c"])
+        .arg(format!("exec {command}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting `{command}` in {netns}"))
+}
+
+/// Waits until the served server accepts connections at `addr`, or says why it will not.
+async fn wait_served(child: &mut Child, addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("the served target exited before listening on {addr}: {status}");
+        }
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the served target did not listen on {addr} within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 type ReadyLines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;

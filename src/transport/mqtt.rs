@@ -307,6 +307,14 @@ pub struct Connection {
 /// This process's claim on an MQTT client socket, released when dropped.
 pub struct Claim(RawFd);
 
+impl Claim {
+    /// Claims the unclaimed socket connected to `broker`: a connection rumqttc opened again
+    /// by itself (the publisher's, after the broker went away) has a new one.
+    pub fn search(broker: SocketAddr) -> anyhow::Result<Claim> {
+        Ok(Claim(claim_socket(None, broker)?))
+    }
+}
+
 impl Drop for Claim {
     fn drop(&mut self) {
         if let Some(set) = claimed().as_mut() {
@@ -356,6 +364,9 @@ pub struct Mqtt {
     granted: u8,
     /// QoS 1/2 messages received (with their QoS) whose acknowledgement flow has not ended.
     in_flow: HashMap<u16, (u8, Received)>,
+    /// Messages whose flow ended before the SUBACK: a resumed persistent session's broker
+    /// sends what it queued right after CONNACK, and they are deliveries like any other.
+    early: Vec<Received>,
     /// The last counts read; what is reported once the socket is gone.
     last: Cell<WireCounts>,
     /// Plaintext bytes (sent, received) of the packets this client handled: rumqttc owns the
@@ -384,6 +395,7 @@ impl Mqtt {
             conn,
             granted: level,
             in_flow: HashMap::new(),
+            early: Vec::new(),
             last: Cell::new(WireCounts::default()),
             plaintext: (0, 0),
             over: MqttOver::Tcp,
@@ -397,10 +409,17 @@ impl Mqtt {
 
     async fn wait_suback(&mut self) -> anyhow::Result<()> {
         loop {
-            if let Step::SubAck(granted) = self.poll().await? {
-                self.granted =
-                    granted.ok_or_else(|| anyhow!("the broker refused the subscription"))?;
-                return Ok(());
+            match self.poll().await? {
+                Step::SubAck(granted) => {
+                    self.granted =
+                        granted.ok_or_else(|| anyhow!("the broker refused the subscription"))?;
+                    return Ok(());
+                }
+                step => {
+                    if let Some(received) = self.flow_step(step) {
+                        self.early.push(received);
+                    }
+                }
             }
         }
     }
@@ -477,6 +496,10 @@ impl Transport for Mqtt {
     }
 
     async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
+        if !self.early.is_empty() {
+            delivered.append(&mut self.early);
+            return Ok(());
+        }
         loop {
             let event = self.poll().await?;
             if let Some(received) = self.flow_step(event) {
