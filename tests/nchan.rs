@@ -163,19 +163,47 @@ async fn nchan_websocket_frame_costs_exactly_2_bytes() {
     );
 }
 
-/// Waits for `n` more messages on `client`; returns their sequence numbers in order.
+/// Sequence numbers from here up mark the probes `wait_until_subscribed` publishes.
+const PROBE_SEQ: u64 = 1_000_000;
+
+/// Waits for `n` more messages on `client`, skipping late probes; returns their sequence
+/// numbers in order.
 async fn next_seqs(client: &mut Sse, n: usize) -> Vec<u64> {
-    let mut delivered = Vec::new();
-    while delivered.len() < n {
+    let mut seqs = Vec::new();
+    while seqs.len() < n {
+        let mut delivered = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), client.next(&mut delivered))
             .await
             .expect("nchan sent the event in time")
             .expect("the event stream holds");
+        seqs.extend(
+            delivered
+                .iter()
+                .map(|r| Stamp::decode(&r.payload).expect("a pushbench payload").seq)
+                .filter(|&seq| seq < PROBE_SEQ),
+        );
     }
-    delivered
-        .iter()
-        .map(|r| Stamp::decode(&r.payload).expect("a pushbench payload").seq)
-        .collect()
+    seqs
+}
+
+/// nchan answers the stream's headers before the channel's owning worker has the subscriber
+/// (worker_processes is 2 and subscriptions travel between workers), and a message
+/// published in between is not this subscriber's ("newest" means from the subscription on).
+/// So probes go out, one at a time, until one arrives: the subscription is then in place.
+async fn wait_until_subscribed(addr: SocketAddr, client: &mut Sse, text: impl Fn(u64) -> String) {
+    for probe in PROBE_SEQ..PROBE_SEQ + 50 {
+        publish(addr, "sse", text(probe).as_bytes()).await;
+        let mut delivered = Vec::new();
+        if let Ok(next) =
+            tokio::time::timeout(Duration::from_millis(200), client.next(&mut delivered)).await
+        {
+            next.expect("the event stream holds");
+            if !delivered.is_empty() {
+                return;
+            }
+        }
+    }
+    panic!("nchan delivered none of 50 probes published over 10 s");
 }
 
 /// pushbench's SSE client against nchan's eventsource location. nchan puts the message body
@@ -214,6 +242,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         .encode_text(32)
     };
     let mut client = Sse::connect(&spec).await.expect("nchan answers the stream");
+    wait_until_subscribed(addr, &mut client, text).await;
     for seq in 0..3 {
         publish(addr, "sse", text(seq).as_bytes()).await;
     }
