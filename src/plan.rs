@@ -161,6 +161,11 @@ pub enum TransportPlan {
     Websocket {
         /// Client read buffer; tungstenite's 128 KiB default costs ~134 KB per connection.
         read_buffer_bytes: usize,
+        /// The client's liveness check, as applications run one over WebSocket: after this
+        /// long without a frame it sends a ping, and after as long again without any frame
+        /// it gives the connection up as dead and reconnects. `None`: it waits for TCP.
+        #[serde(default)]
+        ping: Option<Duration>,
     },
     /// MQTT: every client subscribes to its channel's topic; the publisher publishes to it.
     Mqtt(MqttPlan),
@@ -289,7 +294,10 @@ impl TransportPlan {
                     http.label_suffix()
                 )
             }
-            TransportPlan::Websocket { .. } => self.kind().to_string(),
+            TransportPlan::Websocket { ping, .. } => match ping {
+                Some(every) => format!("{}(ping={})", self.kind(), humantime::format_duration(*every)),
+                None => self.kind().to_string(),
+            },
             TransportPlan::Mqtt(m) => {
                 let version = match m.version {
                     MqttVersion::V311 => "",
@@ -300,7 +308,8 @@ impl TransportPlan {
                     MqttOver::Websocket => "ws",
                 };
                 let will = if m.last_will.is_some() { ",will" } else { "" };
-                format!("mqtt{version}(qos{},{over}{will})", m.qos)
+                let session = if m.clean_session { "" } else { ",persistent" };
+                format!("mqtt{version}(qos{},{over}{session}{will})", m.qos)
             }
         }
     }

@@ -690,6 +690,100 @@ fn behind_a_blackhole_mosquitto_qos1_persistent_loses_nothing_and_qos0_counts_it
     assert!(!listed.contains(&format!("pb-{pid}-")), "{listed}");
 }
 
+/// The hub behind the link, a 10 s blackhole in the middle of publishing at 10 messages/s.
+/// TCP keeps retransmitting through the hole and no one gives the connections up: long
+/// polling, SSE and plain WebSocket get every message late, none lost. A WebSocket client
+/// with its own liveness check (`ping = "2s"`) gives its connection up inside the hole and
+/// reconnects after it; the hub does not replay WebSocket, so that client loses what was
+/// published from the hole's start until it was subscribed again, and the run counts it.
+#[test]
+fn behind_a_blackhole_the_hubs_streams_lose_nothing_and_a_pinging_websocket_counts_its_losses() {
+    const CLIENTS: u64 = 20;
+    const RATE: f64 = 10.0;
+    let (runs, pid) = run_scenario(
+        r#"name = "blackhole-hub"
+clients = 20
+connect_rate = "200/s"
+warmup = "2s"
+duration = "20s"
+drain = "12s"
+[messages]
+rate = "10/s"
+[network]
+delay = "10ms"
+[[faults]]
+kind = "blackhole"
+at = "6s"
+duration = "10s"
+[[transports]]
+kind = "http-longpoll"
+headers = "minimal"
+[[transports]]
+kind = "sse"
+headers = "minimal"
+[[transports]]
+kind = "websocket"
+[[transports]]
+kind = "websocket"
+ping = "2s"
+"#,
+    );
+    assert_eq!(runs.len(), 4);
+    for run in &runs {
+        let fault = &run["link_faults"][0];
+        assert_eq!(fault["kind"], "blackhole", "{run}");
+        assert_eq!(fault["error"], "", "{run}");
+        assert_eq!(run["fault"], "", "{run}");
+        assert_eq!(fault["delivered_during"], 0, "nothing crosses a blackhole: {run}");
+        let (expected, delivered, lost) = (
+            run["messages_expected"].as_u64().unwrap(),
+            run["messages_delivered"].as_u64().unwrap(),
+            run["lost"].as_u64().unwrap(),
+        );
+        eprintln!(
+            "{}: {delivered} of {expected} delivered, lost {lost}, duplicated {}, \
+             reconnects {}, first delivery {} ms after the blackhole, recovery p50 {} ms max {} ms",
+            run["transport"],
+            run["duplicated"],
+            fault["reconnects_after"],
+            fault["first_delivery_after_ms"],
+            fault["recovery_p50_ms"],
+            fault["recovery_max_ms"]
+        );
+        assert_eq!(delivered + lost, expected, "{run}");
+        assert_eq!(run["duplicated"], 0, "{run}");
+    }
+    for survivor in &runs[..3] {
+        assert_eq!(
+            (&survivor["lost"], &survivor["reconnects"]),
+            (&0.into(), &0.into()),
+            "the connection outlives the hole: {survivor}"
+        );
+        assert_eq!(survivor["messages_delivered"], CLIENTS * 200, "{survivor}");
+    }
+    let pinging = &runs[3];
+    assert_eq!(pinging["transport"], "websocket(ping=2s)", "{pinging}");
+    let fault = &pinging["link_faults"][0];
+    assert!(fault["reconnects_after"].as_u64() >= Some(CLIENTS), "{pinging}");
+    let hole_s = fault["duration_s"].as_f64().unwrap();
+    let in_hole = (hole_s * RATE).floor() as u64 - 2;
+    let lost = pinging["lost"].as_u64().unwrap();
+    assert!(
+        lost >= CLIENTS * in_hole,
+        "lost {lost}, fewer than the {in_hole} messages published in the {hole_s:.1} s \
+         blackhole × {CLIENTS} clients"
+    );
+    let back_s = fault["recovery_max_ms"].as_f64().unwrap() / 1e3;
+    let away = ((hole_s + back_s) * RATE).ceil() as u64 + 2;
+    assert!(
+        lost <= CLIENTS * away,
+        "lost {lost}, more than the {away} messages published from the blackhole's start \
+         until the last client was back ({back_s:.2} s after its end) × {CLIENTS}"
+    );
+    let listed = Cmd::new("ip", &["netns", "list"]).run().unwrap();
+    assert!(!listed.contains(&format!("pb-{pid}-")), "{listed}");
+}
+
 /// A restart of the embedded MQTT broker: the `serve` process is killed and started again
 /// with its hub and broker on the ports they had, so the QoS 0 clients reconnect to the new
 /// broker and subscribe again. It holds none of the old one's sessions: what was published

@@ -72,6 +72,7 @@ async fn run_websocket(payload_bytes: usize) -> RunResult {
         payload_bytes,
         TransportPlan::Websocket {
             read_buffer_bytes: 4096,
+            ping: None,
         },
     );
     plan.target = TargetPlan::External {

@@ -182,6 +182,7 @@ async fn a_websocket_through_pushpin_costs_its_frame_header() {
     let r = run_through_pushpin(
         TransportPlan::Websocket {
             read_buffer_bytes: 4096,
+            ping: None,
         },
         64,
     )

@@ -116,7 +116,8 @@ fn use_case_a_maps_to_the_articles_numbers() {
                 timeout: Duration::from_secs(30)
             },
             TransportPlan::Websocket {
-                read_buffer_bytes: 512
+                read_buffer_bytes: 512,
+                ping: None,
             },
             TransportPlan::Mqtt(MqttPlan {
                 qos: 0,

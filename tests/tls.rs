@@ -22,6 +22,7 @@ const TLS12_AES_GCM_RECORD_BYTES: f64 = 5.0 + 8.0 + 16.0;
 fn websocket() -> TransportPlan {
     TransportPlan::Websocket {
         read_buffer_bytes: 4096,
+        ping: None,
     }
 }
 

@@ -15,6 +15,7 @@ use pushbench::transport::{HttpPoll, Received, Transport};
 fn websocket() -> TransportPlan {
     TransportPlan::Websocket {
         read_buffer_bytes: 4096,
+        ping: None,
     }
 }
 

@@ -244,6 +244,7 @@ mod tests {
             channel: "0".into(),
             plan: Arc::new(TransportPlan::Websocket {
                 read_buffer_bytes: 4096,
+                ping: None,
             }),
             index: 0,
             client_id: client_id.into(),

@@ -27,6 +27,7 @@ fn plan() -> Plan {
         transports: vec![
             TransportPlan::Websocket {
                 read_buffer_bytes: 4096,
+                ping: None,
             }
             .into(),
         ],

@@ -165,8 +165,19 @@ fn describe_transport(transport: &TransportPlan) -> String {
             };
             format!("{keepalive}, HTTP/{}{}", http.name(), custom_names(headers))
         }
-        TransportPlan::Websocket { read_buffer_bytes } => {
-            format!("read buffer {read_buffer_bytes} bytes")
+        TransportPlan::Websocket {
+            read_buffer_bytes,
+            ping,
+        } => {
+            let ping = match ping {
+                Some(every) => format!(
+                    "ping after {} of silence, dead after {} more",
+                    seconds(*every),
+                    seconds(*every)
+                ),
+                None => "no ping".to_string(),
+            };
+            format!("read buffer {read_buffer_bytes} bytes, {ping}")
         }
         TransportPlan::Mqtt(m) => {
             let will = match &m.last_will {

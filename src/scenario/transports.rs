@@ -75,6 +75,7 @@ const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
     ("timeout", &[Kind::HttpLongpoll]),
     ("keepalive", &[Kind::Sse]),
     ("read_buffer_bytes", &[Kind::Websocket]),
+    ("ping", &[Kind::Websocket]),
     ("qos", &[Kind::Mqtt]),
     ("version", &[Kind::Mqtt]),
     ("over", &[Kind::Mqtt]),
@@ -175,6 +176,10 @@ fn transport(section: &Section, channels: u64) -> Result<TransportPlan> {
             read_buffer_bytes: match section.get("read_buffer_bytes") {
                 Some(item) => item.whole("read buffer size", READ_BUFFER_BYTES)? as usize,
                 None => DEFAULT_READ_BUFFER_BYTES,
+            },
+            ping: match section.get("ping") {
+                Some(item) => Some(item.duration(Zero::Forbidden)?),
+                None => None,
             },
         },
         Kind::Mqtt => TransportPlan::Mqtt(mqtt(section, channels)?),

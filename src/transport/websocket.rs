@@ -37,11 +37,17 @@ pub struct WebSocket {
     counter: Arc<ConnCounter>,
     adapter: Arc<Adapter>,
     unwrapper: Unwrapper,
+    /// The plan's `ping`: silence after which the client pings, then gives up.
+    ping: Option<Duration>,
 }
 
 impl Transport for WebSocket {
     async fn connect(spec: &ClientSpec) -> anyhow::Result<Self> {
-        let TransportPlan::Websocket { read_buffer_bytes } = spec.plan.as_ref() else {
+        let TransportPlan::Websocket {
+            read_buffer_bytes,
+            ping,
+        } = spec.plan.as_ref()
+        else {
             bail!("websocket client given a {} plan", spec.plan.kind());
         };
         let stream = spec.open(Alpn::Http1).await?;
@@ -63,6 +69,7 @@ impl Transport for WebSocket {
             counter,
             adapter: Arc::clone(&spec.adapter),
             unwrapper: Unwrapper::new(spec),
+            ping: *ping,
         };
         send_frames(
             &mut ws.stream,
@@ -85,7 +92,10 @@ impl Transport for WebSocket {
     /// (several frames per read) still gets exact byte windows.
     async fn next(&mut self, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
         while delivered.is_empty() {
-            let frame = self.stream.next().await;
+            let frame = match self.ping {
+                Some(silence) => self.next_frame_or_ping(silence).await?,
+                None => self.stream.next().await,
+            };
             self.take(frame, delivered).await?;
         }
         while let Some(frame) = self.stream.next().now_or_never() {
@@ -104,6 +114,30 @@ impl Transport for WebSocket {
 }
 
 impl WebSocket {
+    /// The next frame, pinging after `silence` without one; an error once a second
+    /// `silence` passes after the ping with still no frame (a pong counts: the connection
+    /// is alive, the channel only quiet).
+    async fn next_frame_or_ping(
+        &mut self,
+        silence: Duration,
+    ) -> anyhow::Result<Option<Result<Message, WsError>>> {
+        if let Ok(frame) = tokio::time::timeout(silence, self.stream.next()).await {
+            return Ok(frame);
+        }
+        self.stream
+            .send(Message::Ping(Bytes::new()))
+            .await
+            .context("sending a WebSocket ping")?;
+        match tokio::time::timeout(silence, self.stream.next()).await {
+            Ok(frame) => Ok(frame),
+            Err(_) => bail!(
+                "no frame for {:?} and no answer to a ping for {silence:?} after it: the \
+                 connection is given up as dead",
+                silence
+            ),
+        }
+    }
+
     /// Keeps a frame's messages, answering keep-alives; WebSocket pings are answered by
     /// tungstenite itself, pongs and raw frames carry none.
     async fn take(
