@@ -3,9 +3,10 @@
 
 use std::fmt::Write;
 
+use super::charts;
 use super::cost::cpu_us_per_message;
 use super::units::{self, Digits};
-use crate::result::RunResult;
+use crate::result::{FaultResult, RunResult};
 
 /// One claim, what was measured, and the reason.
 struct Claim {
@@ -16,10 +17,15 @@ struct Claim {
 
 /// The section, or nothing when no run bears on any claim.
 pub fn section(results: &[RunResult]) -> anyhow::Result<String> {
-    let claims: Vec<Claim> = [mqtt_overhead(results), comet_cost(results)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let claims: Vec<Claim> = [
+        mqtt_overhead(results),
+        comet_cost(results),
+        mqtt_under_faults(results),
+        last_will(results),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if claims.is_empty() {
         return Ok(String::new());
     }
@@ -99,6 +105,111 @@ fn comet_cost(results: &[RunResult]) -> Option<Claim> {
     })
 }
 
+/// "MQTT's QoS levels make it fit for unreliable networks", from MQTT runs through a blackhole
+/// or a cut.
+fn mqtt_under_faults(results: &[RunResult]) -> Option<Claim> {
+    let measured: Vec<String> = results
+        .iter()
+        .filter(|r| r.transport_kind == "mqtt")
+        .filter_map(|r| {
+            let recoveries: Vec<String> = r
+                .link_faults
+                .iter()
+                .filter(|f| silences(f))
+                .map(|f| {
+                    format!(
+                        "{} {} / {}",
+                        f.kind,
+                        milliseconds(f.recovery_p50_ms),
+                        milliseconds(f.recovery_max_ms)
+                    )
+                })
+                .collect();
+            (!recoveries.is_empty()).then(|| {
+                format!(
+                    "{}: QoS granted {}, session {}, lost {} of {}, {} duplicated, recovery \
+                     p50 / max after {}",
+                    charts::series(results, r),
+                    r.qos_granted
+                        .map_or_else(|| units::NOT_MEASURED.to_string(), |q| q.to_string()),
+                    session(&r.transport),
+                    r.lost,
+                    r.messages_expected,
+                    r.duplicated,
+                    recoveries.join(", ")
+                )
+            })
+        })
+        .collect();
+    if measured.is_empty() {
+        return None;
+    }
+    Some(Claim {
+        claim: "MQTT's QoS levels make it fit for unreliable networks",
+        measured: measured.join("; "),
+        why: "at QoS 1 and 2 the broker keeps a persistent session's messages while its client \
+              is away and resends the unacknowledged ones when it returns (MQTT 3.1.1 §3.1.2.4, \
+              §4.4); a clean session's are dropped with the connection, and QoS 0 is fire and \
+              forget; a blackhole shorter than 1.5 × keep-alive leaves the connection up, and \
+              TCP alone resends what was in flight, at any QoS"
+            .to_string(),
+    })
+}
+
+/// A fault that silenced the link and was carried out: what the QoS claim is about.
+fn silences(f: &FaultResult) -> bool {
+    f.error.is_empty() && matches!(f.kind.as_str(), "blackhole" | "cut")
+}
+
+/// Whether an MQTT run kept its session, as its label says; not measured when the label does
+/// not say.
+fn session(label: &str) -> &'static str {
+    let persistent = label
+        .split(['(', ')', ','])
+        .any(|part| part == "persistent");
+    if persistent {
+        "persistent"
+    } else {
+        units::NOT_MEASURED
+    }
+}
+
+/// A fault's figure in ms, as durations read everywhere.
+fn milliseconds(ms: Option<f64>) -> String {
+    units::optional(ms, |ms| units::duration_us(ms * 1e3, Digits::Three))
+}
+
+/// "Last Will tells the others when a client drops off", from Last Will runs.
+fn last_will(results: &[RunResult]) -> Option<Claim> {
+    let measured: Vec<String> = results
+        .iter()
+        .filter_map(|r| {
+            let bound = r.will_expected_within_us?;
+            Some(format!(
+                "{}: {} of {} wills, p50 {} / max {} after the cut, bound {}",
+                charts::series(results, r),
+                r.messages_delivered,
+                r.messages_expected,
+                units::latency(r.latency_p50_us, Digits::Three),
+                units::latency(r.latency_max_us, Digits::Three),
+                units::duration_us(bound as f64, Digits::Three)
+            ))
+        })
+        .collect();
+    if measured.is_empty() {
+        return None;
+    }
+    Some(Claim {
+        claim: "Last Will tells the others when a client drops off",
+        measured: measured.join("; "),
+        why: "the broker publishes a will once it knows the client is gone: at once for a \
+              closed connection or a failed write, but for a client that just fell silent only \
+              after 1.5 × keep-alive without a packet (MQTT 3.1.1 §3.1.2.10), so the delay is \
+              the keep-alive's, not the network's"
+            .to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +241,81 @@ mod tests {
         );
         assert!(md.contains("websocket 20 µs CPU/message"), "{md}");
         assert_eq!(section(&results[2..]).unwrap(), "");
+    }
+
+    fn through(transport: &str, kind: &str, qos: u64) -> RunResult {
+        RunResult {
+            transport: transport.into(),
+            transport_kind: "mqtt".into(),
+            qos_granted: Some(qos),
+            messages_expected: 9_000,
+            lost: 450,
+            duplicated: 3,
+            link_faults: vec![FaultResult {
+                kind: kind.into(),
+                recovery_p50_ms: Some(120.0),
+                recovery_max_ms: Some(2_400.0),
+                ..FaultResult::default()
+            }],
+            ..RunResult::not_measured()
+        }
+    }
+
+    #[test]
+    fn qos_is_judged_by_mqtt_runs_that_went_through_a_silence() {
+        let mut websocket = through("websocket", "blackhole", 0);
+        websocket.transport_kind = "websocket".into();
+        let mut failed = through("mqtt(qos2,tcp)", "blackhole", 2);
+        failed.link_faults[0].error = "no link".into();
+        let results = [
+            through("mqtt(qos0,tcp)", "blackhole", 0),
+            through("mqtt(qos1,tcp,persistent)", "cut", 1),
+            through("mqtt(qos1,ws)", "restart", 1),
+            websocket,
+            failed,
+        ];
+        let md = section(&results).unwrap();
+        assert!(
+            md.contains(
+                "mqtt(qos0,tcp): QoS granted 0, session -, lost 450 of 9000, 3 duplicated, \
+                 recovery p50 / max after blackhole 120 ms / 2.40 s"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("mqtt(qos1,tcp,persistent): QoS granted 1, session persistent"),
+            "{md}"
+        );
+        for absent in ["mqtt(qos1,ws)", "websocket", "mqtt(qos2,tcp)"] {
+            assert!(!md.contains(absent), "{absent} in {md}");
+        }
+        assert_eq!(section(&results[2..]).unwrap(), "");
+    }
+
+    #[test]
+    fn wills_are_set_beside_their_bound() {
+        let will = RunResult {
+            transport: "mqtt(qos1,tcp,will)".into(),
+            transport_kind: "mqtt".into(),
+            will_expected_within_us: Some(7_500_000),
+            messages_expected: 30,
+            messages_delivered: 29,
+            latency_p50_us: Some(6_200_000),
+            latency_max_us: Some(7_400_000),
+            ..RunResult::not_measured()
+        };
+        let md = section(std::slice::from_ref(&will)).unwrap();
+        assert!(
+            md.contains(
+                "| Last Will tells the others when a client drops off | mqtt(qos1,tcp,will): 29 \
+                 of 30 wills, p50 6.20 s / max 7.40 s after the cut, bound 7.50 s |"
+            ),
+            "{md}"
+        );
+        let stream = RunResult {
+            will_expected_within_us: None,
+            ..will
+        };
+        assert_eq!(section(&[stream]).unwrap(), "");
     }
 }

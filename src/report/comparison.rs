@@ -69,6 +69,7 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     }
     out.push_str(&claims::section(results)?);
     out.push_str(&super::link::faults_section(results)?);
+    out.push_str(&super::link::across_links_section(results)?);
     out.push_str(&tls_costs(results)?);
     out.push_str("\n## Runs\n\n");
     out.push_str(&runs_table(results)?);

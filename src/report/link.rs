@@ -1,6 +1,7 @@
 //! Runs over a link (`[network]`): `links.png`, each transport's latency p50 and p99 across
 //! the link profiles of a results set (the round trips polling pays beside push's one-way
-//! delay), and the per-fault delivery and recovery table of `comparison.md` and the console.
+//! delay); in `comparison.md`, the same runs as a table with loss, retransmissions and the
+//! tail, and the per-fault delivery and recovery table (also on the console).
 
 use std::fmt::Write;
 
@@ -197,6 +198,79 @@ pub fn faults_section(results: &[RunResult]) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// The `## Across links` section: each run over a link without a scheduled fault, grouped by
+/// transport and ordered by configured round trip, so each transport's tail reads down its
+/// rows. Last Will runs are left out: their latency is the wills' after a cut. Empty when no
+/// run had a link.
+pub fn across_links_section(results: &[RunResult]) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let steady: Vec<(LinkKind, &RunResult)> = results
+        .iter()
+        .filter(|r| r.link_faults.is_empty() && r.will_expected_within_us.is_none())
+        .filter_map(|r| Some((LinkKind::of(r)?, r)))
+        .collect();
+    if steady.is_empty() {
+        return Ok(out);
+    }
+    out.push_str(
+        "\n## Across links\n\nEach transport over every link it ran on without a scheduled \
+         fault or Last Will cut, by configured round trip: loss is the link's configured drop rate up / down, \
+         RTT the target's median smoothed TCP round trip, retransmitted the target's share of \
+         segments sent again. Latency is from intended publish to receipt, and delivered, \
+         lost count the run's measured messages.\n\n",
+    );
+    out.push_str(
+        "| scenario | transport | link | loss up / down | RTT measured | retransmitted | \
+         latency p50 / p99 / max | delivered | lost |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for transport in charts::transports(results) {
+        let mut rows: Vec<&(LinkKind, &RunResult)> = steady
+            .iter()
+            .filter(|(_, r)| charts::series(results, r) == transport)
+            .collect();
+        rows.sort_by(|(a, _), (b, _)| a.rtt_ms.total_cmp(&b.rtt_ms));
+        for (kind, r) in rows {
+            writeln!(
+                out,
+                "| {} | {transport} | {} | {} | {} | {} | {} / {} / {} | {} of {} | {} |",
+                r.scenario,
+                kind.label(),
+                configured_loss(r),
+                units::duration_us(r.link_rtt_measured_ms * 1e3, Digits::Three),
+                percent(r.link_retrans_ratio),
+                units::latency(r.latency_p50_us, Digits::Three),
+                units::latency(r.latency_p99_us, Digits::Three),
+                units::latency(r.latency_max_us, Digits::Three),
+                r.messages_delivered,
+                r.messages_expected,
+                r.lost
+            )?;
+        }
+    }
+    Ok(out)
+}
+
+/// The link's configured loss, up / down; not measured when the run did not record its link.
+fn configured_loss(r: &RunResult) -> String {
+    r.link.as_ref().map_or_else(
+        || units::NOT_MEASURED.to_string(),
+        |link| {
+            let c = &link.configured.conditions;
+            format!("{} / {}", percent(c.up.loss), percent(c.down.loss))
+        },
+    )
+}
+
+/// A share (0..=1) as a percentage.
+fn percent(share: f64) -> String {
+    if share.is_finite() {
+        format!("{}%", units::figure(share * 100.0, Digits::Three))
+    } else {
+        units::NOT_MEASURED.to_string()
+    }
+}
+
 /// One console line per fault of `r`, for the notes under the run table.
 pub fn console_notes(r: &RunResult) -> String {
     r.link_faults
@@ -248,4 +322,92 @@ fn fault_cells(f: &FaultResult) -> [String; 9] {
             ms(f.recovery_max_ms)
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::LinkRecord;
+    use crate::link::conditions::{Conditions, Direction};
+    use crate::result::LinkResult;
+
+    fn linked(transport: &str, profile: &str, rtt_ms: f64, loss: f64, p99_us: u64) -> RunResult {
+        let way = Direction {
+            loss,
+            ..Direction::default()
+        };
+        RunResult {
+            scenario: "mobile".into(),
+            transport: transport.into(),
+            link_profile: profile.into(),
+            link_rtt_configured_ms: rtt_ms,
+            link_rtt_measured_ms: rtt_ms + 1.0,
+            link_retrans_ratio: loss + 0.011,
+            link: Some(LinkResult {
+                configured: LinkRecord {
+                    conditions: Conditions {
+                        profile: Some(profile.into()),
+                        up: way,
+                        down: way,
+                    },
+                    ..LinkRecord::default()
+                },
+                tcp: None,
+            }),
+            latency_p50_us: Some(p99_us / 2),
+            latency_p99_us: Some(p99_us),
+            latency_max_us: Some(p99_us * 2),
+            messages_expected: 1_000,
+            messages_delivered: 990,
+            lost: 10,
+            ..RunResult::not_measured()
+        }
+    }
+
+    #[test]
+    fn each_transport_reads_down_its_links_by_round_trip() {
+        let mut faulted = linked("sse", "custom", 100.0, 0.0, 1_000);
+        faulted.link_faults.push(FaultResult::default());
+        let mut will = linked("mqtt(qos1,tcp,will)", "custom", 20.0, 0.0, 5_000_000);
+        will.will_expected_within_us = Some(7_500_000);
+        let results = [
+            linked("websocket", "3g", 400.0, 0.0, 420_000),
+            linked("http-poll(minimal)", "lossy-wifi", 10.0, 0.02, 1_200_000),
+            linked("websocket", "lossy-wifi", 10.0, 0.02, 250_000),
+            faulted,
+            will,
+            RunResult::not_measured(),
+        ];
+        let md = across_links_section(&results).unwrap();
+        let websocket_wifi = md
+            .find(
+                "| mobile | websocket | lossy-wifi (10 ms RTT) | 2% / 2% | 11 ms | 3.10% | \
+                   125 ms / 250 ms / 500 ms | 990 of 1000 | 10 |",
+            )
+            .expect(&md);
+        let websocket_3g = md
+            .find("| websocket | 3g (400 ms RTT) | 0% / 0% | 401 ms |")
+            .expect(&md);
+        let poll = md.find("| http-poll(minimal) | lossy-wifi").expect(&md);
+        assert!(websocket_wifi < websocket_3g && websocket_3g < poll, "{md}");
+        assert!(
+            !md.contains("| sse |"),
+            "a faulted run belongs to ## Faults: {md}"
+        );
+        assert!(!md.contains("mqtt"), "wills are no stream's latency: {md}");
+        assert_eq!(across_links_section(&results[3..]).unwrap(), "");
+    }
+
+    #[test]
+    fn a_link_not_recorded_reads_as_not_measured() {
+        let mut r = linked("websocket", "4g", 150.0, 0.0, 1_000);
+        r.link = None;
+        r.link_retrans_ratio = f64::NAN;
+        r.latency_p99_us = None;
+        let md = across_links_section(&[r]).unwrap();
+        assert!(
+            md.contains("| 4g (150 ms RTT) | - | 151 ms | - | 500 µs / - / 2 ms |"),
+            "{md}"
+        );
+    }
 }
