@@ -295,7 +295,11 @@ impl TransportPlan {
                 )
             }
             TransportPlan::Websocket { ping, .. } => match ping {
-                Some(every) => format!("{}(ping={})", self.kind(), humantime::format_duration(*every)),
+                Some(every) => format!(
+                    "{}(ping={})",
+                    self.kind(),
+                    humantime::format_duration(*every)
+                ),
                 None => self.kind().to_string(),
             },
             TransportPlan::Mqtt(m) => {

@@ -734,7 +734,10 @@ ping = "2s"
         assert_eq!(fault["kind"], "blackhole", "{run}");
         assert_eq!(fault["error"], "", "{run}");
         assert_eq!(run["fault"], "", "{run}");
-        assert_eq!(fault["delivered_during"], 0, "nothing crosses a blackhole: {run}");
+        assert_eq!(
+            fault["delivered_during"], 0,
+            "nothing crosses a blackhole: {run}"
+        );
         let (expected, delivered, lost) = (
             run["messages_expected"].as_u64().unwrap(),
             run["messages_delivered"].as_u64().unwrap(),
@@ -764,7 +767,10 @@ ping = "2s"
     let pinging = &runs[3];
     assert_eq!(pinging["transport"], "websocket(ping=2s)", "{pinging}");
     let fault = &pinging["link_faults"][0];
-    assert!(fault["reconnects_after"].as_u64() >= Some(CLIENTS), "{pinging}");
+    assert!(
+        fault["reconnects_after"].as_u64() >= Some(CLIENTS),
+        "{pinging}"
+    );
     let hole_s = fault["duration_s"].as_f64().unwrap();
     let in_hole = (hole_s * RATE).floor() as u64 - 2;
     let lost = pinging["lost"].as_u64().unwrap();

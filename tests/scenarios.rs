@@ -789,3 +789,32 @@ fn sse_keep_alive_must_be_positive_and_belongs_to_sse_only() {
         "only sse transports accept it",
     );
 }
+
+#[test]
+fn websocket_takes_an_optional_ping_named_in_its_label_and_description() {
+    let source = format!("{BASE}\n[[transports]]\nkind = \"websocket\"\nping = \"2s\"\n");
+    let plan = parse(&source).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.transports[1].transport,
+        TransportPlan::Websocket {
+            read_buffer_bytes: 512,
+            ping: Some(Duration::from_secs(2)),
+        }
+    );
+    assert_eq!(plan.transports[1].label(), "websocket(ping=2s)");
+    let described = scenario::describe(&plan);
+    assert!(
+        described.contains("ping after 2s of silence, dead after 2s more"),
+        "{described}"
+    );
+    let zero = format!("{BASE}\n[[transports]]\nkind = \"websocket\"\nping = \"0s\"\n");
+    assert_error(&zero, 12, 8, "transports[1].ping", "too short");
+    let sse = format!("{BASE}\n[[transports]]\nkind = \"sse\"\nping = \"2s\"\n");
+    assert_error(
+        &sse,
+        12,
+        1,
+        "transports[1].ping",
+        "only websocket transports accept it",
+    );
+}

@@ -41,6 +41,30 @@ async fn websocket_frame_of_200_byte_payload_costs_exactly_4_bytes() {
     assert!(r.setup_bytes_per_client > 100.0, "{r:?}");
 }
 
+/// A liveness ping shorter than the gap between messages: the client pings into the quiet,
+/// the hub answers every ping, so no connection is given up and every message arrives. Each
+/// ping is a masked control frame without payload, 6 bytes up (2 header + 4 mask key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_pings_into_the_quiet_and_the_hubs_pongs_keep_it_alive() {
+    let plan = small_plan(
+        20,
+        16,
+        TransportPlan::Websocket {
+            read_buffer_bytes: 4096,
+            ping: Some(Duration::from_millis(30)),
+        },
+    );
+    let r = run_in_process(&plan).await;
+    assert_eq!((r.lost, r.duplicated, r.reconnects), (0, 0, 0), "{r:?}");
+    assert_eq!(r.messages_delivered, 20 * 10, "{r:?}");
+    assert!(r.window_bytes_up > 0, "pings were sent: {r:?}");
+    assert_eq!(r.window_bytes_up % 6, 0, "only 6-byte pings go up: {r:?}");
+    assert!(
+        r.overhead_bytes_per_message > 2.0,
+        "pings and pongs cost: {r:?}"
+    );
+}
+
 /// One article-profile poll connection to a fresh in-process hub.
 async fn article_poller() -> (Hub, HttpPoll) {
     common::hub_poller(

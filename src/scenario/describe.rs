@@ -171,13 +171,13 @@ fn describe_transport(transport: &TransportPlan) -> String {
         } => {
             let ping = match ping {
                 Some(every) => format!(
-                    "ping after {} of silence, dead after {} more",
+                    ", ping after {} of silence, dead after {} more",
                     seconds(*every),
                     seconds(*every)
                 ),
-                None => "no ping".to_string(),
+                None => String::new(),
             };
-            format!("read buffer {read_buffer_bytes} bytes, {ping}")
+            format!("read buffer {read_buffer_bytes} bytes{ping}")
         }
         TransportPlan::Mqtt(m) => {
             let will = match &m.last_will {
