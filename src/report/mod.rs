@@ -9,6 +9,7 @@ pub mod compare;
 pub mod comparison;
 pub mod console;
 pub mod cost;
+pub mod faults;
 pub mod latency;
 pub mod link;
 pub mod progress;
@@ -82,7 +83,7 @@ const SUMMARIES: [(&str, Render); 2] = [("summary.csv", csv_bytes), ("summary.js
 
 /// The charts and tables people read, rendered once the results are complete. A reporter
 /// with nothing to show (no run over a link for `links.png`) renders nothing: no file.
-const REPORTS: [(&str, Render); 8] = [
+const REPORTS: [(&str, Render); 9] = [
     ("use-cases.png", use_cases::linear),
     ("use-cases-log.png", use_cases::log),
     ("bytes-per-message.png", bytes::render),
@@ -91,6 +92,7 @@ const REPORTS: [(&str, Render); 8] = [
     ("cost.png", cost::render),
     ("comparison.md", comparison::render),
     ("links.png", link::chart),
+    ("faults.png", faults::render),
 ];
 
 /// Writes `summary.csv` and `summary.json` into `dir`; returns the files written and the
