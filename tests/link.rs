@@ -764,11 +764,21 @@ ping = "2s"
         );
         assert_eq!(survivor["messages_delivered"], CLIENTS * 200, "{survivor}");
     }
+    for survivor in &runs[..3] {
+        assert_eq!(
+            survivor["link_faults"][0]["reconnect_bytes_after"], 0,
+            "{survivor}"
+        );
+    }
     let pinging = &runs[3];
     assert_eq!(pinging["transport"], "websocket(ping=2s)", "{pinging}");
     let fault = &pinging["link_faults"][0];
-    assert!(
-        fault["reconnects_after"].as_u64() >= Some(CLIENTS),
+    let reconnects = fault["reconnects_after"].as_u64().unwrap();
+    assert!(reconnects >= CLIENTS, "{pinging}");
+    // Every reconnect is the same upgrade the first connection made, byte for byte.
+    assert_eq!(
+        fault["reconnect_bytes_after"].as_f64().unwrap(),
+        reconnects as f64 * pinging["setup_bytes_per_client"].as_f64().unwrap(),
         "{pinging}"
     );
     let hole_s = fault["duration_s"].as_f64().unwrap();

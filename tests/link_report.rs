@@ -44,6 +44,7 @@ fn restart() -> FaultResult {
         duration_s: 0.0097,
         delivered_during: 3,
         reconnects_after: 20,
+        reconnect_bytes_after: Some(6_580),
         first_delivery_after_ms: Some(56.1),
         clients_recovered: 20,
         recovery_p50_ms: Some(47.9),
@@ -107,7 +108,7 @@ fn each_fault_is_a_row_of_the_comparison_and_a_console_note() {
     let md = String::from_utf8(comparison::render(&results).unwrap()).unwrap();
     assert!(md.contains("## Faults"), "{md}");
     let row = "| matrix-satellite | sse(minimal) | satellite (600 ms RTT) | restart | 2.0 s | \
-               9.70 ms | 3 | 1 | 20 | 56.1 ms | 20 | 47.9 ms / 52.8 ms / 52.8 ms | 20 |";
+               9.70 ms | 3 | 1 | 20 | 6,580 B | 56.1 ms | 20 | 47.9 ms / 52.8 ms / 52.8 ms | 20 |";
     assert!(md.contains(row), "missing {row:?} in\n{md}");
     assert!(
         md.contains("| cut (failed: not carried out: publishing ended first) | 5.0 s |"),
@@ -117,7 +118,7 @@ fn each_fault_is_a_row_of_the_comparison_and_a_console_note() {
     assert!(
         text.contains(
             "note: sse(minimal) restart at 2.0 s (lasted 9.70 ms): 3 delivered during it, 1 \
-             publishes refused, 20 reconnects, first delivery 56.1 ms after it, recovery \
+             publishes refused, 20 reconnects (6,580 B), first delivery 56.1 ms after it, recovery \
              p50/p99/max 47.9 ms / 52.8 ms / 52.8 ms over 20 clients"
         ),
         "{text}"

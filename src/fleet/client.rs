@@ -74,6 +74,9 @@ pub async fn run_client<T: Transport>(
                     shared.connected.fetch_add(1, Ordering::Relaxed);
                 } else {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .reconnect_bytes
+                        .fetch_add(t.wire().total(), Ordering::Relaxed);
                 }
                 conn.insert(t)
             }

@@ -47,6 +47,8 @@ pub struct Shared {
     pub connected: AtomicU64,
     pub connect_failures: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Bytes (TCP payload, both ways) of the reconnects' handshakes and subscriptions.
+    pub reconnect_bytes: AtomicU64,
     /// Connections that broke (the server closed them, or the network failed) mid-run.
     pub disconnects: AtomicU64,
     pub delivered: AtomicU64,
@@ -66,6 +68,7 @@ impl Shared {
             connected: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            reconnect_bytes: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -106,6 +109,7 @@ impl Shared {
             connected: load(&self.connected),
             connect_failures: load(&self.connect_failures),
             reconnects: load(&self.reconnects),
+            reconnect_bytes: load(&self.reconnect_bytes),
             disconnects: load(&self.disconnects),
             delivered: load(&self.delivered),
             finished: load(&self.finished),
@@ -139,6 +143,9 @@ pub struct Counts {
     pub connected: u64,
     pub connect_failures: u64,
     pub reconnects: u64,
+    /// What the reconnects cost before their first exchange: handshakes and subscriptions.
+    #[serde(default)]
+    pub reconnect_bytes: u64,
     pub disconnects: u64,
     pub delivered: u64,
     /// Clients that ended (received the last measured message, or were stopped).

@@ -120,11 +120,14 @@ fn recovery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
             bar(&chart, (y + 0.14, y + 0.48), p50, P50)?;
             bar(&chart, (y + 0.52, y + 0.86), max, MAX)?;
             let note = format!(
-                "{} / {} over {} clients, {} reconnects",
+                "{} / {} over {} clients, {} reconnects ({})",
                 ms(p50),
                 ms(max),
                 f.clients_recovered,
-                f.reconnects_after
+                f.reconnects_after,
+                units::optional(f.reconnect_bytes_after.map(|b| b as f64), |b| {
+                    units::grouped(b, "B")
+                })
             );
             rows::note(area, &chart, ((max, y + 0.69), VPos::Center), &note, BLACK)?;
         } else {

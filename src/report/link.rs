@@ -163,14 +163,16 @@ pub fn faults_section(results: &[RunResult]) -> anyhow::Result<String> {
     out.push_str(
         "\n## Faults\n\nWhat the fleet counted around each scheduled fault. Recovery: from the \
          fault's end to each client's first delivery after it, over the clients whose longest \
-         silence spans that end. Lost is the run's (every fault of it together).\n\n",
+         silence spans that end. Their bytes: what the reconnects cost before their first \
+         exchange (handshakes and subscriptions, TCP payload both ways). Lost is the run's \
+         (every fault of it together).\n\n",
     );
     out.push_str(
         "| scenario | transport | link | fault | at | lasted | delivered during | publishes \
-         refused | reconnects after | first delivery after | clients recovered | recovery \
+         refused | reconnects after | their bytes | first delivery after | clients recovered | recovery \
          p50 / p99 / max | run lost |\n",
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
         for f in &r.link_faults {
             let [
@@ -180,6 +182,7 @@ pub fn faults_section(results: &[RunResult]) -> anyhow::Result<String> {
                 during,
                 refused,
                 reconnects,
+                reconnect_bytes,
                 first,
                 recovered,
                 recovery,
@@ -187,7 +190,7 @@ pub fn faults_section(results: &[RunResult]) -> anyhow::Result<String> {
             writeln!(
                 out,
                 "| {} | {} | {} | {what} | {at} | {lasted} | {during} | {refused} | \
-                 {reconnects} | {first} | {recovered} | {recovery} | {} |",
+                 {reconnects} | {reconnect_bytes} | {first} | {recovered} | {recovery} | {} |",
                 r.scenario,
                 charts::series(results, r),
                 LinkKind::of(r).map_or_else(|| "-".to_string(), |k| k.label()),
@@ -283,13 +286,15 @@ pub fn console_notes(r: &RunResult) -> String {
                 during,
                 refused,
                 reconnects,
+                reconnect_bytes,
                 first,
                 recovered,
                 recovery,
             ] = fault_cells(f);
             format!(
                 "note: {} {what} at {at} (lasted {lasted}): {during} delivered during it, \
-                 {refused} publishes refused, {reconnects} reconnects, first delivery {first} \
+                 {refused} publishes refused, {reconnects} reconnects ({reconnect_bytes}), \
+                 first delivery {first} \
                  after it, recovery p50/p99/max {recovery} over {recovered} clients\n",
                 r.transport
             )
@@ -298,8 +303,9 @@ pub fn console_notes(r: &RunResult) -> String {
 }
 
 /// A fault's figures as text: kind (or why it was not carried out), start, length,
-/// deliveries, refused publishes, reconnects, first delivery, clients recovered, recovery.
-fn fault_cells(f: &FaultResult) -> [String; 9] {
+/// deliveries, refused publishes, reconnects and their bytes, first delivery, clients
+/// recovered, recovery.
+fn fault_cells(f: &FaultResult) -> [String; 10] {
     let ms = |v: Option<f64>| units::optional(v, |ms| units::duration_us(ms * 1e3, Digits::Three));
     let what = if f.error.is_empty() {
         f.kind.clone()
@@ -313,6 +319,9 @@ fn fault_cells(f: &FaultResult) -> [String; 9] {
         f.delivered_during.to_string(),
         f.publishes_failed.to_string(),
         f.reconnects_after.to_string(),
+        units::optional(f.reconnect_bytes_after.map(|b| b as f64), |b| {
+            units::grouped(b, "B")
+        }),
         ms(f.first_delivery_after_ms),
         f.clients_recovered.to_string(),
         format!(

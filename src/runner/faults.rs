@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::atomic::Ordering;
 
-use crate::fleet::Running;
+use crate::fleet::{Counts, Running};
 use crate::link::Link;
 use crate::plan::{FaultKind, FaultPlan};
 use crate::publisher::Progress;
@@ -43,11 +43,11 @@ pub async fn run(
     let failed = || scene.progress.failed.load(Ordering::Relaxed);
     let start = Instant::now();
     let mut results: Vec<FaultResult> = Vec::new();
-    let mut reconnects_at_start = 0;
+    let mut at_start = Counts::default();
     for (i, fault) in faults.iter().enumerate() {
         let stopped = sleep_or_stop(start + fault.at, stop).await;
         if let Some(last) = results.last_mut() {
-            last.reconnects_after = fleet.counts().reconnects - reconnects_at_start;
+            count_reconnects(last, &at_start, &fleet.counts());
         }
         if stopped {
             results.extend(faults[i..].iter().map(|f| FaultResult {
@@ -60,7 +60,7 @@ pub async fn run(
         }
         let before = fleet.counts();
         let failed_before = failed();
-        reconnects_at_start = before.reconnects;
+        at_start = before;
         let began = Instant::now();
         let error = match carry_out(link, scene.target, fault.kind, stop).await {
             Ok(()) => String::new(),
@@ -85,9 +85,16 @@ pub async fn run(
     }
     stop.cancelled().await;
     if let Some(last) = results.last_mut() {
-        last.reconnects_after = fleet.counts().reconnects - reconnects_at_start;
+        count_reconnects(last, &at_start, &fleet.counts());
     }
     results
+}
+
+/// The reconnects from a fault's start (`start`) until the next fault or the end of
+/// publishing (`now`), and what they cost.
+fn count_reconnects(fault: &mut FaultResult, start: &Counts, now: &Counts) {
+    fault.reconnects_after = now.reconnects - start.reconnects;
+    fault.reconnect_bytes_after = Some(now.reconnect_bytes - start.reconnect_bytes);
 }
 
 /// Sleeps until `at`; true if `stop` came first.
