@@ -290,8 +290,9 @@ pub struct FaultResult {
     pub delivered_during: u64,
     /// Reconnects from the fault's start until the next fault or the end of publishing.
     pub reconnects_after: u64,
-    /// What those reconnects cost before their first exchange (handshakes, subscriptions):
-    /// TCP payload bytes both ways, all clients; empty in results that predate it.
+    /// What those reconnects cost before their first exchange (handshakes, subscriptions, and
+    /// what a resumed MQTT session's broker sent before its SUBACK): TCP payload bytes both
+    /// ways, all clients; empty in results that predate it.
     #[serde(default)]
     pub reconnect_bytes_after: Option<u64>,
     /// From the fault's end to the first delivery after it (any client), ms; empty when

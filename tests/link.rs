@@ -689,6 +689,12 @@ fn behind_a_blackhole_mosquitto_qos1_persistent_loses_nothing_and_qos0_counts_it
         assert!(reconnects >= Some(CLIENTS), "{run}");
     }
     let (qos1, qos0) = (&runs[0], &runs[1]);
+    // Each message cost at least its PUBLISH (and PUBACK), also on the connections that
+    // died: their bytes up to the break are counted, reconnects come on top.
+    for (run, least) in [(qos1, 20.0 + 17.0), (qos0, 20.0 + 11.0)] {
+        let bytes = run["bytes_per_message"].as_f64().unwrap();
+        assert!(bytes >= least, "{bytes} B/message, under {least}: {run}");
+    }
     assert_eq!(qos1["qos_granted"], 1, "{qos1}");
     assert_eq!(qos1["lost"], 0, "{qos1}");
     assert_eq!(qos0["qos_granted"], 0, "{qos0}");

@@ -367,8 +367,9 @@ pub struct Mqtt {
     /// Messages whose flow ended before the SUBACK: a resumed persistent session's broker
     /// sends what it queued right after CONNACK, and they are deliveries like any other.
     early: Vec<Received>,
-    /// The last counts read; what is reported once the socket is gone.
-    last: Cell<WireCounts>,
+    /// The last counts read, and `plaintext` when they were read: once the socket is gone
+    /// (rumqttc closes it before it reports the error), the packets handled since are added.
+    last: Cell<(WireCounts, (u64, u64))>,
     /// Plaintext bytes (sent, received) of the packets this client handled: rumqttc owns the
     /// socket and its TLS, so they are derived from the packets, not counted at a stream.
     plaintext: (u64, u64),
@@ -396,7 +397,7 @@ impl Mqtt {
             granted: level,
             in_flow: HashMap::new(),
             early: Vec::new(),
-            last: Cell::new(WireCounts::default()),
+            last: Cell::new((WireCounts::default(), (0, 0))),
             plaintext: (0, 0),
             over: MqttOver::Tcp,
             dead: false,
@@ -515,14 +516,31 @@ impl Transport for Mqtt {
 
     fn wire(&self) -> WireCounts {
         if !self.dead {
-            self.last.set(self.counter.snapshot());
+            self.last.set((self.counter.snapshot(), self.plaintext));
         }
         let (sent, received) = self.plaintext;
         WireCounts {
             plaintext_sent: sent,
             plaintext_received: received,
-            ..self.last.get()
+            ..self.since_last_read()
         }
+    }
+}
+
+impl Mqtt {
+    /// The counts last read plus the packets handled since: on a live socket nothing, on a
+    /// dead one the bytes between the last read and its end. Over TCP those are the exact
+    /// wire bytes; over TLS their records' 22 B each, and every segment's headers, are not
+    /// known once the socket is gone (a gap of the span from the last read to the break).
+    fn since_last_read(&self) -> WireCounts {
+        let (mut counts, (sent_then, received_then)) = self.last.get();
+        let sent = self.plaintext.0 - sent_then;
+        let received = self.plaintext.1 - received_then;
+        counts.sent += sent;
+        counts.kernel_sent += sent;
+        counts.received += received;
+        counts.kernel_received += received;
+        counts
     }
 }
 
