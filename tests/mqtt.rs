@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{mqtt, run_in_process, small_plan};
-use pushbench::plan::{LastWillPlan, MqttClient, MqttOver, MqttVersion, TransportPlan, WillCut};
+use pushbench::plan::{
+    LastWillPlan, MqttClient, MqttOver, MqttVersion, TlsPlan, TlsVersion, TransportPlan, WillCut,
+};
 use pushbench::result::RunResult;
 
 async fn run(qos: u8, over: MqttOver) -> RunResult {
@@ -154,4 +156,36 @@ async fn lean_client_pings_at_its_keep_alive() {
     assert_eq!((r.lost, r.duplicated), (0, 0), "{r:?}");
     assert!(r.window_bytes_up >= 5 * 2 * 3, "PINGREQs of 2 bytes: {r:?}");
     assert_eq!(r.window_bytes_up % 2, 0, "only PINGREQs go up: {r:?}");
+}
+
+/// Over TLS 1.3 (the same `spec.open` as every stream client) each PUBLISH and each PUBACK
+/// travels in a record of its own: 5-byte header, 1-byte content type, 16-byte tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lean_client_over_tls13_costs_its_framing_plus_a_record_per_packet() {
+    const RECORD_BYTES: f64 = 5.0 + 1.0 + 16.0;
+    for (qos, framing, records) in [(0, 11.0, 1.0), (1, 17.0, 2.0)] {
+        let mut transport = mqtt(qos, MqttOver::Tcp);
+        if let TransportPlan::Mqtt(m) = &mut transport {
+            m.client = MqttClient::Lean;
+        }
+        let mut plan = small_plan(20, 16, transport);
+        plan.transports[0].tls = Some(TlsPlan {
+            version: TlsVersion::V1_3,
+            ..TlsPlan::default()
+        });
+        let r = run_in_process(&plan).await;
+        assert_eq!(r.messages_delivered, r.messages_expected, "{r:?}");
+        assert_eq!((r.lost, r.duplicated, r.out_of_order), (0, 0, 0), "{r:?}");
+        assert_eq!(r.transport, format!("mqtt(qos{qos},tcp,lean)+tls"));
+        assert_eq!(
+            r.tls_overhead_bytes_per_message,
+            records * RECORD_BYTES,
+            "QoS {qos}: {r:?}"
+        );
+        assert_eq!(
+            r.overhead_bytes_per_message,
+            framing + records * RECORD_BYTES,
+            "QoS {qos}: {r:?}"
+        );
+    }
 }
