@@ -218,6 +218,20 @@ pub struct MqttPlan {
     pub inflight: u16,
     /// Last Will test: cut every client without DISCONNECT and measure the wills' arrival.
     pub last_will: Option<LastWillPlan>,
+    /// Which client speaks for the subscribers (the publisher is always rumqttc's).
+    #[serde(default)]
+    pub client: MqttClient,
+}
+
+/// The subscribers' MQTT client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MqttClient {
+    /// rumqttc's client and event loop: every version and carrier.
+    #[default]
+    Rumqttc,
+    /// pushbench's own stream with rumqttc's codec: MQTT 3.1.1 over TCP or TLS, with less
+    /// memory per client and bytes and TLS records counted at the stream.
+    Lean,
 }
 
 /// A Last Will and Testament run instead of a message stream.
@@ -313,7 +327,11 @@ impl TransportPlan {
                 };
                 let will = if m.last_will.is_some() { ",will" } else { "" };
                 let session = if m.clean_session { "" } else { ",persistent" };
-                format!("mqtt{version}(qos{},{over}{session}{will})", m.qos)
+                let client = match m.client {
+                    MqttClient::Rumqttc => "",
+                    MqttClient::Lean => ",lean",
+                };
+                format!("mqtt{version}(qos{},{over}{session}{will}{client})", m.qos)
             }
         }
     }

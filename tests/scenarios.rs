@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use pushbench::plan::{
-    HttpVersion, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TargetProcesses, TransportPlan,
+    HttpVersion, MqttClient, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TargetProcesses,
+    TransportPlan,
 };
 use pushbench::profile::HeaderProfile;
 use pushbench::scenario::{self, ScenarioError};
@@ -128,6 +129,7 @@ fn use_case_a_maps_to_the_articles_numbers() {
                 clean_session: true,
                 retain: false,
                 inflight: 10,
+                client: MqttClient::Rumqttc,
                 last_will: None,
             }),
             TransportPlan::HttpPoll {
@@ -816,5 +818,66 @@ fn websocket_takes_an_optional_ping_named_in_its_label_and_description() {
         1,
         "transports[1].ping",
         "only websocket transports accept it",
+    );
+}
+
+/// A scenario with one MQTT transport of the lean client and `extra` lines after it.
+fn lean_mqtt(extra: &str) -> String {
+    BASE.replace(
+        "kind = \"websocket\"",
+        &format!("kind = \"mqtt\"\nclient = \"lean\"\n{extra}"),
+    )
+}
+
+#[test]
+fn lean_mqtt_client_is_labelled_and_described() {
+    let plan = parse(&lean_mqtt("qos = 1\n")).unwrap_or_else(|e| panic!("{e}"));
+    let TransportPlan::Mqtt(m) = &plan.transports[0].transport else {
+        panic!("expected MQTT, got {:?}", plan.transports[0].transport)
+    };
+    assert_eq!(m.client, MqttClient::Lean);
+    assert_eq!(plan.transports[0].label(), "mqtt(qos1,tcp,lean)");
+    assert!(scenario::describe(&plan).contains("lean client"));
+}
+
+#[test]
+fn lean_mqtt_client_rejects_what_it_does_not_speak() {
+    let needle = "client = \"lean\" speaks MQTT 3.1.1 over TCP or TLS, without a will";
+    let cases = [
+        (
+            "over = \"websocket\"",
+            8,
+            "transports[0].over",
+            "over = \"tcp\"",
+        ),
+        (
+            "version = \"5\"",
+            11,
+            "transports[0].version",
+            "version = \"3.1.1\"",
+        ),
+        (
+            "last_will = { topic = \"w/{client}\" }",
+            13,
+            "transports[0].last_will",
+            "no last_will",
+        ),
+    ];
+    for (line, column, field, valid) in cases {
+        let source = lean_mqtt(line);
+        assert_error(&source, 10, column, field, needle);
+        assert_error(&source, 10, column, field, valid);
+    }
+}
+
+#[test]
+fn unknown_mqtt_client() {
+    let source = BASE.replace("kind = \"websocket\"", "kind = \"mqtt\"\nclient = \"paho\"");
+    assert_error(
+        &source,
+        9,
+        10,
+        "transports[0].client",
+        "\"paho\" is not a valid MQTT client: expected one of \"rumqttc\", \"lean\"",
     );
 }

@@ -15,11 +15,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter::Adapter;
-use crate::plan::TransportPlan;
+use crate::plan::{MqttClient, TransportPlan};
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::targets::Endpoint;
 use crate::transport::{
-    ClientSpec, HttpLongpoll, HttpPoll, LastEventId, Mqtt, Sse, Transport, WebSocket,
+    ClientSpec, HttpLongpoll, HttpPoll, LastEventId, Mqtt, MqttLean, Sse, Transport, WebSocket,
 };
 use crate::wire::WireCounts;
 
@@ -299,7 +299,10 @@ fn spawn_client(
         TransportPlan::HttpLongpoll { .. } => go::<HttpLongpoll>(tasks, spec, shared, i),
         TransportPlan::Sse { .. } => go::<Sse>(tasks, spec, shared, i),
         TransportPlan::Websocket { .. } => go::<WebSocket>(tasks, spec, shared, i),
-        TransportPlan::Mqtt(_) => go::<Mqtt>(tasks, spec, shared, i),
+        TransportPlan::Mqtt(m) => match m.client {
+            MqttClient::Rumqttc => go::<Mqtt>(tasks, spec, shared, i),
+            MqttClient::Lean => go::<MqttLean>(tasks, spec, shared, i),
+        },
     }
 }
 

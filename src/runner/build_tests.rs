@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::fleet::FleetOutcome;
 use crate::plan::{
-    HttpVersion, LastWillPlan, MqttOver, MqttPlan, MqttVersion, TargetPlan, WillCut,
+    HttpVersion, LastWillPlan, MqttClient, MqttOver, MqttPlan, MqttVersion, TargetPlan, WillCut,
 };
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::wire::WireCounts;
@@ -311,6 +311,7 @@ fn a_last_will_run_measures_wills_and_nothing_of_a_stream() {
         clean_session: true,
         retain: false,
         inflight: 10,
+        client: MqttClient::Rumqttc,
         last_will: Some(LastWillPlan {
             topic: "will/{client}".into(),
             cut: WillCut::Silence,
@@ -360,6 +361,7 @@ fn a_lower_granted_qos_shows_in_the_label() {
         clean_session: true,
         retain: false,
         inflight: 10,
+        client: MqttClient::Rumqttc,
         last_will: None,
     });
     let r = build(

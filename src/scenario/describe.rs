@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::to_u32;
-use crate::plan::{Plan, TargetPlan, TargetProcesses, TransportPlan};
+use crate::plan::{MqttClient, Plan, TargetPlan, TargetProcesses, TransportPlan};
 use crate::profile::HeaderProfile;
 use crate::thresholds::Threshold;
 
@@ -184,8 +184,12 @@ fn describe_transport(transport: &TransportPlan) -> String {
                 Some(w) => format!(", last will on {:?} ({:?} cut)", w.topic, w.cut),
                 None => String::new(),
             };
+            let client = match m.client {
+                MqttClient::Rumqttc => "",
+                MqttClient::Lean => ", lean client (pushbench's stream, rumqttc's codec)",
+            };
             format!(
-                "topic {:?}, keep-alive {}, clean session {}, retain {}, inflight {}{will}",
+                "topic {:?}, keep-alive {}, clean session {}, retain {}, inflight {}{will}{client}",
                 m.topic,
                 seconds(m.keep_alive),
                 m.clean_session,

@@ -9,7 +9,7 @@ use toml::de::DeValue;
 use super::source::{Item, Section, Zero, shown};
 use super::{Result, optional_duration};
 use crate::plan::{
-    HttpVersion, LastWillPlan, MqttOver, MqttPlan, MqttVersion, TransportPlan, WillCut,
+    HttpVersion, LastWillPlan, MqttClient, MqttOver, MqttPlan, MqttVersion, TransportPlan, WillCut,
 };
 use crate::profile::HeaderProfile;
 
@@ -85,6 +85,7 @@ const TRANSPORT_FIELDS: &[(&str, &[Kind])] = &[
     ("retain", &[Kind::Mqtt]),
     ("inflight", &[Kind::Mqtt]),
     ("last_will", &[Kind::Mqtt]),
+    ("client", &[Kind::Mqtt]),
     (
         "tls",
         &[
@@ -238,7 +239,14 @@ fn mqtt(section: &Section, channels: u64) -> Result<MqttPlan> {
         }
         None => DEFAULT_MQTT_KEEP_ALIVE,
     };
-    Ok(MqttPlan {
+    let client = match section.get("client") {
+        Some(item) => item.choice(
+            "MQTT client",
+            &[("rumqttc", MqttClient::Rumqttc), ("lean", MqttClient::Lean)],
+        )?,
+        None => MqttClient::Rumqttc,
+    };
+    let plan = MqttPlan {
         qos,
         version,
         over,
@@ -254,7 +262,35 @@ fn mqtt(section: &Section, channels: u64) -> Result<MqttPlan> {
             Some(item) => Some(last_will(&item)?),
             None => None,
         },
-    })
+        client,
+    };
+    if client == MqttClient::Lean {
+        lean_supports(section, &plan)?;
+    }
+    Ok(plan)
+}
+
+/// The lean client speaks MQTT 3.1.1 over TCP (or TLS) without a will: anything else is an
+/// error at the field that asks for it.
+fn lean_supports(section: &Section, plan: &MqttPlan) -> Result<()> {
+    let unsupported = [
+        ("over", plan.over != MqttOver::Tcp, "over = \"tcp\""),
+        (
+            "version",
+            plan.version != MqttVersion::V311,
+            "version = \"3.1.1\"",
+        ),
+        ("last_will", plan.last_will.is_some(), "no last_will"),
+    ];
+    for (field, asked, valid) in unsupported {
+        if let (true, Some(item)) = (asked, section.get(field)) {
+            return Err(item.error(format!(
+                "client = \"lean\" speaks MQTT 3.1.1 over TCP or TLS, without a will: valid \
+                 here is {valid}, or client = \"rumqttc\""
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A topic to publish to: no wildcards, and `{channel}` in it when there are several channels.

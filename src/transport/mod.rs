@@ -6,6 +6,7 @@ mod adapted;
 pub mod fake;
 mod http;
 pub mod mqtt;
+mod mqtt_lean;
 mod open;
 mod sse;
 pub(crate) mod websocket;
@@ -23,6 +24,7 @@ use crate::wire::WireCounts;
 
 pub use http::{HttpLongpoll, HttpPoll, Validators};
 pub use mqtt::Mqtt;
+pub use mqtt_lean::MqttLean;
 pub use sse::{LastEventId, Sse};
 pub use websocket::WebSocket;
 

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pushbench::plan::{MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan};
+use pushbench::plan::{
+    MqttClient, MqttOver, MqttPlan, MqttVersion, Plan, TargetPlan, TransportPlan,
+};
 use pushbench::result::RunResult;
 use pushbench::runner::{self, RunOptions};
 use pushbench::targets::Launch;
@@ -218,6 +220,7 @@ pub fn mqtt(qos: u8, over: MqttOver) -> TransportPlan {
         clean_session: true,
         retain: false,
         inflight: 10,
+        client: MqttClient::Rumqttc,
         last_will: None,
     })
 }
