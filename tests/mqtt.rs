@@ -187,5 +187,8 @@ async fn lean_client_over_tls13_costs_its_framing_plus_a_record_per_packet() {
             framing + records * RECORD_BYTES,
             "QoS {qos}: {r:?}"
         );
+        // Counted at the stream, unlike rumqttc's: a PUBLISH and its PUBACK, a record each.
+        assert_eq!(r.tls_records_per_message, records, "QoS {qos}: {r:?}");
+        assert!(r.tls_setup_bytes_per_client > 0.0, "QoS {qos}: {r:?}");
     }
 }

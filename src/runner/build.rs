@@ -4,7 +4,7 @@
 
 use crate::fleet::{MeasuredSeqs, Merged, Running};
 use crate::last_will::Wills;
-use crate::plan::{Plan, RunPlan, TlsPlan, TransportPlan};
+use crate::plan::{MqttClient, Plan, RunPlan, TlsPlan, TransportPlan};
 use crate::publisher::PublishOutcome;
 use crate::result::RunResult;
 use crate::stats::{self, Percentiles, per};
@@ -434,7 +434,9 @@ fn stream(
     if run.tls.is_some() {
         set_tls(r, &wire, &outcome.setup, messages, connected);
         r.total_tls_records = Some(outcome.total_wire.tls_records);
-        if let TransportPlan::Mqtt(_) = transport {
+        if let TransportPlan::Mqtt(m) = transport
+            && m.client == MqttClient::Rumqttc
+        {
             // rumqttc owns the socket and its TLS: no records are seen, and of the setup's
             // packets (CONNECT, SUBSCRIBE) rumqttc's events give no sizes.
             r.tls_records_per_message = f64::NAN;
