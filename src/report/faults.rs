@@ -63,7 +63,7 @@ fn delivery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
         area,
         "Delivered of the messages due, runs with a scheduled fault",
         rows.len(),
-        0.0..125.0,
+        0.0..150.0,
         "messages delivered ÷ messages due to the clients (%), the whole run",
         &|v| format!("{v:.0}%"),
     )?;
@@ -74,7 +74,7 @@ fn delivery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
             Some(share) => {
                 bar(&chart, (y + 0.25, y + 0.75), share, DELIVERED)?;
                 let note = format!(
-                    "{share:.1}% ({} of {}, {} duplicated)",
+                    "{share:.1}% ({} of {}, {} dup.)",
                     units::grouped(r.lost as f64, "lost"),
                     units::grouped(r.messages_expected as f64, "due"),
                     r.duplicated

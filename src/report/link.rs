@@ -67,17 +67,18 @@ fn points(results: &[RunResult], kinds: &[LinkKind], series: &str) -> Vec<Point>
         .collect()
 }
 
-/// `links.png`; empty (no file) when no run had a link.
+/// `links.png`; empty (no file) when no run had a link without a scheduled fault.
 pub fn chart(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
-    let kinds = links(results);
+    // A run with a scheduled fault measures the fault, not the link: the Faults table has it.
+    let linked: Vec<RunResult> = results
+        .iter()
+        .filter(|r| LinkKind::of(r).is_some() && r.link_faults.is_empty())
+        .cloned()
+        .collect();
+    let kinds = links(&linked);
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
-    let linked: Vec<RunResult> = results
-        .iter()
-        .filter(|r| LinkKind::of(r).is_some())
-        .cloned()
-        .collect();
     let transports = charts::transports(&linked);
     let all: Vec<(String, Vec<Point>)> = transports
         .iter()
