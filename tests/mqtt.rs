@@ -27,24 +27,26 @@ async fn qos0_publish_costs_exactly_11_bytes_over_its_payload() {
     assert_eq!(r.window_bytes_up, 0, "a QoS 0 subscriber sends nothing");
 }
 
-/// QoS 1 adds the packet id (2) and the subscriber's PUBACK (4).
+/// QoS 1 adds the packet id (2) and the subscriber's PUBACK (4), on either client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos1_adds_packet_id_and_puback() {
-    let r = run(1, MqttOver::Tcp).await;
-    assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 4.0, "{r:?}");
-    assert_eq!(r.window_bytes_up, 4 * r.window_messages);
+    for r in [run(1, MqttOver::Tcp).await, run_lean(1).await] {
+        assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 4.0, "{r:?}");
+        assert_eq!(r.window_bytes_up, 4 * r.window_messages, "{r:?}");
+    }
 }
 
-/// QoS 2 adds the packet id (2) and PUBREC + PUBREL + PUBCOMP (4 each).
+/// QoS 2 adds the packet id (2) and PUBREC + PUBREL + PUBCOMP (4 each), on either client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qos2_adds_packet_id_and_three_acks() {
-    let r = run(2, MqttOver::Tcp).await;
-    assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 12.0, "{r:?}");
-    assert_eq!(
-        r.window_bytes_up,
-        8 * r.window_messages,
-        "PUBREC and PUBCOMP"
-    );
+    for r in [run(2, MqttOver::Tcp).await, run_lean(2).await] {
+        assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 12.0, "{r:?}");
+        assert_eq!(
+            r.window_bytes_up,
+            8 * r.window_messages,
+            "PUBREC and PUBCOMP: {r:?}"
+        );
+    }
 }
 
 /// Over WebSocket each broker→client PUBLISH travels in its own binary frame: 2 bytes more.
@@ -117,26 +119,6 @@ async fn lean_qos0_costs_the_same_11_bytes_as_rumqttc() {
     assert_eq!(r.overhead_bytes_per_message, 11.0, "{r:?}");
     assert_eq!(r.window_bytes_up, 0, "a QoS 0 subscriber sends nothing");
     assert!(r.transport.ends_with(",lean)"), "{}", r.transport);
-}
-
-/// QoS 1 on the lean client: the packet id (2) and its PUBACK (4), as on rumqttc.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lean_qos1_adds_packet_id_and_puback() {
-    let r = run_lean(1).await;
-    assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 4.0, "{r:?}");
-    assert_eq!(r.window_bytes_up, 4 * r.window_messages);
-}
-
-/// QoS 2 on the lean client: the packet id (2), PUBREC and PUBCOMP up, PUBREL down.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lean_qos2_adds_packet_id_and_three_acks() {
-    let r = run_lean(2).await;
-    assert_eq!(r.overhead_bytes_per_message, 11.0 + 2.0 + 12.0, "{r:?}");
-    assert_eq!(
-        r.window_bytes_up,
-        8 * r.window_messages,
-        "PUBREC and PUBCOMP"
-    );
 }
 
 /// A QoS 0 subscriber sends nothing else, so the lean client must ping at its keep-alive
