@@ -120,8 +120,8 @@ fn mqtt_under_faults(results: &[RunResult]) -> Option<Claim> {
                     format!(
                         "{} {} / {}",
                         f.kind,
-                        milliseconds(f.recovery_p50_ms),
-                        milliseconds(f.recovery_max_ms)
+                        units::optional(f.recovery_p50_ms, units::duration_ms),
+                        units::optional(f.recovery_max_ms, units::duration_ms)
                     )
                 })
                 .collect();
@@ -172,11 +172,6 @@ fn session(label: &str) -> &'static str {
     } else {
         units::NOT_MEASURED
     }
-}
-
-/// A fault's figure in ms, as durations read everywhere.
-fn milliseconds(ms: Option<f64>) -> String {
-    units::optional(ms, |ms| units::duration_us(ms * 1e3, Digits::Three))
 }
 
 /// "Last Will tells the others when a client drops off", from Last Will runs.

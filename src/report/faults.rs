@@ -8,7 +8,7 @@ use plotters::style::text_anchor::VPos;
 
 use super::charts::{self, Area, plot_error};
 use super::rows::{self, RowChart};
-use super::units::{self, Digits};
+use super::units;
 use crate::result::{FaultResult, RunResult};
 
 pub const SIZE: (u32, u32) = (1200, 900);
@@ -102,7 +102,7 @@ fn recovery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
         rows.len(),
         0.0..widest * 1.4,
         "time per client (p50 and max over the clients it silenced)",
-        &|ms| units::duration_us(ms * 1e3, Digits::Three),
+        &|ms| units::duration_ms(*ms),
     )?;
     for (label, colour) in [("p50", P50), ("max", MAX)] {
         chart
@@ -121,8 +121,8 @@ fn recovery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
             bar(&chart, (y + 0.52, y + 0.86), max, MAX)?;
             let note = format!(
                 "{} / {} over {} clients, {} reconnects ({})",
-                ms(p50),
-                ms(max),
+                units::duration_ms(p50),
+                units::duration_ms(max),
                 f.clients_recovered,
                 f.reconnects_after,
                 units::optional(f.reconnect_bytes_after.map(|b| b as f64), |b| {
@@ -137,10 +137,6 @@ fn recovery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
         rows::label(area, &chart, i, &row_label(results, row))?;
     }
     charts::legend(&mut chart)
-}
-
-fn ms(value: f64) -> String {
-    units::duration_us(value * 1e3, Digits::Three)
 }
 
 fn bar(

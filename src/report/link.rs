@@ -29,11 +29,7 @@ impl LinkKind {
     }
 
     fn label(&self) -> String {
-        format!(
-            "{} ({} RTT)",
-            self.profile,
-            units::duration_us(self.rtt_ms * 1e3, Digits::Three)
-        )
+        format!("{} ({} RTT)", self.profile, units::duration_ms(self.rtt_ms))
     }
 }
 
@@ -241,7 +237,7 @@ pub fn across_links_section(results: &[RunResult]) -> anyhow::Result<String> {
                 r.scenario,
                 kind.label(),
                 configured_loss(r),
-                units::duration_us(r.link_rtt_measured_ms * 1e3, Digits::Three),
+                units::duration_ms(r.link_rtt_measured_ms),
                 percent(r.link_retrans_ratio),
                 units::latency(r.latency_p50_us, Digits::Three),
                 units::latency(r.latency_p99_us, Digits::Three),
@@ -307,7 +303,7 @@ pub fn console_notes(r: &RunResult) -> String {
 /// deliveries, refused publishes, reconnects and their bytes, first delivery, clients
 /// recovered, recovery.
 fn fault_cells(f: &FaultResult) -> [String; 10] {
-    let ms = |v: Option<f64>| units::optional(v, |ms| units::duration_us(ms * 1e3, Digits::Three));
+    let ms = |v: Option<f64>| units::optional(v, units::duration_ms);
     let what = if f.error.is_empty() {
         f.kind.clone()
     } else {

@@ -81,6 +81,11 @@ pub fn duration_us(us: f64, digits: Digits) -> String {
     }
 }
 
+/// A duration in ms (the link's and the faults' unit), as `duration_us` writes it.
+pub fn duration_ms(ms: f64) -> String {
+    duration_us(ms * 1e3, Digits::Three)
+}
+
 /// A latency figure of a run; `None` when it delivered nothing.
 pub fn latency(us: Option<u64>, digits: Digits) -> String {
     optional(us.map(|us| us as f64), |us| duration_us(us, digits))

@@ -37,7 +37,8 @@ fn claimed() -> std::sync::MutexGuard<'static, Option<HashSet<RawFd>>> {
     CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn qos4(level: u8) -> rumqttc::QoS {
+/// The 3.1.1 QoS of a plan's level (rumqttc's codec type, also the lean client's).
+pub(super) fn qos4(level: u8) -> rumqttc::QoS {
     match level {
         0 => rumqttc::QoS::AtMostOnce,
         1 => rumqttc::QoS::AtLeastOnce,
@@ -425,6 +426,21 @@ impl Mqtt {
         }
     }
 
+    /// The counts last read plus the packets handled since: on a live socket nothing, on a
+    /// dead one the bytes between the last read and its end. Over TCP those are the exact
+    /// wire bytes; over TLS their records' 22 B each, and every segment's headers, are not
+    /// known once the socket is gone (a gap of the span from the last read to the break).
+    fn since_last_read(&self) -> WireCounts {
+        let (mut counts, (sent_then, received_then)) = self.last.get();
+        let sent = self.plaintext.0 - sent_then;
+        let received = self.plaintext.1 - received_then;
+        counts.sent += sent;
+        counts.kernel_sent += sent;
+        counts.received += received;
+        counts.kernel_received += received;
+        counts
+    }
+
     /// The QoS the broker granted the subscription (MQTT 3.1.1 §3.9.3: it may be lower than
     /// asked).
     pub fn granted(&self) -> u8 {
@@ -524,23 +540,6 @@ impl Transport for Mqtt {
             plaintext_received: received,
             ..self.since_last_read()
         }
-    }
-}
-
-impl Mqtt {
-    /// The counts last read plus the packets handled since: on a live socket nothing, on a
-    /// dead one the bytes between the last read and its end. Over TCP those are the exact
-    /// wire bytes; over TLS their records' 22 B each, and every segment's headers, are not
-    /// known once the socket is gone (a gap of the span from the last read to the break).
-    fn since_last_read(&self) -> WireCounts {
-        let (mut counts, (sent_then, received_then)) = self.last.get();
-        let sent = self.plaintext.0 - sent_then;
-        let received = self.plaintext.1 - received_then;
-        counts.sent += sent;
-        counts.kernel_sent += sent;
-        counts.received += received;
-        counts.kernel_received += received;
-        counts
     }
 }
 

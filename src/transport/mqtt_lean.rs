@@ -19,6 +19,7 @@ use rumqttc::mqttbytes::{self, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+use super::mqtt::qos4;
 use super::{ClientSpec, Received, Transport};
 use crate::plan::TransportPlan;
 use crate::tls::Alpn;
@@ -80,7 +81,7 @@ impl Transport for MqttLean {
         connect.clean_session = plan.clean_session;
         let subscribe = Subscribe {
             pkid: SUBSCRIBE_PKID,
-            ..Subscribe::new(plan.topic_of(&spec.channel), qos(plan.qos))
+            ..Subscribe::new(plan.topic_of(&spec.channel), qos4(plan.qos))
         };
         tokio::time::timeout(SUBSCRIBE_TIMEOUT, mqtt.handshake(connect, subscribe))
             .await
@@ -265,13 +266,5 @@ impl MqttLean {
         self.write.clear();
         self.last_sent = Instant::now();
         Ok(())
-    }
-}
-
-fn qos(level: u8) -> QoS {
-    match level {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
     }
 }

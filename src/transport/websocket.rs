@@ -131,9 +131,8 @@ impl WebSocket {
         match tokio::time::timeout(silence, self.stream.next()).await {
             Ok(frame) => Ok(frame),
             Err(_) => bail!(
-                "no frame for {:?} and no answer to a ping for {silence:?} after it: the \
-                 connection is given up as dead",
-                silence
+                "no frame for {silence:?} and no answer to a ping for {silence:?} after it: \
+                 the connection is given up as dead"
             ),
         }
     }
