@@ -745,7 +745,10 @@ ping = "2s"
     assert_eq!(runs.len(), 4);
     for run in &runs {
         check_blackhole_run(run);
-        assert_eq!(run["link_faults"][0]["delivered_during"], 0, "{run}");
+        // Nothing crosses the hole; a message already held in the delay line (10 ms) when
+        // it began still arrives: at most one per client.
+        let during = run["link_faults"][0]["delivered_during"].as_u64();
+        assert!(during <= Some(CLIENTS), "{run}");
         assert_eq!(run["duplicated"], 0, "{run}");
     }
     for survivor in &runs[..3] {
