@@ -119,12 +119,24 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// Live count for progress display.
+/// The publisher's live counts and timetable: for progress display, and for the faults to
+/// tell which messages were due while they lasted.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub published: AtomicU64,
     /// Publishes that failed so far (what a scheduled fault made fail is counted from it).
     pub failed: AtomicU64,
+    /// When message 0 is due, and the time between two messages: set as publishing starts.
+    timetable: std::sync::OnceLock<(Instant, Duration)>,
+}
+
+impl Progress {
+    /// The first sequence number due at or after `at`; `None` before publishing started.
+    pub fn first_due_from(&self, at: Instant) -> Option<u64> {
+        let (start, interval) = self.timetable.get()?;
+        let since = at.saturating_duration_since(*start).as_secs_f64();
+        Some((since / interval.as_secs_f64()).ceil() as u64)
+    }
 }
 
 /// Publishes the schedule to every endpoint (each endpoint is a separate server holding its
@@ -157,6 +169,8 @@ pub async fn publish(
         Instant::now() + lead,
         crate::clock::skewed(SystemTime::now()) + lead,
     );
+    let interval = Duration::from_secs_f64(1.0 / schedule.rate_per_s);
+    let _ = progress.timetable.set((start.0, interval));
     let mut tasks = JoinSet::new();
     for (i, sink) in sinks.into_iter().enumerate() {
         let schedule = schedule.clone();

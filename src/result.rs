@@ -312,6 +312,10 @@ pub struct FaultResult {
     /// subscriber of their channel misses each of them.
     #[serde(default)]
     pub publishes_failed: u64,
+    /// The measured messages due while the fault lasted (scheduled between its start and
+    /// end; one per subscriber), and what became of them; empty in results that predate it.
+    #[serde(default)]
+    pub due_messages: Option<crate::fleet::spans::FaultDelivery>,
 }
 
 impl RunResult {

@@ -126,10 +126,10 @@ impl Delivery {
         seq >= self.first && seq - self.first < self.expected
     }
 
-    /// Notes the arrival of `seq`.
-    pub fn record(&mut self, seq: u64) {
+    /// Notes the arrival of `seq`; true when it is a tracked message's first arrival.
+    pub fn record(&mut self, seq: u64) -> bool {
         if !self.tracks(seq) {
-            return;
+            return false;
         }
         if self.highest.is_some_and(|h| seq < h) {
             self.out_of_order += 1;
@@ -139,9 +139,11 @@ impl Delivery {
         let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
         if self.seen[word] & mask != 0 {
             self.duplicated += 1;
+            false
         } else {
             self.seen[word] |= mask;
             self.distinct += 1;
+            true
         }
     }
 

@@ -646,6 +646,45 @@ fn check_blackhole_run(run: &serde_json::Value) {
     assert_eq!(delivered + lost, expected, "{run}");
 }
 
+/// What became of the messages due while the run's blackhole lasted, checked for what holds
+/// whatever the transport: one per client for each message scheduled in the hole (its length
+/// × the rate, one either way at each edge), every one of them delivered during it, after it,
+/// or lost, and none lost that the run did not count. Nothing crosses the hole; a message
+/// already held in the delay line when it began still arrives: at most one per client.
+/// Returns (delivered after, lost).
+fn due_in_the_hole(run: &serde_json::Value, clients: u64, rate: f64) -> (u64, u64) {
+    let fault = &run["link_faults"][0];
+    let due = &fault["due_messages"];
+    let n = |field: &str| {
+        due[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field}: {run}"))
+    };
+    let in_hole = fault["duration_s"].as_f64().unwrap() * rate;
+    let per_client = (in_hole.floor() as u64 - 1)..=(in_hole.ceil() as u64 + 1);
+    assert!(
+        per_client.contains(&(n("due") / clients)) && n("due") % clients == 0,
+        "{} messages due in a {in_hole} message hole: {run}",
+        n("due")
+    );
+    assert_eq!(
+        n("delivered_during") + n("delivered_after") + n("lost"),
+        n("due"),
+        "{run}"
+    );
+    assert!(n("delivered_during") <= clients, "{run}");
+    assert!(n("lost") <= run["lost"].as_u64().unwrap(), "{run}");
+    eprintln!(
+        "{}: {} due in the hole, {} delivered during it, {} after, {} lost",
+        run["transport"],
+        n("due"),
+        n("delivered_during"),
+        n("delivered_after"),
+        n("lost")
+    );
+    (n("delivered_after"), n("lost"))
+}
+
 /// A run whose clients gave their connections up in the hole and get nothing back lost at
 /// least what was published during it and at most what was published from its start until
 /// the last client was back, one message either way at each edge, for each client.
@@ -697,9 +736,14 @@ fn behind_a_blackhole_mosquitto_qos1_persistent_loses_nothing_and_qos0_counts_it
     }
     assert_eq!(qos1["qos_granted"], 1, "{qos1}");
     assert_eq!(qos1["lost"], 0, "{qos1}");
+    // The session kept what the hole swallowed, and the broker sent it on the client's return.
+    let (after, _) = due_in_the_hole(qos1, CLIENTS, RATE);
+    assert!(after >= 90 * CLIENTS, "{qos1}");
     assert_eq!(qos0["qos_granted"], 0, "{qos0}");
     assert_eq!(qos0["duplicated"], 0, "{qos0}");
     assert_lost_what_the_hole_swallowed(qos0, CLIENTS, RATE);
+    // Both ends gave the connection up inside the hole: nothing of it came after.
+    assert_eq!(due_in_the_hole(qos0, CLIENTS, RATE).0, 0, "{qos0}");
     let listed = Cmd::new("ip", &["netns", "list"]).run().unwrap();
     assert!(!listed.contains(&format!("pb-{pid}-")), "{listed}");
 }
@@ -752,6 +796,10 @@ ping = "2s"
         assert_eq!(run["duplicated"], 0, "{run}");
     }
     for survivor in &runs[..3] {
+        // TCP resent everything the hole swallowed once it ended.
+        let (after, lost) = due_in_the_hole(survivor, CLIENTS, RATE);
+        assert_eq!(lost, 0, "{survivor}");
+        assert!(after >= 90 * CLIENTS, "{survivor}");
         assert_eq!(
             (&survivor["lost"], &survivor["reconnects"]),
             (&0.into(), &0.into()),
@@ -773,6 +821,8 @@ ping = "2s"
         "{pinging}"
     );
     assert_lost_what_the_hole_swallowed(pinging, CLIENTS, RATE);
+    // The client gave the connection up inside the hole, and the hub does not replay.
+    assert_eq!(due_in_the_hole(pinging, CLIENTS, RATE).0, 0, "{pinging}");
     let listed = Cmd::new("ip", &["netns", "list"]).run().unwrap();
     assert!(!listed.contains(&format!("pb-{pid}-")), "{listed}");
 }

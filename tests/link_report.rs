@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use plotters::style::Color;
+use pushbench::fleet::spans::FaultDelivery;
 use pushbench::report::{self, charts, comparison, console, link};
 use pushbench::result::{FaultResult, RunResult};
 
@@ -51,6 +52,13 @@ fn restart() -> FaultResult {
         recovery_p99_ms: Some(52.8),
         recovery_max_ms: Some(52.8),
         publishes_failed: 1,
+        // The refused message was due to all 20 clients; one came twice.
+        due_messages: Some(FaultDelivery {
+            due: 20,
+            lost: 20,
+            duplicated: 1,
+            ..FaultDelivery::default()
+        }),
         ..FaultResult::default()
     }
 }
@@ -108,7 +116,8 @@ fn each_fault_is_a_row_of_the_comparison_and_a_console_note() {
     let md = String::from_utf8(comparison::render(&results).unwrap()).unwrap();
     assert!(md.contains("## Faults"), "{md}");
     let row = "| matrix-satellite | sse(minimal) | satellite (600 ms RTT) | restart | 2.0 s | \
-               9.70 ms | 3 | 1 | 20 | 6,580 B | 56.1 ms | 20 | 47.9 ms / 52.8 ms / 52.8 ms | 20 |";
+               9.70 ms | 3 | 1 | 20 | 6,580 B | 56.1 ms | 20 | 47.9 ms / 52.8 ms / 52.8 ms | 20 | \
+               0 / 0 / 20 (+1 duplicated) | 20 |";
     assert!(md.contains(row), "missing {row:?} in\n{md}");
     assert!(
         md.contains("| cut (failed: not carried out: publishing ended first) | 5.0 s |"),
@@ -119,7 +128,8 @@ fn each_fault_is_a_row_of_the_comparison_and_a_console_note() {
         text.contains(
             "note: sse(minimal) restart at 2.0 s (lasted 9.70 ms): 3 delivered during it, 1 \
              publishes refused, 20 reconnects (6,580 B), first delivery 56.1 ms after it, recovery \
-             p50/p99/max 47.9 ms / 52.8 ms / 52.8 ms over 20 clients"
+             p50/p99/max 47.9 ms / 52.8 ms / 52.8 ms over 20 clients; 20 due in it, of them \
+             during / after / lost: 0 / 0 / 20 (+1 duplicated)"
         ),
         "{text}"
     );

@@ -101,7 +101,7 @@ pub async fn run_client<T: Transport>(
             continue;
         }
         outcome.total_exchanges += 1;
-        let (count, highest) = account(&payloads, &mut delivery, &shared, index);
+        let (count, highest) = account(&payloads, &mut delivery, &mut outcome, &shared, index);
         if let Some(first) = payloads.first().filter(|_| count > 0) {
             silence.delivered(unix_us(first.at));
         }
@@ -201,6 +201,7 @@ async fn connect<T: Transport>(spec: &ClientSpec, shared: &Shared) -> Option<T> 
 fn account(
     payloads: &[Received],
     delivery: &mut Delivery,
+    outcome: &mut FleetOutcome,
     shared: &Shared,
     index: usize,
 ) -> (u64, Option<u64>) {
@@ -213,9 +214,13 @@ fn account(
         let received_us = crate::clock::received_us(at);
         count += 1;
         highest = highest.max(Some(stamp.seq));
-        delivery.record(stamp.seq);
+        let first_delivery = delivery.record(stamp.seq);
         if delivery.tracks(stamp.seq) {
             shared.record_latency(index, received_us.saturating_sub(stamp.intended_us));
+            let arrivals = &mut outcome.arrivals;
+            shared
+                .spans
+                .note(arrivals, stamp.seq, received_us, first_delivery);
         }
     }
     shared.delivered.fetch_add(count, Ordering::Relaxed);
@@ -357,6 +362,31 @@ mod tests {
         assert_eq!(o.delivery.lost, 1);
         // The window never closed: it runs to the end of the client.
         assert_eq!((o.window_messages, o.window_wire.received), (1, 30));
+    }
+
+    #[tokio::test]
+    async fn arrivals_inside_a_faults_span_are_noted_with_their_duplicates() {
+        fake::script(
+            "fault-span",
+            vec![vec![
+                deliver(&[2, 3]),
+                deliver(&[4]),
+                deliver(&[4]),
+                deliver(&[5]),
+            ]],
+        );
+        let shared = Arc::new(Shared {
+            spans: crate::fleet::spans::Spans::new(1),
+            ..Shared::new(WINDOW, CancellationToken::new())
+        });
+        // Messages 3 and 4 were due during the fault; it ended before any of them arrived.
+        shared.spans.began(0, 3);
+        shared.spans.ended(0, 5, 0);
+        let o = run_client::<Fake>(spec("fault-span"), Arc::clone(&shared), 0).await;
+        let sorted = shared.spans.sort(&o.arrivals, WINDOW, u64::MAX);
+        let d = sorted.0[0];
+        assert_eq!((d.due, d.delivered_after, d.duplicated), (2, 2, 1));
+        assert_eq!((d.delivered_during, d.lost), (0, 0));
     }
 
     #[tokio::test]

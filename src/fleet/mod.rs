@@ -3,6 +3,7 @@
 
 mod client;
 pub mod silence;
+pub mod spans;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +57,8 @@ pub struct Shared {
     pub finished: AtomicU64,
     first_error: Mutex<Option<String>>,
     histograms: Vec<Mutex<Histogram<u64>>>,
+    /// The scheduled faults' spans, as the run learns them.
+    pub spans: spans::Spans,
 }
 
 impl Shared {
@@ -76,6 +79,15 @@ impl Shared {
             histograms: (0..HISTOGRAM_SHARDS)
                 .map(|_| Mutex::new(new_histogram()))
                 .collect(),
+            spans: spans::Spans::default(),
+        }
+    }
+
+    /// The shared state of `spec`'s clients, following its scheduled faults.
+    pub fn for_spec(spec: &FleetSpec, stop: CancellationToken) -> Shared {
+        Shared {
+            spans: spans::Spans::new(spec.faults),
+            ..Shared::new(spec.seqs, stop)
         }
     }
 
@@ -174,6 +186,12 @@ pub struct FleetOutcome {
     /// Each client's longest time without a delivery (start, end; Unix µs): recovery from
     /// faults, per client.
     pub silences: silence::Silences,
+    /// What became of the messages due during each scheduled fault.
+    #[serde(default)]
+    pub faults: spans::FaultDeliveries,
+    /// A client's arrivals inside fault spans, sorted into `faults` when the run is over.
+    #[serde(skip)]
+    pub arrivals: spans::Arrivals,
 }
 
 impl FleetOutcome {
@@ -213,6 +231,9 @@ pub struct FleetSpec {
     #[serde(default)]
     pub clock_correction_us: i64,
     pub adapter: Adapter,
+    /// How many faults the run schedules: the clients follow their spans.
+    #[serde(default)]
+    pub faults: usize,
 }
 
 /// The running clients of one fleet.
@@ -261,14 +282,20 @@ impl Fleet {
         }
     }
 
-    /// Waits for every client to end (they end by themselves or when `stop` is cancelled).
-    pub async fn join(mut self) -> FleetOutcome {
+    /// Waits for every client to end (they end by themselves or when `stop` is cancelled)
+    /// and sums their outcomes, each client's fault arrivals sorted against `shared`'s spans
+    /// (all known by now: faults end before the run does).
+    pub async fn join(mut self, shared: &Shared) -> FleetOutcome {
         if let Ok(tasks) = self.spawner.await {
             self.tasks = tasks;
         }
         let mut outcome = FleetOutcome::default();
         while let Some(joined) = self.tasks.join_next().await {
-            if let Ok(client) = joined {
+            if let Ok(mut client) = joined {
+                let arrivals = std::mem::take(&mut client.arrivals);
+                client.faults = shared
+                    .spans
+                    .sort(&arrivals, shared.window, shared.due_through());
                 outcome += client;
             }
         }
@@ -364,7 +391,7 @@ impl Running {
         stop: CancellationToken,
     ) -> anyhow::Result<Running> {
         let Some(exe) = exe.filter(|_| spec.clients > per_worker) else {
-            let shared = Arc::new(Shared::new(spec.seqs, stop));
+            let shared = Arc::new(Shared::for_spec(&spec, stop));
             let fleet = Fleet::start(&spec, Arc::clone(&shared));
             return Ok(Running::Local { fleet, shared });
         };
@@ -412,6 +439,22 @@ impl Running {
         }
     }
 
+    /// Fault `k` began: the messages from `first` on are due while it lasts.
+    pub fn fault_began(&self, k: usize, first: u64) {
+        match self {
+            Running::Local { shared, .. } => shared.spans.began(k, first),
+            Running::Workers(workers) => workers.fault_began(k, first),
+        }
+    }
+
+    /// Fault `k` ended at `ended_us`: the messages from `end` on are due after it.
+    pub fn fault_ended(&self, k: usize, end: u64, ended_us: u64) {
+        match self {
+            Running::Local { shared, .. } => shared.spans.ended(k, end, ended_us),
+            Running::Workers(workers) => workers.fault_ended(k, end, ended_us),
+        }
+    }
+
     /// Ends the run (the clients expect the measured messages up to `due_through`), waits
     /// for every client (or worker) to end, and merges what they measured.
     pub async fn finish(self, due_through: u64) -> anyhow::Result<Merged> {
@@ -419,7 +462,7 @@ impl Running {
             Running::Local { fleet, shared } => {
                 shared.end(due_through);
                 Ok(Merged {
-                    outcome: fleet.join().await,
+                    outcome: fleet.join(&shared).await,
                     counts: shared.counts(),
                     first_error: shared.first_error(),
                     ..Merged::new(shared.latency())

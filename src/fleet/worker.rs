@@ -2,8 +2,9 @@
 //! fleet re-executes its own binary as `pushbench worker`, one per share of the clients.
 //!
 //! The protocol is JSON lines on the worker's stdio. The coordinator writes the worker's
-//! `FleetSpec`, `cut` if the clients are to be cut off, then `stop DUE` when the run ends
-//! (`DUE`: the highest sequence number that was due); the worker writes `counts {…}` every
+//! `FleetSpec`, `cut` if the clients are to be cut off, `faults […]` whenever a scheduled
+//! fault begins or ends (what is known of every fault's span), then `stop DUE` when the run
+//! ends (`DUE`: the highest sequence number that was due); the worker writes `counts {…}` every
 //! `REPORT_EVERY` and, after `stop`, one `result {…}` with what its clients measured
 //! (delivery, bytes, the serialized latency histogram, its CPU and memory).
 
@@ -20,6 +21,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::spans::{SpanState, Spans};
 use super::{Counts, Fleet, FleetOutcome, FleetSpec, Shared};
 use crate::{stats, sys};
 
@@ -28,6 +30,7 @@ const REPORT_EVERY: Duration = Duration::from_millis(200);
 const RESULT_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP: &str = "stop";
 const CUT: &str = "cut";
+const FAULTS: &str = "faults ";
 const COUNTS: &str = "counts ";
 const RESULT: &str = "result ";
 
@@ -56,7 +59,7 @@ pub async fn serve() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("no fleet spec on stdin"))?;
     let spec: FleetSpec = serde_json::from_str(&line).context("reading the fleet spec")?;
     let stop = CancellationToken::new();
-    let shared = Arc::new(Shared::new(spec.seqs, stop.clone()));
+    let shared = Arc::new(Shared::for_spec(&spec, stop.clone()));
     let fleet = Fleet::start(&spec, Arc::clone(&shared));
     let commands = Arc::clone(&shared);
     tokio::spawn(async move {
@@ -64,6 +67,13 @@ pub async fn serve() -> anyhow::Result<()> {
         let mut due = u64::MAX;
         while let Ok(Some(line)) = input.next_line().await {
             let mut words = line.split_whitespace();
+            if let Some(json) = line.strip_prefix(FAULTS) {
+                match serde_json::from_str::<Vec<SpanState>>(json) {
+                    Ok(states) => commands.spans.set(&states),
+                    Err(e) => eprintln!("error: worker: unreadable fault spans: {e}"),
+                }
+                continue;
+            }
             match words.next() {
                 Some(CUT) => commands.cut.cancel(),
                 Some(STOP) => {
@@ -88,7 +98,7 @@ pub async fn serve() -> anyhow::Result<()> {
             _ = tokio::time::sleep(REPORT_EVERY) => {}
         }
     }
-    let outcome = fleet.join().await;
+    let outcome = fleet.join(&shared).await;
     let report = WorkerReport {
         outcome,
         counts: shared.counts(),
@@ -112,6 +122,9 @@ pub struct Workers {
     pub shares: Vec<u32>,
     /// The workers' process ids, to read their CPU while they run.
     pids: Vec<u32>,
+    /// The faults' spans as the run learns them, and where they go out to the workers.
+    spans: Spans,
+    spans_out: tokio::sync::watch::Sender<Vec<SpanState>>,
 }
 
 /// What the coordinator tells every worker after its spec.
@@ -121,6 +134,8 @@ struct Commands {
     stop: CancellationToken,
     /// Set before `stop` is cancelled.
     due_through: Arc<AtomicU64>,
+    /// What is known of the faults' spans, sent on every change.
+    spans: tokio::sync::watch::Receiver<Vec<SpanState>>,
 }
 
 impl Workers {
@@ -131,10 +146,13 @@ impl Workers {
         specs: Vec<FleetSpec>,
         stop: CancellationToken,
     ) -> anyhow::Result<Workers> {
+        let spans = Spans::new(specs.first().map_or(0, |s| s.faults));
+        let (spans_out, spans_in) = tokio::sync::watch::channel(spans.state());
         let commands = Commands {
             cut: CancellationToken::new(),
             stop,
             due_through: Arc::new(AtomicU64::new(u64::MAX)),
+            spans: spans_in,
         };
         let counts = Arc::new(Mutex::new(vec![Counts::default(); specs.len()]));
         let shares = specs.iter().map(|s| s.clients).collect();
@@ -162,7 +180,21 @@ impl Workers {
             commands,
             shares,
             pids,
+            spans,
+            spans_out,
         })
+    }
+
+    /// See `Spans::began`; every worker is told.
+    pub fn fault_began(&self, k: usize, first: u64) {
+        self.spans.began(k, first);
+        self.spans_out.send_replace(self.spans.state());
+    }
+
+    /// See `Spans::ended`; every worker is told.
+    pub fn fault_ended(&self, k: usize, end: u64, ended_us: u64) {
+        self.spans.ended(k, end, ended_us);
+        self.spans_out.send_replace(self.spans.state());
     }
 
     /// CPU seconds the running workers have used so far, summed (a worker gone counts 0).
@@ -217,14 +249,21 @@ async fn drive(
     let mut lines = BufReader::new(stdout).lines();
     let mut deadline = None;
     let mut cut_sent = false;
+    let mut spans = commands.spans.clone();
     loop {
         let line = tokio::select! {
+            Ok(()) = spans.changed(), if deadline.is_none() => {
+                send_spans(&mut stdin, &mut spans).await;
+                continue;
+            }
             _ = commands.cut.cancelled(), if !cut_sent && deadline.is_none() => {
                 let _ = stdin.write_all(format!("{CUT}\n").as_bytes()).await;
                 cut_sent = true;
                 continue;
             }
             _ = commands.stop.cancelled(), if deadline.is_none() => {
+                // The spans first: the worker sorts its clients' arrivals by them at `stop`.
+                send_spans(&mut stdin, &mut spans).await;
                 let due = commands.due_through.load(Ordering::Relaxed);
                 let _ = stdin.write_all(format!("{STOP} {due}\n").as_bytes()).await;
                 deadline = Some(tokio::time::Instant::now() + RESULT_TIMEOUT);
@@ -251,6 +290,19 @@ async fn drive(
                 return None;
             }
         }
+    }
+}
+
+/// Writes what is known of the faults' spans to a worker.
+async fn send_spans(
+    stdin: &mut tokio::process::ChildStdin,
+    spans: &mut tokio::sync::watch::Receiver<Vec<SpanState>>,
+) {
+    let state = spans.borrow_and_update().clone();
+    if let Ok(json) = serde_json::to_string(&state) {
+        let _ = stdin
+            .write_all(format!("{FAULTS}{json}\n").as_bytes())
+            .await;
     }
 }
 

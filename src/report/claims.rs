@@ -117,8 +117,14 @@ fn mqtt_under_faults(results: &[RunResult]) -> Option<Claim> {
                 .iter()
                 .filter(|f| silences(f))
                 .map(|f| {
+                    let fate = f.due_messages.map_or_else(String::new, |d| {
+                        format!(
+                            " (of {} due in it: {} after it, {} lost)",
+                            d.due, d.delivered_after, d.lost
+                        )
+                    });
                     format!(
-                        "{} {} / {}",
+                        "{} {} / {}{fate}",
                         f.kind,
                         units::optional(f.recovery_p50_ms, units::duration_ms),
                         units::optional(f.recovery_max_ms, units::duration_ms)
@@ -250,6 +256,11 @@ mod tests {
                 kind: kind.into(),
                 recovery_p50_ms: Some(120.0),
                 recovery_max_ms: Some(2_400.0),
+                due_messages: Some(crate::fleet::spans::FaultDelivery {
+                    due: 400,
+                    lost: 400,
+                    ..Default::default()
+                }),
                 ..FaultResult::default()
             }],
             ..RunResult::not_measured()
@@ -273,7 +284,8 @@ mod tests {
         assert!(
             md.contains(
                 "mqtt(qos0,tcp): QoS granted 0, session -, lost 450 of 9000, 3 duplicated, \
-                 recovery p50 / max after blackhole 120 ms / 2.40 s"
+                 recovery p50 / max after blackhole 120 ms / 2.40 s (of 400 due in it: 0 after \
+                 it, 400 lost)"
             ),
             "{md}"
         );

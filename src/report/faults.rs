@@ -1,5 +1,6 @@
-//! `faults.png`: per transport and scheduled fault, what was delivered of what was due and how
-//! long the clients took to get their first message after the fault ended. Written only when
+//! `faults.png`: per transport and scheduled fault, what became of the messages due while it
+//! lasted (arrived during it, after it, or never) and how long the clients took to get their
+//! first message after it ended. Written only when
 //! some run had a fault; a figure a run could not measure is said so, never drawn as zero.
 
 use plotters::coord::types::RangedCoordf64;
@@ -14,6 +15,7 @@ use crate::result::{FaultResult, RunResult};
 pub const SIZE: (u32, u32) = (1200, 900);
 
 const DELIVERED: RGBColor = RGBColor(0, 158, 115);
+const DURING: RGBColor = RGBColor(86, 180, 233);
 const P50: RGBColor = RGBColor(0, 114, 178);
 const MAX: RGBColor = RGBColor(213, 94, 0);
 const GREY: RGBColor = RGBColor(90, 90, 90);
@@ -46,6 +48,19 @@ fn delivered_percent(r: &RunResult) -> Option<f64> {
         .then(|| 100.0 * r.messages_delivered as f64 / r.messages_expected as f64)
 }
 
+/// What became of the messages due during the fault, as percentages of them stacked in
+/// drawing order (during, after, lost); `None` when none were due or the result predates
+/// the count.
+fn fate_percent(f: &FaultResult) -> Option<[(f64, RGBColor); 3]> {
+    let d = f.due_messages.filter(|d| d.due > 0)?;
+    let share = |n: u64| 100.0 * n as f64 / d.due as f64;
+    Some([
+        (share(d.delivered_during), DURING),
+        (share(d.delivered_after), DELIVERED),
+        (share(d.lost), MAX),
+    ])
+}
+
 pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
     let rows = rows(results);
     if rows.is_empty() {
@@ -59,36 +74,59 @@ pub fn render(results: &[RunResult]) -> anyhow::Result<Vec<u8>> {
 }
 
 fn delivery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::Result<()> {
-    let chart = rows::build(
+    let mut chart = rows::build(
         area,
-        "Delivered of the messages due, runs with a scheduled fault",
+        "The messages due while each fault lasted: arrived during it, after it, or never",
         rows.len(),
         0.0..150.0,
-        "messages delivered ÷ messages due to the clients (%), the whole run",
+        "share of the messages scheduled during the fault, one per subscriber (%)",
         &|v| format!("{v:.0}%"),
     )?;
+    for (label, colour) in [
+        ("during", DURING),
+        ("after (resent or refetched)", DELIVERED),
+        ("lost", MAX),
+    ] {
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(plot_error)?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+    }
     for (i, row) in rows.iter().enumerate() {
-        let r = row.run;
         let y = i as f64;
-        match delivered_percent(r) {
-            Some(share) => {
-                bar(&chart, (y + 0.25, y + 0.75), share, DELIVERED)?;
+        let at = |x: f64| ((x, y + 0.5), VPos::Center);
+        match (fate_percent(row.fault), row.fault.due_messages) {
+            (Some(parts), Some(d)) => {
+                let mut from = 0.0;
+                for (share, colour) in parts {
+                    span(&chart, (y + 0.25, y + 0.75), (from, from + share), colour)?;
+                    from += share;
+                }
                 let note = format!(
-                    "{share:.1}% ({} of {}, {} dup.)",
-                    units::grouped(r.lost as f64, "lost"),
-                    units::grouped(r.messages_expected as f64, "due"),
-                    r.duplicated
+                    "{}: {} during, {} after, {} lost, {} dup.",
+                    units::grouped(d.due as f64, "due"),
+                    d.delivered_during,
+                    d.delivered_after,
+                    d.lost,
+                    d.duplicated
                 );
-                rows::note(area, &chart, ((share, y + 0.5), VPos::Center), &note, BLACK)?;
+                rows::note(area, &chart, at(from), &note, BLACK)?;
             }
-            None => {
-                let at = ((0.0, y + 0.5), VPos::Center);
-                rows::note(area, &chart, at, "no message was due", GREY)?;
+            _ => {
+                let note = match delivered_percent(row.run) {
+                    Some(share) => format!(
+                        "none due during it; the whole run delivered {share:.1}% ({} lost)",
+                        row.run.lost
+                    ),
+                    None => "no message was due".to_string(),
+                };
+                rows::note(area, &chart, at(0.0), &note, GREY)?;
             }
         }
         rows::label(area, &chart, i, &row_label(results, row))?;
     }
-    Ok(())
+    charts::legend(&mut chart)
 }
 
 fn recovery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::Result<()> {
@@ -100,7 +138,7 @@ fn recovery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
         area,
         "Recovery: from the fault's end to each client's first delivery after it",
         rows.len(),
-        0.0..widest * 1.4,
+        0.0..widest * 1.8,
         "time per client (p50 and max over the clients it silenced)",
         &|ms| units::duration_ms(*ms),
     )?;
@@ -141,14 +179,23 @@ fn recovery_panel(area: &Area, results: &[RunResult], rows: &[Row]) -> anyhow::R
 
 fn bar(
     chart: &RowChart<RangedCoordf64>,
-    (top, bottom): (f64, f64),
+    rows: (f64, f64),
     value: f64,
+    colour: RGBColor,
+) -> anyhow::Result<()> {
+    span(chart, rows, (0.0, value), colour)
+}
+
+fn span(
+    chart: &RowChart<RangedCoordf64>,
+    (top, bottom): (f64, f64),
+    (from, to): (f64, f64),
     colour: RGBColor,
 ) -> anyhow::Result<()> {
     chart
         .plotting_area()
         .draw(&Rectangle::new(
-            [(0.0, top), (value, bottom)],
+            [(from, top), (to, bottom)],
             colour.filled(),
         ))
         .map_err(plot_error)
@@ -157,6 +204,7 @@ fn bar(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::spans::FaultDelivery;
 
     fn faulted(transport: &str, recovery: Option<f64>) -> RunResult {
         RunResult {
@@ -172,6 +220,13 @@ mod tests {
                 recovery_p50_ms: recovery,
                 recovery_max_ms: recovery,
                 clients_recovered: 20,
+                due_messages: Some(FaultDelivery {
+                    due: 2_000,
+                    delivered_during: 20,
+                    delivered_after: 0,
+                    lost: 1_980,
+                    duplicated: 0,
+                }),
                 ..FaultResult::default()
             }],
             ..RunResult::default()
@@ -200,5 +255,19 @@ mod tests {
         );
         assert_eq!(delivered_percent(&results[0]), Some(44.5));
         assert_eq!(delivered_percent(&RunResult::default()), None);
+    }
+
+    #[test]
+    fn the_fate_of_the_due_messages_stacks_to_all_of_them() {
+        let run = faulted("websocket(ping=2s)", Some(1152.7));
+        let parts = fate_percent(&run.link_faults[0]).unwrap();
+        let shares: Vec<f64> = parts.iter().map(|(share, _)| *share).collect();
+        assert_eq!(shares, [1.0, 0.0, 99.0]);
+        // Older results, and a fault during which nothing was due, draw no bar.
+        let mut older = run.link_faults[0].clone();
+        older.due_messages = None;
+        assert!(fate_percent(&older).is_none());
+        older.due_messages = Some(FaultDelivery::default());
+        assert!(fate_percent(&older).is_none());
     }
 }

@@ -161,15 +161,17 @@ pub fn faults_section(results: &[RunResult]) -> anyhow::Result<String> {
         "\n## Faults\n\nWhat the fleet counted around each scheduled fault. Recovery: from the \
          fault's end to each client's first delivery after it, over the clients whose longest \
          silence spans that end. Their bytes: what the reconnects cost before their first \
-         exchange (handshakes and subscriptions, TCP payload both ways). Lost is the run's \
-         (every fault of it together).\n\n",
+         exchange (handshakes and subscriptions, TCP payload both ways). Due in it: the \
+         measured messages scheduled while the fault lasted, one per subscriber, and what became \
+         of them (arrived during it / after it / lost; after: resent by TCP or the broker's \
+         session, or fetched from the server's history). Run lost is the whole run's.\n\n",
     );
     out.push_str(
         "| scenario | transport | link | fault | at | lasted | delivered during | publishes \
          refused | reconnects after | their bytes | first delivery after | clients recovered | recovery \
-         p50 / p99 / max | run lost |\n",
+         p50 / p99 / max | due in it | of them during / after / lost | run lost |\n",
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
         for f in &r.link_faults {
             let [
@@ -183,11 +185,14 @@ pub fn faults_section(results: &[RunResult]) -> anyhow::Result<String> {
                 first,
                 recovered,
                 recovery,
+                due,
+                fate,
             ] = fault_cells(f);
             writeln!(
                 out,
                 "| {} | {} | {} | {what} | {at} | {lasted} | {during} | {refused} | \
-                 {reconnects} | {reconnect_bytes} | {first} | {recovered} | {recovery} | {} |",
+                 {reconnects} | {reconnect_bytes} | {first} | {recovered} | {recovery} | {due} | \
+                 {fate} | {} |",
                 r.scenario,
                 charts::series(results, r),
                 LinkKind::of(r).map_or_else(|| "-".to_string(), |k| k.label()),
@@ -287,12 +292,15 @@ pub fn console_notes(r: &RunResult) -> String {
                 first,
                 recovered,
                 recovery,
+                due,
+                fate,
             ] = fault_cells(f);
             format!(
                 "note: {} {what} at {at} (lasted {lasted}): {during} delivered during it, \
                  {refused} publishes refused, {reconnects} reconnects ({reconnect_bytes}), \
                  first delivery {first} \
-                 after it, recovery p50/p99/max {recovery} over {recovered} clients\n",
+                 after it, recovery p50/p99/max {recovery} over {recovered} clients; \
+                 {due} due in it, of them during / after / lost: {fate}\n",
                 r.transport
             )
         })
@@ -301,8 +309,8 @@ pub fn console_notes(r: &RunResult) -> String {
 
 /// A fault's figures as text: kind (or why it was not carried out), start, length,
 /// deliveries, refused publishes, reconnects and their bytes, first delivery, clients
-/// recovered, recovery.
-fn fault_cells(f: &FaultResult) -> [String; 10] {
+/// recovered, recovery, the messages due in it and what became of them.
+fn fault_cells(f: &FaultResult) -> [String; 12] {
     let ms = |v: Option<f64>| units::optional(v, units::duration_ms);
     let what = if f.error.is_empty() {
         f.kind.clone()
@@ -326,6 +334,21 @@ fn fault_cells(f: &FaultResult) -> [String; 10] {
             ms(f.recovery_p50_ms),
             ms(f.recovery_p99_ms),
             ms(f.recovery_max_ms)
+        ),
+        f.due_messages
+            .map_or_else(|| units::NOT_MEASURED.to_string(), |d| d.due.to_string()),
+        f.due_messages.map_or_else(
+            || units::NOT_MEASURED.to_string(),
+            |d| {
+                let duplicated = match d.duplicated {
+                    0 => String::new(),
+                    n => format!(" (+{n} duplicated)"),
+                };
+                format!(
+                    "{} / {} / {}{duplicated}",
+                    d.delivered_during, d.delivered_after, d.lost
+                )
+            },
         ),
     ]
 }

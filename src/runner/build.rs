@@ -490,10 +490,12 @@ pub fn link_figures(
     record: crate::link::LinkRecord,
     tcp: Option<crate::link::check::TcpHealth>,
     mut faults: Vec<crate::result::FaultResult>,
-    silences: &crate::fleet::silence::Silences,
+    fleet: &crate::fleet::FleetOutcome,
 ) {
-    for fault in faults.iter_mut().filter(|f| f.ended_unix_us > 0) {
-        let ms = silences.recoveries_ms(fault.ended_unix_us);
+    let carried_out = faults.iter_mut().enumerate();
+    for (k, fault) in carried_out.filter(|(_, f)| f.ended_unix_us > 0) {
+        fault.due_messages = fleet.faults.0.get(k).copied();
+        let ms = fleet.silences.recoveries_ms(fault.ended_unix_us);
         let at = |q: f64| {
             ms.get(((q * ms.len() as f64).ceil() as usize).saturating_sub(1))
                 .copied()

@@ -41,6 +41,8 @@ pub async fn run(
     };
     let fleet = scene.fleet;
     let failed = || scene.progress.failed.load(Ordering::Relaxed);
+    // Faults start with the publisher: it has its timetable before the first can begin.
+    let due_from = |at| scene.progress.first_due_from(at).unwrap_or(0);
     let start = Instant::now();
     let mut results: Vec<FaultResult> = Vec::new();
     let mut at_start = Counts::default();
@@ -62,12 +64,16 @@ pub async fn run(
         let failed_before = failed();
         at_start = before;
         let began = Instant::now();
-        let error = match carry_out(link, scene.target, fault.kind, stop).await {
+        fleet.fault_began(i, due_from(began));
+        let applied = apply(link, scene.target, fault.kind, stop).await;
+        let ended = Instant::now();
+        let ended_unix_us = crate::payload::unix_us(std::time::SystemTime::now());
+        // Before the link comes back: an arrival after this is one after the fault.
+        fleet.fault_ended(i, due_from(ended), ended_unix_us);
+        let error = match applied.and_then(|()| lift(link, fault.kind)) {
             Ok(()) => String::new(),
             Err(e) => format!("{e:#}"),
         };
-        let ended = Instant::now();
-        let ended_unix_us = crate::payload::unix_us(std::time::SystemTime::now());
         let after = fleet.counts().delivered;
         let next = faults.get(i + 1).map(|f| start + f.at);
         results.push(FaultResult {
@@ -105,10 +111,10 @@ async fn sleep_or_stop(at: Instant, stop: &CancellationToken) -> bool {
     }
 }
 
-/// Applies the fault and, for a blackhole, lifts it after its duration (or at once when the
-/// run stops: a blackhole never outlives publishing); a restart ends when the target
-/// listens again.
-async fn carry_out(
+/// Applies the fault and returns when it is over: a blackhole after its duration (or at
+/// once when the run stops: a blackhole never outlives publishing), a restart when the
+/// target listens again. `lift` then undoes what needs undoing.
+async fn apply(
     link: &Link,
     target: &RunningTarget,
     kind: FaultKind,
@@ -119,9 +125,17 @@ async fn carry_out(
         FaultKind::Blackhole { duration } => {
             link.blackhole(true)?;
             sleep_or_stop(Instant::now() + duration, stop).await;
-            Ok(link.blackhole(false)?)
+            Ok(())
         }
         FaultKind::Restart => target.restart().await,
+    }
+}
+
+/// Ends an applied fault: a blackhole lets packets through again.
+fn lift(link: &Link, kind: FaultKind) -> anyhow::Result<()> {
+    match kind {
+        FaultKind::Blackhole { .. } => Ok(link.blackhole(false)?),
+        FaultKind::Cut | FaultKind::Restart => Ok(()),
     }
 }
 

@@ -50,8 +50,8 @@ pub async fn run_transport(
     let m = measure(plan, run, options, observer, &mut Alone).await?;
     let mut result = build::build_result(plan, run, m.target, m.started_at, &m.measured, &m.cost)?;
     if let Some(link) = m.link {
-        let silences = &m.measured.fleet.outcome.silences;
-        build::link_figures(&mut result, link.record, link.tcp, link.faults, silences);
+        let fleet = &m.measured.fleet.outcome;
+        build::link_figures(&mut result, link.record, link.tcp, link.faults, fleet);
     }
     Ok(result)
 }
@@ -151,6 +151,7 @@ pub async fn measure(
         run_id: share.run_id,
         clock_correction_us: share.clock_correction_us,
         adapter: plan.adapter.clone(),
+        faults: plan.network.as_ref().map_or(0, |n| n.faults.len()),
     };
     let exe = match &options.launch {
         Launch::ChildProcess { exe } => Some(exe.as_path()),
