@@ -273,6 +273,9 @@ pub struct RunResult {
 pub struct LinkResult {
     pub configured: crate::link::LinkRecord,
     pub tcp: Option<crate::link::check::TcpHealth>,
+    /// What crossed the link while the run published; empty in results that predate it.
+    #[serde(default)]
+    pub throughput: Option<crate::link::throughput::Throughput>,
 }
 
 /// One scheduled fault and what the fleet's counters did around it.

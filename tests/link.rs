@@ -319,6 +319,49 @@ fn a_1_mbit_rate_carries_1_mbit_of_frames_per_second() {
     );
 }
 
+/// A run reports what crossed its link beside the configured rate: 20 WebSocket clients
+/// asking for 20 × 10 messages/s × 1,000 B (1.6 Mbit/s of payload) through a 500 kbit/s link
+/// down run it at its limit (the busiest second within 5% of it, as tbf counts, in Ethernet
+/// frames); the unlimited way up carries only the ACKs, and every byte counted is one the
+/// fleet's end of the link saw.
+#[test]
+fn a_run_counts_what_crossed_its_link_and_a_saturated_link_runs_at_its_rate() {
+    let (runs, _) = run_scenario(
+        r#"name = "rate-check"
+clients = 20
+connect_rate = "200/s"
+warmup = "1s"
+duration = "5s"
+drain = "1s"
+[messages]
+rate = "10/s"
+payload_bytes = 1000
+[network]
+down = { rate = "500kbit" }
+[[transports]]
+kind = "websocket"
+"#,
+    );
+    let run = &runs[0];
+    let t = &run["link"]["throughput"];
+    let figure = |field: &str| t[field].as_f64().unwrap_or_else(|| panic!("{field}: {run}"));
+    eprintln!(
+        "configured 500 kbit/s down: peak {:.1} kbit/s, mean {:.1} kbit/s over {:.2} s; up \
+         peak {:.1} kbit/s",
+        figure("down_peak_bps") / 1e3,
+        figure("down_mean_bps") / 1e3,
+        figure("seconds"),
+        figure("up_peak_bps") / 1e3
+    );
+    assert!(
+        (figure("down_peak_bps") - 500e3).abs() <= 25e3,
+        "the busiest second down is not within 5% of 500 kbit/s: {t}"
+    );
+    assert!(figure("down_mean_bps") <= figure("down_peak_bps"), "{t}");
+    assert!(figure("up_bytes") > 0.0 && figure("up_peak_bps") < 500e3, "{t}");
+    assert!(figure("seconds") >= 5.0, "counted while it published: {t}");
+}
+
 #[test]
 fn a_blackhole_lets_nothing_through_and_its_end_lets_everything_through() {
     let link = Link::up(&Conditions::default()).expect("link up (needs root)");

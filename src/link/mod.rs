@@ -14,6 +14,7 @@ pub mod hold;
 pub mod netem;
 pub mod netns;
 pub mod shaping;
+pub mod throughput;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -139,6 +140,14 @@ impl Link {
             .to_string(),
             delayed_packets: self.delay_lines.iter().map(DelayLine::released).sum(),
         }
+    }
+
+    /// What crossed the link, per direction, until `stop` (see `throughput`).
+    pub async fn throughput(
+        &self,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Option<throughput::Throughput> {
+        throughput::count(&self.fleet_if(), stop).await
     }
 
     /// What the target's TCP connections measure of the link now.

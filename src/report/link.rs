@@ -221,14 +221,15 @@ pub fn across_links_section(results: &[RunResult]) -> anyhow::Result<String> {
         "\n## Across links\n\nEach transport over every link it ran on without a scheduled \
          fault or Last Will cut, by configured round trip: loss is the link's configured drop rate up / down, \
          RTT the target's median smoothed TCP round trip, retransmitted the target's share of \
-         segments sent again. Latency is from intended publish to receipt, and delivered, \
+         segments sent again, rate down its configured limit beside the busiest second the \
+         fleet's end of the link counted while the run published (Ethernet frames). Latency is from intended publish to receipt, and delivered, \
          lost count the run's measured messages.\n\n",
     );
     out.push_str(
-        "| scenario | transport | link | loss up / down | RTT measured | retransmitted | \
-         latency p50 / p99 / max | delivered | lost |\n",
+        "| scenario | transport | link | loss up / down | RTT measured | retransmitted | rate \
+         down: limit / peak | latency p50 / p99 / max | delivered | lost |\n",
     );
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for transport in charts::transports(results) {
         let mut rows: Vec<&(LinkKind, &RunResult)> = steady
             .iter()
@@ -238,12 +239,13 @@ pub fn across_links_section(results: &[RunResult]) -> anyhow::Result<String> {
         for (kind, r) in rows {
             writeln!(
                 out,
-                "| {} | {transport} | {} | {} | {} | {} | {} / {} / {} | {} of {} | {} |",
+                "| {} | {transport} | {} | {} | {} | {} | {} | {} / {} / {} | {} of {} | {} |",
                 r.scenario,
                 kind.label(),
                 configured_loss(r),
                 units::duration_ms(r.link_rtt_measured_ms),
                 percent(r.link_retrans_ratio),
+                rate_down(r),
                 units::latency(r.latency_p50_us, Digits::Three),
                 units::latency(r.latency_p99_us, Digits::Three),
                 units::latency(r.latency_max_us, Digits::Three),
@@ -264,6 +266,21 @@ fn configured_loss(r: &RunResult) -> String {
             let c = &link.configured.conditions;
             format!("{} / {}", percent(c.up.loss), percent(c.down.loss))
         },
+    )
+}
+
+/// The link's configured rate down (or `none`) and the busiest second it carried.
+fn rate_down(r: &RunResult) -> String {
+    let Some(link) = r.link.as_ref() else {
+        return units::NOT_MEASURED.to_string();
+    };
+    let bps = |v: f64| units::bits_per_second(v, Digits::Three);
+    let limit = link.configured.conditions.down.rate_bps;
+    let peak = link.throughput.as_ref().map(|t| t.down_peak_bps);
+    format!(
+        "{} / {}",
+        limit.map_or_else(|| "none".to_string(), |b| bps(b as f64)),
+        units::optional(peak, bps)
     )
 }
 
@@ -382,6 +399,7 @@ mod tests {
                     ..LinkRecord::default()
                 },
                 tcp: None,
+                throughput: None,
             }),
             latency_p50_us: Some(p99_us / 2),
             latency_p99_us: Some(p99_us),
@@ -399,8 +417,16 @@ mod tests {
         faulted.link_faults.push(FaultResult::default());
         let mut will = linked("mqtt(qos1,tcp,will)", "custom", 20.0, 0.0, 5_000_000);
         will.will_expected_within_us = Some(7_500_000);
+        let mut threeg = linked("websocket", "3g", 400.0, 0.0, 420_000);
+        if let Some(link) = threeg.link.as_mut() {
+            link.configured.conditions.down.rate_bps = Some(400_000);
+            link.throughput = Some(crate::link::throughput::Throughput {
+                down_peak_bps: 398_700.0,
+                ..Default::default()
+            });
+        }
         let results = [
-            linked("websocket", "3g", 400.0, 0.0, 420_000),
+            threeg,
             linked("http-poll(minimal)", "lossy-wifi", 10.0, 0.02, 1_200_000),
             linked("websocket", "lossy-wifi", 10.0, 0.02, 250_000),
             faulted,
@@ -410,12 +436,14 @@ mod tests {
         let md = across_links_section(&results).unwrap();
         let websocket_wifi = md
             .find(
-                "| mobile | websocket | lossy-wifi (10 ms RTT) | 2% / 2% | 11 ms | 3.10% | \
-                   125 ms / 250 ms / 500 ms | 990 of 1000 | 10 |",
+                "| mobile | websocket | lossy-wifi (10 ms RTT) | 2% / 2% | 11 ms | 3.10% | none / - \
+                   | 125 ms / 250 ms / 500 ms | 990 of 1000 | 10 |",
             )
             .expect(&md);
         let websocket_3g = md
-            .find("| websocket | 3g (400 ms RTT) | 0% / 0% | 401 ms |")
+            .find(
+                "| websocket | 3g (400 ms RTT) | 0% / 0% | 401 ms | 1.10% | 400 kbit/s / 399 kbit/s |",
+            )
             .expect(&md);
         let poll = md.find("| http-poll(minimal) | lossy-wifi").expect(&md);
         assert!(websocket_wifi < websocket_3g && websocket_3g < poll, "{md}");
@@ -435,7 +463,7 @@ mod tests {
         r.latency_p99_us = None;
         let md = across_links_section(&[r]).unwrap();
         assert!(
-            md.contains("| 4g (150 ms RTT) | - | 151 ms | - | 500 µs / - / 2 ms |"),
+            md.contains("| 4g (150 ms RTT) | - | 151 ms | - | - | 500 µs / - / 2 ms |"),
             "{md}"
         );
     }

@@ -487,11 +487,15 @@ mod tests;
 /// The link's columns: its configuration, what its TCP connections measured, its faults.
 pub fn link_figures(
     result: &mut RunResult,
-    record: crate::link::LinkRecord,
-    tcp: Option<crate::link::check::TcpHealth>,
-    mut faults: Vec<crate::result::FaultResult>,
+    link: super::LinkFigures,
     fleet: &crate::fleet::FleetOutcome,
 ) {
+    let super::LinkFigures {
+        record,
+        tcp,
+        throughput,
+        mut faults,
+    } = link;
     let carried_out = faults.iter_mut().enumerate();
     for (k, fault) in carried_out.filter(|(_, f)| f.ended_unix_us > 0) {
         fault.due_messages = fleet.faults.0.get(k).copied();
@@ -515,6 +519,7 @@ pub fn link_figures(
     result.link = Some(crate::result::LinkResult {
         configured: record,
         tcp,
+        throughput,
     });
     result.link_faults = faults;
 }

@@ -50,8 +50,7 @@ pub async fn run_transport(
     let m = measure(plan, run, options, observer, &mut Alone).await?;
     let mut result = build::build_result(plan, run, m.target, m.started_at, &m.measured, &m.cost)?;
     if let Some(link) = m.link {
-        let fleet = &m.measured.fleet.outcome;
-        build::link_figures(&mut result, link.record, link.tcp, link.faults, fleet);
+        build::link_figures(&mut result, link, &m.measured.fleet.outcome);
     }
     Ok(result)
 }
@@ -66,10 +65,12 @@ pub struct Measurement {
     pub link: Option<LinkFigures>,
 }
 
-/// A link's conditions, its connections' TCP health and its faults, for the result.
+/// A link's conditions, its connections' TCP health, what crossed it and its faults, for
+/// the result.
 pub struct LinkFigures {
     pub record: crate::link::LinkRecord,
     pub tcp: Option<crate::link::check::TcpHealth>,
+    pub throughput: Option<crate::link::throughput::Throughput>,
     pub faults: Vec<crate::result::FaultResult>,
 }
 
@@ -168,7 +169,7 @@ pub async fn measure(
     meter.connected(&target, &fleet);
     coordination.ramped(fleet.counts().connected).await?;
 
-    let (mut link_faults, mut tcp_health) = (Vec::new(), None);
+    let (mut link_faults, mut tcp_health, mut throughput) = (Vec::new(), None, None);
     let (stimulus, due_through) = match (will, watchers) {
         (Some((mqtt, will)), Some(watchers)) => {
             let wills = last_will::cut_and_watch(
@@ -228,8 +229,18 @@ pub async fn measure(
                 fleet: &fleet,
                 progress: &progress,
             };
-            let (mut published, fault_results) =
-                tokio::join!(publishing, faults::run(scene, scheduled, &faults_stop));
+            let counted = async {
+                match link.as_ref() {
+                    Some(link) => link.throughput(&faults_stop).await,
+                    None => None,
+                }
+            };
+            let (mut published, fault_results, crossed) = tokio::join!(
+                publishing,
+                faults::run(scene, scheduled, &faults_stop),
+                counted
+            );
+            throughput = crossed;
             let restarts = fault_results
                 .iter()
                 .filter(|f| f.kind == FaultKind::Restart.name());
@@ -287,6 +298,7 @@ pub async fn measure(
         link: link.map(|link| LinkFigures {
             record: link.record(),
             tcp: tcp_health,
+            throughput,
             faults: link_faults,
         }),
     })
