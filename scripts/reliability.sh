@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The link profile × transport matrix: scenarios/mobile.toml's transports over each named
+# The link profile × transport matrix: scenarios/mobile-4g.toml's transports over each named
 # link profile, then scenarios/blackhole.toml and scenarios/restart.toml. Needs root
 # (network namespaces). Each run writes results/reliability/<stamp>/<name>/ with its own
 # charts; results/reliability/<stamp>/report/ draws them all together: links.png (latency
@@ -23,7 +23,7 @@ results="results/reliability/$(date -u +%Y%m%dT%H%M%SZ)"
 for profile in "${profiles[@]}"; do
     scenario="$work/mobile-$profile.toml"
     sed -e "s/^name = \"mobile\"/name = \"mobile-$profile\"/" \
-        -e "s/^profile = \"4g\"/profile = \"$profile\"/" scenarios/mobile.toml >"$scenario"
+        -e "s/^profile = \"4g\"/profile = \"$profile\"/" scenarios/mobile-4g.toml >"$scenario"
     echo "== $profile"
     "$bin" run "$scenario" --out "$results/mobile-$profile" ||
         echo "warning: the $profile run exited $?" >&2

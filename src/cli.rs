@@ -56,7 +56,7 @@ pub enum Command {
 
 /// Emulated links for servers pushbench does not start (needs root).
 ///
-/// `pushbench link up scenarios/mobile.toml` builds the scenario's `[network]` link and holds
+/// `pushbench link up scenarios/mobile-4g.toml` builds the scenario's `[network]` link and holds
 /// it until Ctrl-C, printing the namespace to start the server in
 /// (`ip netns exec NAMESPACE mosquitto -c …`) and the address the fleet reaches it at (use
 /// it in target.urls of a scenario without `[network]`). `pushbench link clean` removes the

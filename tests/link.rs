@@ -344,7 +344,11 @@ kind = "websocket"
     );
     let run = &runs[0];
     let t = &run["link"]["throughput"];
-    let figure = |field: &str| t[field].as_f64().unwrap_or_else(|| panic!("{field}: {run}"));
+    let figure = |field: &str| {
+        t[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field}: {run}"))
+    };
     eprintln!(
         "configured 500 kbit/s down: peak {:.1} kbit/s, mean {:.1} kbit/s over {:.2} s; up \
          peak {:.1} kbit/s",
@@ -358,7 +362,10 @@ kind = "websocket"
         "the busiest second down is not within 5% of 500 kbit/s: {t}"
     );
     assert!(figure("down_mean_bps") <= figure("down_peak_bps"), "{t}");
-    assert!(figure("up_bytes") > 0.0 && figure("up_peak_bps") < 500e3, "{t}");
+    assert!(
+        figure("up_bytes") > 0.0 && figure("up_peak_bps") < 500e3,
+        "{t}"
+    );
     assert!(figure("seconds") >= 5.0, "counted while it published: {t}");
 }
 
@@ -749,12 +756,13 @@ fn assert_lost_what_the_hole_swallowed(run: &serde_json::Value, clients: u64, ra
 
 /// mosquitto behind the link (`network.serve` starts it in the target namespace, a fresh
 /// broker per run), a 10 s blackhole in the middle of publishing, keep-alive 2 s so that both
-/// ends give the dead connection up inside it. QoS 1 with a persistent session: the broker
-/// queues what its silent clients miss and sends it on their return, so nothing is lost.
+/// ends give the dead connection up inside it. QoS 1 and 2 (the lean client) with a
+/// persistent session: the broker queues what its silent clients miss and sends it on their
+/// return, so nothing is lost (and QoS 2 delivers nothing twice).
 /// QoS 0 with the same session: nothing is queued for it, so every message published during
 /// the blackhole is lost to every client, and the run's loss is exactly what never arrived.
 #[test]
-fn behind_a_blackhole_mosquitto_qos1_persistent_loses_nothing_and_qos0_counts_its_losses() {
+fn behind_a_blackhole_mosquitto_qos1_and_2_persistent_lose_nothing_and_qos0_counts_its_losses() {
     const CLIENTS: u64 = 20;
     const RATE: f64 = 10.0;
     let toml = std::fs::read_to_string("scenarios/blackhole-mosquitto.toml")
@@ -762,7 +770,7 @@ fn behind_a_blackhole_mosquitto_qos1_persistent_loses_nothing_and_qos0_counts_it
         .replace("clients = 100", &format!("clients = {CLIENTS}"))
         .replace("drain = \"15s\"", "drain = \"12s\"");
     let (runs, pid) = run_scenario(&toml);
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 3);
     for run in &runs {
         check_blackhole_run(run);
         assert_eq!(run["clients_connected"], CLIENTS, "{run}");
@@ -770,18 +778,26 @@ fn behind_a_blackhole_mosquitto_qos1_persistent_loses_nothing_and_qos0_counts_it
         let reconnects = run["link_faults"][0]["reconnects_after"].as_u64();
         assert!(reconnects >= Some(CLIENTS), "{run}");
     }
-    let (qos1, qos0) = (&runs[0], &runs[1]);
-    // Each message cost at least its PUBLISH (and PUBACK), also on the connections that
-    // died: their bytes up to the break are counted, reconnects come on top.
-    for (run, least) in [(qos1, 20.0 + 17.0), (qos0, 20.0 + 11.0)] {
+    let (qos1, qos2, qos0) = (&runs[0], &runs[1], &runs[2]);
+    // Each message cost at least its PUBLISH (and PUBACK, or PUBREC, PUBREL and PUBCOMP), also
+    // on the connections that died: their bytes up to the break are counted, reconnects come
+    // on top.
+    for (run, least) in [
+        (qos1, 20.0 + 17.0),
+        (qos2, 20.0 + 25.0),
+        (qos0, 20.0 + 11.0),
+    ] {
         let bytes = run["bytes_per_message"].as_f64().unwrap();
         assert!(bytes >= least, "{bytes} B/message, under {least}: {run}");
     }
-    assert_eq!(qos1["qos_granted"], 1, "{qos1}");
-    assert_eq!(qos1["lost"], 0, "{qos1}");
-    // The session kept what the hole swallowed, and the broker sent it on the client's return.
-    let (after, _) = due_in_the_hole(qos1, CLIENTS, RATE);
-    assert!(after >= 90 * CLIENTS, "{qos1}");
+    for (run, qos) in [(qos1, 1), (qos2, 2)] {
+        assert_eq!(run["qos_granted"], qos, "{run}");
+        assert_eq!(run["lost"], 0, "{run}");
+        // The session kept what the hole swallowed; the broker sent it on the client's return.
+        let (after, _) = due_in_the_hole(run, CLIENTS, RATE);
+        assert!(after >= 90 * CLIENTS, "{run}");
+    }
+    assert_eq!(qos2["duplicated"], 0, "exactly once: {qos2}");
     assert_eq!(qos0["qos_granted"], 0, "{qos0}");
     assert_eq!(qos0["duplicated"], 0, "{qos0}");
     assert_lost_what_the_hole_swallowed(qos0, CLIENTS, RATE);

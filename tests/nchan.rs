@@ -238,6 +238,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         validators: Default::default(),
         adapter: Default::default(),
         tls_sessions: Default::default(),
+        qos2_session: Default::default(),
     };
     let text = |seq: u64| {
         Stamp {

@@ -263,6 +263,7 @@ async fn a_reconnect_resumes_the_session_with_fewer_setup_bytes() {
         client_id: "resumer".into(),
         last_event_id: Default::default(),
         tls_sessions: Default::default(),
+        qos2_session: Default::default(),
         adapter: Default::default(),
         validators: Default::default(),
     };
@@ -279,6 +280,7 @@ async fn a_reconnect_resumes_the_session_with_fewer_setup_bytes() {
     assert_eq!(full.plaintext_total(), resumed.plaintext_total());
     let other = ClientSpec {
         tls_sessions: Default::default(),
+        qos2_session: Default::default(),
         ..spec.clone()
     };
     let fresh = WebSocket::connect(&other).await.unwrap().wire();

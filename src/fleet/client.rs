@@ -260,6 +260,7 @@ mod tests {
             validators: Default::default(),
             adapter: Default::default(),
             tls_sessions: Default::default(),
+            qos2_session: Default::default(),
         }
     }
 

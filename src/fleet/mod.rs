@@ -271,6 +271,7 @@ impl Fleet {
                     validators: Default::default(),
                     adapter: Arc::clone(&adapter),
                     tls_sessions: Default::default(),
+                    qos2_session: Default::default(),
                 };
                 spawn_client(&mut tasks, spec, Arc::clone(&shared), i);
             }

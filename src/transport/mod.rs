@@ -24,7 +24,7 @@ use crate::wire::WireCounts;
 
 pub use http::{HttpLongpoll, HttpPoll, Validators};
 pub use mqtt::Mqtt;
-pub use mqtt_lean::MqttLean;
+pub use mqtt_lean::{MqttLean, Qos2Session};
 pub use sse::{LastEventId, Sse};
 pub use websocket::WebSocket;
 
@@ -46,6 +46,8 @@ pub struct ClientSpec {
     pub adapter: Arc<Adapter>,
     /// The client's TLS sessions, resumed by its reconnects.
     pub tls_sessions: crate::tls::Sessions,
+    /// A lean MQTT client's QoS 2 messages not yet released, across its connections.
+    pub qos2_session: Qos2Session,
 }
 
 /// A message as a client received it.

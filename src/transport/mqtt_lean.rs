@@ -6,8 +6,8 @@
 //! as a packet needs and one write buffer for its acknowledgements, instead of rumqttc's event
 //! loop with its per-client request and event queues.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -50,11 +50,41 @@ pub struct MqttLean {
     last_sent: Instant,
     /// A PINGREQ went out and nothing has come back since.
     ping_outstanding: bool,
-    /// QoS 2 messages received whose PUBREL has not come: delivered with their PUBCOMP.
-    unreleased: HashMap<u16, Received>,
+    /// The client's QoS 2 messages received and not yet released.
+    unreleased: Qos2Session,
     /// Messages whose flow ended before the SUBACK: a resumed persistent session's broker
     /// sends what it queued right after CONNACK, and they are deliveries like any other.
     early: Vec<Received>,
+}
+
+/// The QoS 2 packet ids a client has received and not yet seen released: session state
+/// that outlives its connections (MQTT 3.1.1 §4.1), so that a PUBLISH a persistent session's
+/// broker sends again after a reconnect is known for a duplicate.
+#[derive(Debug, Clone, Default)]
+pub struct Qos2Session(Arc<Mutex<HashSet<u16>>>);
+
+impl Qos2Session {
+    /// Notes `pkid` received; true the first time (until it is released).
+    fn receive(&self, pkid: u16) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pkid)
+    }
+
+    fn clear(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn release(&self, pkid: u16) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&pkid);
+    }
 }
 
 impl Transport for MqttLean {
@@ -72,7 +102,7 @@ impl Transport for MqttLean {
             keep_alive: Some(plan.keep_alive).filter(|k| !k.is_zero()),
             last_sent: Instant::now(),
             ping_outstanding: false,
-            unreleased: HashMap::new(),
+            unreleased: spec.qos2_session.clone(),
             early: Vec::new(),
         };
         let mut connect = mqttbytes::v4::Connect::new(spec.client_id.as_str());
@@ -130,8 +160,13 @@ impl MqttLean {
         match self.packet().await.context("waiting for CONNACK")? {
             Packet::ConnAck(ConnAck {
                 code: ConnectReturnCode::Success,
-                ..
-            }) => {}
+                session_present,
+            }) => {
+                // A fresh session starts with no flow open: its packet ids are new.
+                if !session_present {
+                    self.unreleased.clear();
+                }
+            }
             Packet::ConnAck(ConnAck { code, .. }) => {
                 bail!("the broker refused the connection: {code:?}")
             }
@@ -214,9 +249,9 @@ impl MqttLean {
         }
     }
 
-    /// Handles one incoming packet: delivers a message when its flow ends, per the QoS it
-    /// travels with: at once (0), with the PUBACK (1) or with the PUBCOMP (2), queueing the
-    /// acknowledgements.
+    /// Handles one incoming packet, queueing its acknowledgement: a message is delivered on
+    /// its PUBLISH at every QoS, as rumqttc's client does; at QoS 2 a PUBLISH the broker sends
+    /// again before its PUBREL (its PUBREC lost, also in an earlier connection) is not.
     fn take(&mut self, packet: Packet, delivered: &mut Vec<Received>) -> anyhow::Result<()> {
         match packet {
             Packet::Publish(publish) => {
@@ -229,13 +264,17 @@ impl MqttLean {
                     }
                     QoS::ExactlyOnce => {
                         self.queue(&Packet::PubRec(PubRec::new(publish.pkid)))?;
-                        self.unreleased.insert(publish.pkid, received);
+                        if self.unreleased.receive(publish.pkid) {
+                            delivered.push(received);
+                        }
                     }
                 }
             }
+            // Also for an id this connection never saw: the broker completes a flow the
+            // client's earlier connection acknowledged (MQTT 3.1.1 §4.4).
             Packet::PubRel(release) => {
                 self.queue(&Packet::PubComp(PubComp::new(release.pkid)))?;
-                delivered.extend(self.unreleased.remove(&release.pkid));
+                self.unreleased.release(release.pkid);
             }
             Packet::Disconnect => bail!("the MQTT broker sent DISCONNECT"),
             _ => {}
@@ -266,5 +305,25 @@ impl MqttLean {
         self.write.clear();
         self.last_sent = Instant::now();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_qos2_id_is_a_duplicate_until_released_in_every_connection() {
+        let session = Qos2Session::default();
+        let next_connection = session.clone();
+        assert!(session.receive(7));
+        assert!(!next_connection.receive(7), "sent again before its PUBREL");
+        next_connection.release(7);
+        assert!(session.receive(7), "a new message may reuse a released id");
+        session.clear();
+        assert!(
+            next_connection.receive(7),
+            "a fresh session forgets every flow"
+        );
     }
 }

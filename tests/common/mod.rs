@@ -258,6 +258,7 @@ pub async fn hub_poller(
         validators: Default::default(),
         adapter: Default::default(),
         tls_sessions: Default::default(),
+        qos2_session: Default::default(),
     };
     let poller = pushbench::transport::HttpPoll::connect(&spec)
         .await
