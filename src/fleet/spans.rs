@@ -114,39 +114,44 @@ impl Spans {
         window: MeasuredSeqs,
         due_through: u64,
     ) -> FaultDeliveries {
+        let measured = window.first..=window.last.min(due_through);
         let states = self.state();
-        FaultDeliveries(
-            states
-                .iter()
-                .enumerate()
-                .map(|(k, s)| match (s.first, s.end, s.ended_us) {
-                    (Some(first), Some(end), Some(ended_us)) => {
-                        let last = window.last.min(due_through);
-                        let due = end
-                            .min(last.saturating_add(1))
-                            .saturating_sub(first.max(window.first));
-                        let mut d = FaultDelivery {
-                            due,
-                            ..FaultDelivery::default()
-                        };
-                        let held = |a: &&Arrival| {
-                            a.fault == k && a.seq < end && (window.first..=last).contains(&a.seq)
-                        };
-                        for a in arrivals.0.iter().filter(held) {
-                            match (a.first_delivery, a.at_us < ended_us) {
-                                (false, _) => d.duplicated += 1,
-                                (true, true) => d.delivered_during += 1,
-                                (true, false) => d.delivered_after += 1,
-                            }
-                        }
-                        d.lost = due.saturating_sub(d.delivered_during + d.delivered_after);
-                        d
-                    }
-                    _ => FaultDelivery::default(),
-                })
-                .collect(),
-        )
+        let sorted = states
+            .iter()
+            .enumerate()
+            .map(|(k, s)| match (s.first, s.end, s.ended_us) {
+                (Some(first), Some(end), Some(ended_us)) => {
+                    let in_span = arrivals.0.iter().filter(|a| a.fault == k);
+                    sort_span(in_span, first..end, ended_us, &measured)
+                }
+                _ => FaultDelivery::default(),
+            });
+        FaultDeliveries(sorted.collect())
     }
+}
+
+/// One span's figures: the measured sequence numbers of `span` were due, and each arrival
+/// of one of them came before or after `ended_us`.
+fn sort_span<'a>(
+    arrivals: impl Iterator<Item = &'a Arrival>,
+    span: std::ops::Range<u64>,
+    ended_us: u64,
+    measured: &std::ops::RangeInclusive<u64>,
+) -> FaultDelivery {
+    let due = span.end.min(measured.end().saturating_add(1));
+    let mut d = FaultDelivery {
+        due: due.saturating_sub(span.start.max(*measured.start())),
+        ..FaultDelivery::default()
+    };
+    for a in arrivals.filter(|a| span.contains(&a.seq) && measured.contains(&a.seq)) {
+        match (a.first_delivery, a.at_us < ended_us) {
+            (false, _) => d.duplicated += 1,
+            (true, true) => d.delivered_during += 1,
+            (true, false) => d.delivered_after += 1,
+        }
+    }
+    d.lost = d.due.saturating_sub(d.delivered_during + d.delivered_after);
+    d
 }
 
 /// One measured message's arrival inside a fault's span.
