@@ -183,6 +183,11 @@ pub struct RunResult {
     /// Fleet CPU µs per delivered message.
     #[serde(deserialize_with = "nan_if_null")]
     pub fleet_cpu_us_per_message: f64,
+    /// Fleet CPU µs per message delivered once connected: the run's CPU less the connect
+    /// phase's, ÷ every message delivered (warm-up and drain included, not only the measured
+    /// ones): what delivering costs apart from connecting, as the floor counts it.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub fleet_delivery_cpu_us_per_message: f64,
     /// Worker processes the fleet used (0: the clients ran in the measuring process).
     pub fleet_workers: u64,
     /// Workers that died or never reported; their clients' messages count as lost.
@@ -196,6 +201,9 @@ pub struct RunResult {
     /// Embedded target CPU µs per delivered message.
     #[serde(deserialize_with = "nan_if_null")]
     pub target_cpu_us_per_message: f64,
+    /// The same after the connect phase, where the target's CPU is measured.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub target_delivery_cpu_us_per_message: f64,
     /// (Target peak RSS − its RSS before the clients connected) ÷ connected clients: the memory
     /// a connection costs the server.
     #[serde(deserialize_with = "nan_if_null")]
@@ -351,8 +359,10 @@ impl RunResult {
             fleet_cpu_s: f64::NAN,
             fleet_rss_bytes_per_client: f64::NAN,
             fleet_cpu_us_per_message: f64::NAN,
+            fleet_delivery_cpu_us_per_message: f64::NAN,
             fleet_cpu_cores: f64::NAN,
             target_cpu_us_per_message: f64::NAN,
+            target_delivery_cpu_us_per_message: f64::NAN,
             target_rss_bytes_per_connection: f64::NAN,
             clock_uncertainty_us: f64::NAN,
             link_rtt_configured_ms: f64::NAN,

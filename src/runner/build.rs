@@ -453,6 +453,16 @@ fn stream(
     r.fleet_cpu_us_per_message = per(cost.fleet_cpu_s * 1e6, delivered as f64);
     r.target_cpu_us_per_message =
         target_cpu_s.map_or(f64::NAN, |cpu| per(cpu * 1e6, delivered as f64));
+    // Once connected, every message delivered (warm-up and drain too) is what the CPU paid for.
+    let connect = &cost.connect;
+    let deliveries = m.fleet.counts.delivered as f64;
+    r.fleet_delivery_cpu_us_per_message =
+        per((cost.fleet_cpu_s - connect.fleet_cpu_s) * 1e6, deliveries);
+    r.target_delivery_cpu_us_per_message = target_cpu_s
+        .zip(connect.target_cpu_s)
+        .map_or(f64::NAN, |(cpu, connecting)| {
+            per((cpu - connecting) * 1e6, deliveries)
+        });
 }
 
 /// The figures of a Last Will run: one will owed per client connected at the cut; latency

@@ -456,3 +456,33 @@ fn the_connect_phase_gives_connects_per_second_and_cpu_per_connection() {
     assert_eq!(r.connects_per_s, 0.0);
     assert_eq!(r.fleet_connect_cpu_us_per_connection, None);
 }
+
+/// What delivering cost apart from connecting: the run's CPU less the connect phase's, per
+/// message delivered (warm-up included), as the floor counts it; the target's only where both
+/// its run and its connect phase were measured.
+#[test]
+fn delivery_cpu_leaves_the_connect_phase_out() {
+    let mut fleet = all_delivered();
+    fleet.counts.delivered = 125; // the 100 measured and 25 of warm-up
+    let m = measured(fleet, Stimulus::Stream(on_time()), SEQS.last);
+    let mut cost = Cost {
+        fleet_cpu_s: 0.5,
+        target_shard_cpu_s: vec![0.2, 0.1],
+        connect: ConnectCost {
+            connections: 10,
+            fleet_cpu_s: 0.4,
+            target_cpu_s: None,
+        },
+        ..Cost::default()
+    };
+    let run: RunPlan = websocket().into();
+    let r = build_result(&plan(), &run, "e".into(), String::new(), &m, &cost).unwrap();
+    assert_eq!(r.messages_delivered, 100);
+    assert_eq!(r.fleet_cpu_us_per_message, 5_000.0);
+    assert!((r.fleet_delivery_cpu_us_per_message - 800.0).abs() < 1e-6);
+    assert!(r.target_delivery_cpu_us_per_message.is_nan());
+    cost.connect.target_cpu_s = Some(0.25);
+    let r = build_result(&plan(), &run, "e".into(), String::new(), &m, &cost).unwrap();
+    assert!((r.target_cpu_us_per_message - 3_000.0).abs() < 1e-6);
+    assert!((r.target_delivery_cpu_us_per_message - 400.0).abs() < 1e-6);
+}
