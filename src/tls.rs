@@ -182,7 +182,7 @@ impl EndpointTls {
 
 /// One client's TLS sessions, kept across its reconnects (created on first use).
 #[derive(Clone, Default)]
-pub struct Sessions(Arc<OnceLock<Arc<ClientSessionMemoryCache>>>);
+pub struct Sessions(OnceLock<Arc<ClientSessionMemoryCache>>);
 
 impl fmt::Debug for Sessions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -16,6 +16,7 @@
 
 mod client;
 mod h2;
+mod spread;
 mod tls;
 
 use std::io;
@@ -345,7 +346,7 @@ impl CountingStream {
     /// Connects to `addr` (no Nagle delay: small messages leave at once) and counts the stream.
     pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<CountingStream> {
         use anyhow::Context;
-        let tcp = TcpStream::connect(addr)
+        let tcp = spread::connect(addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
         tcp.set_nodelay(true)?;

@@ -17,7 +17,7 @@ use pushbench::plan::{HttpVersion, TargetPlan, TlsPlan, TransportPlan};
 use pushbench::profile::HeaderProfile;
 use pushbench::result::RunResult;
 use pushbench::targets::Endpoint;
-use pushbench::transport::{ClientSpec, LastEventId, Sse, Transport};
+use pushbench::transport::{ClientSpec, Sse, Transport};
 
 /// One nginx + nchan instance; stopped (by its PID, through the script) when dropped.
 struct Nchan {
@@ -234,7 +234,7 @@ async fn nchan_eventsource_delivers_every_message_and_resumes_after_last_event_i
         }),
         index: 0,
         client_id: "nchan-sse".into(),
-        last_event_id: LastEventId::default(),
+        last_event_id: Default::default(),
         validators: Default::default(),
         adapter: Default::default(),
         tls_sessions: Default::default(),

@@ -28,10 +28,42 @@ enum ByteWindow {
     Open {
         start: WireCounts,
     },
+    /// What the window carried (its end less its start).
     Closed {
-        start: WireCounts,
-        end: WireCounts,
+        counted: WireCounts,
     },
+}
+
+/// What a client counts while it runs; its outcome is made of it when it ends. Smaller than
+/// the whole outcome, whose other figures are known only then: every client's task holds it.
+#[derive(Default)]
+struct Tally {
+    /// The first connection's connect and subscribe.
+    setup: WireCounts,
+    connected: bool,
+    granted_qos: Option<u8>,
+    window_messages: u64,
+    window_exchanges: u64,
+    total_exchanges: u64,
+    arrivals: super::spans::Arrivals,
+}
+
+impl Tally {
+    fn into_outcome(self) -> FleetOutcome {
+        let mut outcome = FleetOutcome {
+            setup: self.setup,
+            clients_connected: u64::from(self.connected),
+            window_messages: self.window_messages,
+            window_exchanges: self.window_exchanges,
+            total_exchanges: self.total_exchanges,
+            arrivals: self.arrivals,
+            ..FleetOutcome::default()
+        };
+        if let Some(qos) = self.granted_qos {
+            outcome.granted(qos);
+        }
+        outcome
+    }
 }
 
 /// Runs one client until it has received the last measured message, the run stops, or the
@@ -43,10 +75,12 @@ pub async fn run_client<T: Transport>(
 ) -> FleetOutcome {
     let window = shared.window;
     let mut delivery = Delivery::new(window.first, window.last);
-    let mut outcome = FleetOutcome::default();
+    let mut tally = Tally::default();
     let mut earlier = WireCounts::default(); // connections that have ended
     let mut bytes = ByteWindow::Waiting;
-    let mut payloads: Vec<Received> = Vec::new();
+    // Room for the one message a frame usually brings: a first push into an empty Vec would
+    // reserve four, held by every client for its life.
+    let mut payloads: Vec<Received> = Vec::with_capacity(1);
     let mut conn: Option<T> = None;
     let mut silence = super::silence::LongestSilence::default();
     // What the server sent that carried no payload, for a client that gets nothing else.
@@ -62,15 +96,15 @@ pub async fn run_client<T: Transport>(
         let transport = match conn.as_mut() {
             Some(t) => t,
             None => {
-                let Some(t) = connect::<T>(&spec, &shared).await else {
+                // Boxed: a handshake's state and its retries' are large and live only while
+                // connecting; inline, they would size every client's task for its whole life.
+                let Some(t) = Box::pin(connect::<T>(&spec, &shared)).await else {
                     break;
                 };
-                if outcome.clients_connected == 0 {
-                    outcome.setup = t.wire();
-                    outcome.clients_connected = 1;
-                    if let Some(qos) = t.granted_qos() {
-                        outcome.granted(qos);
-                    }
+                if !tally.connected {
+                    tally.setup = t.wire();
+                    tally.connected = true;
+                    tally.granted_qos = t.granted_qos();
                     shared.connected.fetch_add(1, Ordering::Relaxed);
                 } else {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -100,8 +134,8 @@ pub async fn run_client<T: Transport>(
             shared.disconnects.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        outcome.total_exchanges += 1;
-        let (count, highest) = account(&payloads, &mut delivery, &mut outcome, &shared, index);
+        tally.total_exchanges += 1;
+        let (count, highest) = account(&payloads, &mut delivery, &mut tally, &shared, index);
         if let Some(first) = payloads.first().filter(|_| count > 0) {
             silence.delivered(unix_us(first.at));
         }
@@ -115,12 +149,11 @@ pub async fn run_client<T: Transport>(
                 }
             }
             ByteWindow::Open { start } => {
-                outcome.window_messages += count;
-                outcome.window_exchanges += 1;
+                tally.window_messages += count;
+                tally.window_exchanges += 1;
                 if highest.is_some_and(|h| h >= window.last) {
                     ByteWindow::Closed {
-                        start,
-                        end: earlier + transport.wire(),
+                        counted: earlier + transport.wire() - start,
                     }
                 } else {
                     ByteWindow::Open { start }
@@ -134,11 +167,12 @@ pub async fn run_client<T: Transport>(
     }
 
     let now = earlier + conn.as_ref().map(T::wire).unwrap_or_default();
+    let mut outcome = tally.into_outcome();
     outcome.total_wire = now;
     outcome.window_wire = match bytes {
         ByteWindow::Waiting => WireCounts::default(),
         ByteWindow::Open { start } => now - start,
-        ByteWindow::Closed { start, end } => end - start,
+        ByteWindow::Closed { counted } => counted,
     };
     outcome.delivery = delivery.counts(shared.due_through());
     outcome.silences = super::silence::Silences(silence.longest().into_iter().collect());
@@ -177,9 +211,7 @@ async fn connect<T: Transport>(spec: &ClientSpec, shared: &Shared) -> Option<T> 
         let attempt = tokio::select! {
             biased;
             _ = shared.stop.cancelled() => return None,
-            // Boxed: a handshake's state is large and lives only while connecting; inline, it
-            // would size every client's task for its whole life.
-            attempt = Box::pin(T::connect(spec)) => attempt,
+            attempt = T::connect(spec) => attempt,
         };
         match attempt {
             Ok(t) => return Some(t),
@@ -201,7 +233,7 @@ async fn connect<T: Transport>(spec: &ClientSpec, shared: &Shared) -> Option<T> 
 fn account(
     payloads: &[Received],
     delivery: &mut Delivery,
-    outcome: &mut FleetOutcome,
+    tally: &mut Tally,
     shared: &Shared,
     index: usize,
 ) -> (u64, Option<u64>) {
@@ -217,7 +249,7 @@ fn account(
         let first_delivery = delivery.record(stamp.seq);
         if delivery.tracks(stamp.seq) {
             shared.record_latency(index, received_us.saturating_sub(stamp.intended_us));
-            let arrivals = &mut outcome.arrivals;
+            let arrivals = &mut tally.arrivals;
             shared
                 .spans
                 .note(arrivals, stamp.seq, received_us, first_delivery);

@@ -20,7 +20,7 @@ use crate::plan::{MqttClient, TransportPlan};
 use crate::stats::{DeliveryCounts, new_histogram, record_latency};
 use crate::targets::Endpoint;
 use crate::transport::{
-    ClientSpec, HttpLongpoll, HttpPoll, LastEventId, Mqtt, MqttLean, Sse, Transport, WebSocket,
+    ClientSpec, HttpLongpoll, HttpPoll, Mqtt, MqttLean, Sse, Transport, WebSocket,
 };
 use crate::wire::WireCounts;
 
@@ -267,7 +267,7 @@ impl Fleet {
                     plan: Arc::clone(&plan),
                     index: i,
                     client_id: format!("pb-{run_id:08x}-{i}"),
-                    last_event_id: LastEventId::default(),
+                    last_event_id: Default::default(),
                     validators: Default::default(),
                     adapter: Arc::clone(&adapter),
                     tls_sessions: Default::default(),

@@ -210,7 +210,7 @@ impl HttpSubscriber {
         Ok(HttpSubscriber {
             connection,
             uri,
-            validators: profile.sends_validators().then(|| spec.validators.clone()),
+            validators: profile.sends_validators().then(|| spec.validators.handle()),
             unwrapper: Unwrapper::new(spec),
         })
     }
@@ -308,7 +308,7 @@ impl Transport for HttpPoll {
         else {
             bail!("http-poll client given a {} plan", spec.plan.kind());
         };
-        let resuming = spec.validators.held();
+        let resuming = spec.validators.made().is_some_and(Validators::held);
         let mut subscriber = HttpSubscriber::connect(spec, headers, *http).await?;
         // A client that resumes a position (it reconnected) polls from it: what it missed is
         // delivered by its next polls, not skipped here.

@@ -39,15 +39,33 @@ pub struct ClientSpec {
     /// Unique per run, for protocols that name their clients (MQTT).
     pub client_id: String,
     /// Where an SSE client's next connection resumes; shared by the client's connections.
-    pub last_event_id: LastEventId,
+    pub last_event_id: Kept<LastEventId>,
     /// Where a poller's next connection resumes (its `Etag`/`Last-Modified`).
-    pub validators: Validators,
+    pub validators: Kept<Validators>,
     /// How to speak to the target: subscribe paths, headers, frames, envelopes.
     pub adapter: Arc<Adapter>,
     /// The client's TLS sessions, resumed by its reconnects.
     pub tls_sessions: crate::tls::Sessions,
     /// A lean MQTT client's QoS 2 messages not yet released, across its connections.
-    pub qos2_session: Qos2Session,
+    pub qos2_session: Kept<Qos2Session>,
+}
+
+/// State a client keeps across its connections, made by the first connection of a transport
+/// that uses it: a client of another transport holds an empty cell, not an allocation (100k
+/// clients' tasks hold one each).
+#[derive(Debug, Clone, Default)]
+pub struct Kept<T>(std::sync::OnceLock<T>);
+
+impl<T: Clone + Default> Kept<T> {
+    /// The client's state, shared with every connection that asks for it.
+    pub fn handle(&self) -> T {
+        self.0.get_or_init(T::default).clone()
+    }
+
+    /// The state, if a connection made it.
+    pub fn made(&self) -> Option<&T> {
+        self.0.get()
+    }
 }
 
 /// A message as a client received it.

@@ -102,7 +102,7 @@ impl Transport for MqttLean {
             keep_alive: Some(plan.keep_alive).filter(|k| !k.is_zero()),
             last_sent: Instant::now(),
             ping_outstanding: false,
-            unreleased: spec.qos2_session.clone(),
+            unreleased: spec.qos2_session.handle(),
             early: Vec::new(),
         };
         let mut connect = mqttbytes::v4::Connect::new(spec.client_id.as_str());

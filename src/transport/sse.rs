@@ -69,7 +69,7 @@ impl Transport for Sse {
             }
         }
         fields.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
-        if let Some(id) = spec.last_event_id.get() {
+        if let Some(id) = spec.last_event_id.made().and_then(LastEventId::get) {
             let id = HeaderValue::from_str(&id).context("Last-Event-ID from the server")?;
             fields.insert(LAST_EVENT_ID, id);
         }
@@ -88,7 +88,7 @@ impl Transport for Sse {
         Ok(Sse {
             events: SseStream::new(response.into_body()),
             connection,
-            last_event_id: spec.last_event_id.clone(),
+            last_event_id: spec.last_event_id.handle(),
             unwrapper: Unwrapper::new(spec),
         })
     }
